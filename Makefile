@@ -1,0 +1,39 @@
+# skydeskd — see README.md. Every target works on a fresh clone with Go.
+GO       ?= go
+DATA     ?= ./data
+BIN      ?= bin/skydeskd
+FUZZTIME ?= 10s
+
+.PHONY: run test build bench fuzz lint golden docker clean
+
+run: ## the quick start: 127.0.0.1 only, self-signed cert, demo data
+	$(GO) run ./cmd/skydeskd serve --dev --data $(DATA)
+
+test: ## the whole suite (CI runs this through .ci/run)
+	$(GO) test -race -shuffle=on -timeout 20m ./...
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/skydeskd
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+fuzz: ## each fuzz target for $(FUZZTIME)
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+lint:
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+golden: ## rewrite golden files after an intended change
+	$(GO) test ./templates/... ./autoconfig/... -update
+
+docker:
+	docker build -t skydeskd .
+
+clean:
+	rm -rf bin

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/skydesk/skydeskd/store"
+)
+
+func sub(args []string, group string, subs ...string) (string, []string, error) {
+	if len(args) == 0 {
+		return "", nil, usagef("%s: want one of %s", group, strings.Join(subs, ", "))
+	}
+	for _, s := range subs {
+		if args[0] == s {
+			return s, args[1:], nil
+		}
+	}
+	return "", nil, usagef("%s: unknown subcommand %q (want %s)", group, args[0], strings.Join(subs, ", "))
+}
+
+func cmdDomain(ctx context.Context, args []string, e env) error {
+	which, args, err := sub(args, "domain", "add", "remove", "list")
+	if err != nil {
+		return err
+	}
+	var c common
+	fs := newFlags("domain "+which, &c)
+	if which == "list" {
+		if _, err := parse(fs, args); err != nil {
+			return err
+		}
+		return c.withStore(ctx, func(s *store.Store) error {
+			l, err := s.ListDomains(ctx)
+			for _, d := range l {
+				fmt.Fprintln(e.stdout, d)
+			}
+			return err
+		})
+	}
+	pos, err := parse(fs, args, "DOMAIN")
+	if err != nil {
+		return err
+	}
+	return c.withStore(ctx, func(s *store.Store) error {
+		if which == "add" {
+			d, err := s.AddDomain(ctx, pos[0])
+			if err == nil {
+				fmt.Fprintf(e.stdout, "added domain %s\n", d)
+			}
+			return err
+		}
+		if err := s.RemoveDomain(ctx, pos[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "removed domain %s\n", pos[0])
+		return nil
+	})
+}
+
+// readPassword reads one line from stdin (at most 1 KiB), without the line
+// ending.
+func readPassword(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, 1025)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("reading password: %w", err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("no password on standard input")
+	}
+	return line, nil
+}
+
+func cmdUser(ctx context.Context, args []string, e env) error {
+	which, args, err := sub(args, "user", "add", "passwd", "set", "list")
+	if err != nil {
+		return err
+	}
+	var c common
+	fs := newFlags("user "+which, &c)
+	switch which {
+	case "list":
+		if _, err := parse(fs, args); err != nil {
+			return err
+		}
+		return c.withStore(ctx, func(s *store.Store) error {
+			l, err := s.ListAccounts(ctx)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ADDRESS\tKIND\tPASSWORD\tTWO-STEP\tFEDERATED")
+			for _, a := range l {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Address, a.Kind, yesNo(a.HasPassword), onOffText(a.TwoStep), yesNo(a.Federated))
+			}
+			return tw.Flush()
+		})
+	case "add":
+		stdinPw := fs.Bool("password-stdin", false, "read the password from standard input")
+		federated := fs.Bool("federated", false, "federated (SSO) account: no mail password until one is set")
+		pos, err := parse(fs, args, "ADDRESS")
+		if err != nil {
+			return err
+		}
+		if !*stdinPw && !*federated {
+			return usagef("user add: give --password-stdin or --federated")
+		}
+		var pw string
+		if *stdinPw {
+			if pw, err = readPassword(e.stdin); err != nil {
+				return err
+			}
+		}
+		return c.withStore(ctx, func(s *store.Store) error {
+			a, err := s.AddAccount(ctx, store.NewAccount{Address: pos[0], Password: pw, Federated: *federated})
+			if err == nil {
+				fmt.Fprintf(e.stdout, "added %s account %s (POP access disabled)\n", a.Kind, a.Address)
+			}
+			return err
+		})
+	case "passwd":
+		stdinPw := fs.Bool("password-stdin", false, "read the password from standard input")
+		pos, err := parse(fs, args, "ADDRESS")
+		if err != nil {
+			return err
+		}
+		if !*stdinPw {
+			return usagef("user passwd: --password-stdin is required")
+		}
+		pw, err := readPassword(e.stdin)
+		if err != nil {
+			return err
+		}
+		return c.withStore(ctx, func(s *store.Store) error {
+			if err := s.SetPassword(ctx, pos[0], pw); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "password set for %s\n", pos[0])
+			return nil
+		})
+	default: // set
+		twoStep := fs.String("two-step", "", "on or off")
+		pos, err := parse(fs, args, "ADDRESS")
+		if err != nil {
+			return err
+		}
+		if *twoStep == "" {
+			return usagef("user set: --two-step on|off is required")
+		}
+		on, err := onOff("two-step", *twoStep)
+		if err != nil {
+			return err
+		}
+		return c.withStore(ctx, func(s *store.Store) error {
+			if err := s.SetTwoStep(ctx, pos[0], on); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "two-step verification %s for %s\n", *twoStep, pos[0])
+			return nil
+		})
+	}
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func onOffText(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func cmdAppPassword(ctx context.Context, args []string, e env) error {
+	which, args, err := sub(args, "app-password", "create", "list", "revoke")
+	if err != nil {
+		return err
+	}
+	var c common
+	fs := newFlags("app-password "+which, &c)
+	switch which {
+	case "create":
+		name := fs.String("name", "", "a name to recognise it by")
+		pos, err := parse(fs, args, "ADDRESS")
+		if err != nil {
+			return err
+		}
+		if *name == "" {
+			return usagef("app-password create: --name is required")
+		}
+		return c.withStore(ctx, func(s *store.Store) error {
+			secret, err := s.CreateAppPassword(ctx, pos[0], *name)
+			if err == nil {
+				fmt.Fprintln(e.stdout, secret)
+			}
+			return err
+		})
+	case "list":
+		pos, err := parse(fs, args, "ADDRESS")
+		if err != nil {
+			return err
+		}
+		return c.withStore(ctx, func(s *store.Store) error {
+			l, err := s.ListAppPasswords(ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tCREATED\tLAST USED")
+			for _, p := range l {
+				last := "never"
+				if !p.LastUsed.IsZero() {
+					last = p.LastUsed.UTC().Format(time.RFC3339)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Name, p.Created.UTC().Format(time.RFC3339), last)
+			}
+			return tw.Flush()
+		})
+	default: // revoke
+		pos, err := parse(fs, args, "ADDRESS", "NAME")
+		if err != nil {
+			return err
+		}
+		return c.withStore(ctx, func(s *store.Store) error {
+			if err := s.RevokeAppPassword(ctx, pos[0], pos[1]); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "revoked app password %q for %s\n", pos[1], pos[0])
+			return nil
+		})
+	}
+}
+
+func cmdPOP(ctx context.Context, args []string, e env) error {
+	which, args, err := sub(args, "pop", "set", "show")
+	if err != nil {
+		return err
+	}
+	var c common
+	fs := newFlags("pop "+which, &c)
+	if which == "show" {
+		pos, err := parse(fs, args, "ADDRESS")
+		if err != nil {
+			return err
+		}
+		return c.withStore(ctx, func(s *store.Store) error {
+			p, err := s.GetPOP(ctx, pos[0])
+			if err == nil {
+				printPOP(e.stdout, p)
+			}
+			return err
+		})
+	}
+	access := fs.String("access", "", "disabled, all or since-now")
+	spam := fs.String("spam", "", "include or exclude")
+	onDelete := fs.String("on-delete", "", "keep or delete")
+	pos, err := parse(fs, args, "ADDRESS")
+	if err != nil {
+		return err
+	}
+	var u store.POPUpdate
+	if *access != "" {
+		a, err := store.ParsePOPAccess(*access)
+		if err != nil || *access == "since" {
+			return fmt.Errorf("--access: %q is not disabled, all or since-now", *access)
+		}
+		u.Access = &a
+	}
+	if *spam != "" {
+		var inc bool
+		switch *spam {
+		case "include":
+			inc = true
+		case "exclude":
+		default:
+			return fmt.Errorf("--spam: %q is not include or exclude", *spam)
+		}
+		u.IncludeSpam = &inc
+	}
+	if *onDelete != "" {
+		d, err := store.ParseOnDelete(*onDelete)
+		if err != nil {
+			return fmt.Errorf("--on-delete: %q is not keep or delete", *onDelete)
+		}
+		u.OnDelete = &d
+	}
+	if u == (store.POPUpdate{}) {
+		return usagef("pop set: give at least one of --access, --spam, --on-delete")
+	}
+	return c.withStore(ctx, func(s *store.Store) error {
+		p, err := s.SetPOP(ctx, pos[0], u)
+		if err == nil {
+			printPOP(e.stdout, p)
+		}
+		return err
+	})
+}
+
+func printPOP(w io.Writer, p store.POPSettings) {
+	access := string(p.Access)
+	if p.Access == store.POPSince {
+		access = "since-now (since " + p.Since.UTC().Format(time.RFC3339Nano) + ")"
+	}
+	spam := "exclude"
+	if p.IncludeSpam {
+		spam = "include"
+	}
+	fmt.Fprintf(w, "access: %s\nspam: %s\non-delete: %s\n", access, spam, p.OnDelete)
+}
+
+func cmdDeliver(ctx context.Context, args []string, e env) error {
+	var c common
+	fs := newFlags("deliver", &c)
+	spam := fs.Bool("spam", false, "store the message as spam")
+	pos, err := parse(fs, args, "ADDRESS")
+	if err != nil {
+		return err
+	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	body, err := store.ReadMessage(e.stdin, cfg.SMTP.MaxMessageSize)
+	if err != nil {
+		return err
+	}
+	if len(body) == 0 {
+		return errors.New("empty message on standard input")
+	}
+	return c.withStore(ctx, func(s *store.Store) error {
+		uids, err := s.Deliver(ctx, store.Delivery{Recipients: pos, Body: body, Spam: *spam})
+		if err == nil {
+			fmt.Fprintln(e.stdout, uids[0])
+		}
+		return err
+	})
+}

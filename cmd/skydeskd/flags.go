@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/skydesk/skydeskd/config"
+	"github.com/skydesk/skydeskd/profiles"
+	"github.com/skydesk/skydeskd/store"
+)
+
+// common holds the flags every command takes.
+type common struct {
+	configFile string
+	dataDir    string
+}
+
+func newFlags(name string, c *common) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.configFile, "config", "", "YAML configuration file")
+	fs.StringVar(&c.dataDir, "data", "", "data directory (overrides data_dir)")
+	return fs
+}
+
+// parse parses flags interspersed with positional arguments (so
+// `user add ADDRESS --password-stdin` works) and checks the count.
+func parse(fs *flag.FlagSet, args []string, names ...string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usagef("%s: %v", fs.Name(), err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		if args[0] == "--" {
+			pos = append(pos, args[1:]...)
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	if len(pos) != len(names) {
+		return nil, usagef("%s: want %s", fs.Name(), strings.Join(names, " "))
+	}
+	return pos, nil
+}
+
+// load returns the configuration named by the flags.
+func (c *common) load() (*config.Config, error) {
+	var cfg *config.Config
+	if c.configFile != "" {
+		var err error
+		if cfg, err = config.Load(c.configFile); err != nil {
+			return nil, err
+		}
+	} else {
+		cfg = config.Default()
+	}
+	if c.dataDir != "" {
+		cfg.DataDir = c.dataDir
+	}
+	return cfg, nil
+}
+
+// openStore opens the store of the configuration.
+func openStore(ctx context.Context, cfg *config.Config, hp store.HashParams) (*store.Store, error) {
+	pd, err := profiles.ParseDomain(cfg.Provider.PersonalDomain)
+	if err != nil {
+		return nil, fmt.Errorf("provider.personal_domain: %w", err)
+	}
+	return store.Open(ctx, cfg.DataDir, store.Options{PersonalDomain: pd, HashParams: hp})
+}
+
+// withStore runs f with the store of the flags' configuration.
+func (c *common) withStore(ctx context.Context, f func(*store.Store) error) error {
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
+	s, err := openStore(ctx, cfg, hashParams())
+	if err != nil {
+		return err
+	}
+	return errors.Join(f(s), s.Close())
+}
+
+// oneLine keeps an error on one line for the terminal.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+}
+
+// onOff parses on|off.
+func onOff(name, v string) (bool, error) {
+	switch v {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("--%s: %q is not on or off", name, v)
+}

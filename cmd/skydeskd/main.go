@@ -1,0 +1,113 @@
+// Command skydeskd serves mail-client autoconfiguration (Thunderbird,
+// Outlook, Apple, DNS SRV) and the bundled POP3/SMTP backend, and carries
+// the admin commands that manage domains, accounts and POP settings.
+//
+// Exit codes: 0 ok, 1 usage, 2 refused (bad input, unknown domain, …).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes scripts depend on.
+const (
+	exitOK      = 0
+	exitUsage   = 1
+	exitRefused = 2
+)
+
+// usageError is a command-line mistake (exit 1).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+// env is what a command may touch: no globals, so tests run commands
+// in-process.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}))
+}
+
+const usageText = `usage: skydeskd COMMAND [flags]
+
+Service:
+  serve [--config FILE | --data DIR] [--dev]
+Domains:
+  domain add|remove DOMAIN      domain list
+Accounts:
+  user add ADDRESS [--password-stdin] [--federated]
+  user passwd ADDRESS --password-stdin
+  user set ADDRESS --two-step on|off
+  user list
+App-specific passwords:
+  app-password create ADDRESS --name NAME
+  app-password list ADDRESS
+  app-password revoke ADDRESS NAME
+POP settings:
+  pop set ADDRESS [--access disabled|all|since-now] [--spam include|exclude] [--on-delete keep|delete]
+  pop show ADDRESS
+Mail:
+  deliver ADDRESS [--spam] < message.eml
+DNS:
+  dns records DOMAIN
+  dns check DOMAIN [--resolver ADDR]
+
+Every command takes --config FILE or --data DIR (default /var/lib/skydeskd).
+`
+
+func run(ctx context.Context, args []string, e env) int {
+	err := dispatch(ctx, args, e)
+	if err == nil {
+		return exitOK
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(e.stderr, "skydeskd: %s\n", ue.msg)
+		fmt.Fprint(e.stderr, "run 'skydeskd help' for usage\n")
+		return exitUsage
+	}
+	fmt.Fprintf(e.stderr, "skydeskd: %s\n", oneLine(err))
+	return exitRefused
+}
+
+func dispatch(ctx context.Context, args []string, e env) error {
+	if len(args) == 0 {
+		return usagef("missing command")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "help", "-h", "--help":
+		fmt.Fprint(e.stdout, usageText)
+		return nil
+	case "serve":
+		return cmdServe(ctx, rest, e)
+	case "domain":
+		return cmdDomain(ctx, rest, e)
+	case "user":
+		return cmdUser(ctx, rest, e)
+	case "app-password":
+		return cmdAppPassword(ctx, rest, e)
+	case "pop":
+		return cmdPOP(ctx, rest, e)
+	case "deliver":
+		return cmdDeliver(ctx, rest, e)
+	case "dns":
+		return cmdDNS(ctx, rest, e)
+	}
+	return usagef("unknown command %q", cmd)
+}

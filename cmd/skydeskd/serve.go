@@ -1,0 +1,246 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/term"
+
+	"github.com/skydesk/skydeskd/config"
+	"github.com/skydesk/skydeskd/profiles"
+	"github.com/skydesk/skydeskd/store"
+)
+
+// app is the wiring shared by every listener.
+type app struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	store    *store.Store
+	auth     *store.Authenticator
+	resolver *profiles.Resolver
+	cert     *config.Certificate
+	reg      *prometheus.Registry
+	dev      bool
+	// ready is closed once every listener is bound (for tests).
+	ready chan struct{}
+}
+
+// component is one running server: serve blocks until the listener is
+// closed; shutdown stops accepting and drains.
+type component struct {
+	name     string
+	addr     net.Addr
+	serve    func() error
+	shutdown func(ctx context.Context) error
+}
+
+// shutdownTimeout bounds the drain on SIGINT/SIGTERM.
+const shutdownTimeout = 15 * time.Second
+
+func cmdServe(ctx context.Context, args []string, e env) error {
+	var c common
+	fs := newFlags("serve", &c)
+	dev := fs.Bool("dev", false, "quick start: 127.0.0.1 only, unprivileged ports, demo data")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	var cfg *config.Config
+	var err error
+	if *dev {
+		dir := c.dataDir
+		if dir == "" {
+			return usagef("serve --dev: --data DIR is required")
+		}
+		if c.configFile != "" {
+			return usagef("serve --dev: takes --data, not --config")
+		}
+		cfg = config.Dev(dir)
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+	} else if cfg, err = c.load(); err != nil {
+		return err
+	}
+	a, err := newApp(ctx, cfg, *dev, e)
+	if err != nil {
+		return err
+	}
+	defer a.store.Close()
+	return a.run(ctx, e)
+}
+
+func newLogger(cfg *config.Config, e env) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	format := cfg.Log.Format
+	if format == "auto" {
+		format = "json"
+		if f, ok := e.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			format = "text"
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(e.stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(e.stderr, opts))
+}
+
+func newApp(ctx context.Context, cfg *config.Config, dev bool, e env) (*app, error) {
+	a := &app{cfg: cfg, dev: dev, log: newLogger(cfg, e), reg: prometheus.NewRegistry(), ready: make(chan struct{})}
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s, err := openStore(ctx, cfg, hashParams())
+	if err != nil {
+		return nil, err
+	}
+	a.store = s
+	logins := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "skydeskd_logins_total", Help: "Login attempts by service and outcome.",
+	}, []string{"service", "outcome"})
+	a.reg.MustRegister(logins)
+	policy := store.DefaultThrottlePolicy
+	policy.FreeFailures = cfg.Auth.FailuresBeforeDelay
+	policy.LockAfter = cfg.Auth.FailuresBeforeLock
+	policy.LockFor = cfg.Auth.LockDurationValue()
+	a.auth, err = s.NewAuthenticator(store.AuthOptions{Policy: policy, Observe: func(svc store.Service, outcome string) {
+		logins.WithLabelValues(string(svc), outcome).Inc()
+	}})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	settings := profileSettings(cfg)
+	a.resolver = profiles.NewResolver(settings, s)
+	if a.cert, err = cfg.LoadCertificate(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if dev {
+		if err := a.seedDemo(ctx, e); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("adding demo data: %w", err)
+		}
+	}
+	return a, nil
+}
+
+// profileSettings converts the provider section for profiles.
+func profileSettings(cfg *config.Config) profiles.Settings {
+	p := cfg.Provider
+	lower := strings.ToLower
+	return profiles.Settings{
+		Provider: profiles.Provider{
+			ID: p.ID, Name: p.Name, ShortName: p.ShortName, HelpURL: p.HelpURL, WebURL: p.WebURL,
+			AutoconfigHost: lower(p.AutoconfigHost), AutodiscoverHost: lower(p.AutodiscoverHost),
+		},
+		PersonalDomain:      lower(p.PersonalDomain),
+		PersonalPOPHost:     lower(p.POP.PersonalHost),
+		OrganizationPOPHost: lower(p.POP.OrganizationHost),
+		POPPort:             p.POP.Port,
+		SMTPHost:            lower(p.SMTP.Host),
+		SMTPImplicitTLSPort: p.SMTP.ImplicitTLSPort,
+		SMTPSTARTTLSPort:    p.SMTP.STARTTLSPort,
+	}
+}
+
+// listen binds a TCP listener for a configured address ("" = disabled).
+func listen(addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	return l, nil
+}
+
+func (a *app) components() ([]component, error) {
+	var all []component
+	for _, f := range []func() ([]component, error){a.httpComponents, a.dnsComponents, a.popComponents, a.smtpComponents} {
+		cs, err := f()
+		if err != nil {
+			for _, c := range all {
+				_ = c.shutdown(context.Background())
+			}
+			return nil, err
+		}
+		all = append(all, cs...)
+	}
+	return all, nil
+}
+
+func (a *app) run(ctx context.Context, e env) error {
+	comps, err := a.components()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go a.store.WatchDomains(ctx, time.Second, func(err error) { a.log.Warn("refreshing domains", "err", err) })
+
+	g := new(errgroup.Group)
+	for _, c := range comps {
+		a.log.Info("listening", "service", c.name, "addr", c.addr.String())
+		g.Go(func() error {
+			if err := c.serve(); err != nil {
+				cancel()
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			return nil
+		})
+	}
+	close(a.ready)
+	if a.dev {
+		a.printDev(e, comps)
+	}
+	<-ctx.Done()
+	a.log.Info("shutting down")
+	sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer scancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for _, c := range comps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.shutdown(sctx); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", c.name, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	errs = append(errs, g.Wait())
+	err = errors.Join(errs...)
+	a.log.Info("stopped", "err", err)
+	return err
+}
+
+// secretFile returns a random secret stored in the data directory (made
+// once, mode 0600), e.g. the session-cookie key of the settings page.
+func (a *app) secretFile(name string) ([]byte, error) {
+	p := filepath.Join(a.cfg.DataDir, name)
+	if b, err := os.ReadFile(p); err == nil && len(b) >= 32 {
+		return b[:32], nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		return nil, err
+	}
+	return b, nil
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// httpServer returns a server with bounded reads and writes.
+func httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+	}
+}
+
+// opsMux serves /healthz and /metrics and hands everything else to next.
+func (a *app) opsMux(next http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := a.store.Ping(r.Context()); err != nil {
+			a.log.Error("health check", "err", err)
+			http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", next)
+	return mux
+}
+
+// httpComponents starts the plain HTTP listener (autoconfig, which
+// Thunderbird falls back to, and redirects) and the HTTPS listener.
+func (a *app) httpComponents() ([]component, error) {
+	plain, secure, err := a.webHandlers()
+	if err != nil {
+		return nil, err
+	}
+	var out []component
+	if addr := a.cfg.Listen.HTTP; addr != "" {
+		l, err := listen(addr)
+		if err != nil {
+			return nil, err
+		}
+		srv := httpServer(a.opsMux(plain))
+		out = append(out, component{name: "http", addr: l.Addr(),
+			serve:    func() error { return ignoreClosed(srv.Serve(l)) },
+			shutdown: srv.Shutdown})
+	}
+	if addr := a.cfg.Listen.HTTPS; addr != "" {
+		l, err := listen(addr)
+		if err != nil {
+			for _, c := range out {
+				_ = c.shutdown(context.Background())
+			}
+			return nil, err
+		}
+		srv := httpServer(a.opsMux(secure))
+		srv.TLSConfig = a.cert.ServerTLS()
+		srv.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
+		tl := tls.NewListener(l, srv.TLSConfig)
+		out = append(out, component{name: "https", addr: l.Addr(),
+			serve:    func() error { return ignoreClosed(srv.Serve(tl)) },
+			shutdown: srv.Shutdown})
+	}
+	return out, nil
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,244 @@
+// Package config holds skydeskd's static settings: listeners, TLS, the data
+// directory and the provider facts every client format renders (DESIGN.md §1).
+//
+// Domains, accounts and POP settings are dynamic and live in the store; this
+// package only reads a YAML file once at start (mox's static/dynamic split).
+// Unknown keys and impossible values are refused with the key's name.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
+)
+
+// Config is the whole static configuration. The zero value is not useful;
+// start from Default.
+type Config struct {
+	// DataDir holds the SQLite file, the generated certificate and secrets.
+	DataDir  string   `yaml:"data_dir"`
+	Provider Provider `yaml:"provider"`
+	Listen   Listen   `yaml:"listen"`
+	TLS      TLS      `yaml:"tls"`
+	SMTP     SMTP     `yaml:"smtp"`
+	DNS      DNS      `yaml:"dns"`
+	Log      Log      `yaml:"log"`
+	Auth     Auth     `yaml:"auth"`
+}
+
+// Provider is what every format renders: the published SkyDesk values by
+// default, so another provider can run the same binary with its own.
+type Provider struct {
+	// ID is the provider id in Thunderbird's emailProvider and the reverse-DNS
+	// root of Apple PayloadIdentifiers.
+	ID        string `yaml:"id"`
+	Name      string `yaml:"name"`
+	ShortName string `yaml:"short_name"`
+	// PersonalDomain: addresses here are "personal" accounts.
+	PersonalDomain string `yaml:"personal_domain"`
+	// HelpURL is linked from the Thunderbird documentation element.
+	HelpURL string `yaml:"help_url"`
+	// WebURL is the public base URL of the setup page (QR codes, links).
+	WebURL           string `yaml:"web_url"`
+	AutoconfigHost   string `yaml:"autoconfig_host"`
+	AutodiscoverHost string `yaml:"autodiscover_host"`
+	POP              POP    `yaml:"pop"`
+	SMTP             Submit `yaml:"smtp"`
+}
+
+// POP is the advertised incoming server (995, implicit TLS, RFC 8314).
+type POP struct {
+	PersonalHost     string `yaml:"personal_host"`
+	OrganizationHost string `yaml:"organization_host"`
+	Port             int    `yaml:"port"`
+}
+
+// Submit is the advertised outgoing server: implicit TLS first, STARTTLS second.
+type Submit struct {
+	Host            string `yaml:"host"`
+	ImplicitTLSPort int    `yaml:"implicit_tls_port"`
+	STARTTLSPort    int    `yaml:"starttls_port"`
+}
+
+// Listen lists the local addresses to bind; an empty value disables that
+// listener.
+type Listen struct {
+	HTTP       string `yaml:"http"`
+	HTTPS      string `yaml:"https"`
+	DNS        string `yaml:"dns"`
+	POP3S      string `yaml:"pop3s"`
+	POP3       string `yaml:"pop3"`
+	SMTPS      string `yaml:"smtps"`
+	Submission string `yaml:"submission"`
+	MX         string `yaml:"mx"`
+}
+
+// TLS names certificate files. With both empty a self-signed ECDSA
+// certificate is made once in the data directory and reused.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ExtraNames are added to a generated certificate's SANs.
+	ExtraNames []string `yaml:"extra_names"`
+}
+
+// SMTP holds the SMTP server's own settings.
+type SMTP struct {
+	// Hostname is used in the greeting and Received headers.
+	Hostname       string    `yaml:"hostname"`
+	MaxMessageSize int64     `yaml:"max_message_size"`
+	Smarthost      Smarthost `yaml:"smarthost"`
+}
+
+// Smarthost relays mail for recipients outside our domains (submission
+// only). An empty Host means such recipients are refused at RCPT.
+type Smarthost struct {
+	Host        string `yaml:"host"`
+	Port        int    `yaml:"port"`
+	TLS         string `yaml:"tls"` // implicit, starttls or none
+	Username    string `yaml:"username"`
+	Password    string `yaml:"password"`
+	RetryPeriod string `yaml:"retry_period"` // Go duration; bounce after this
+}
+
+// DNS configures the authoritative server.
+type DNS struct {
+	// Nameservers are the NS names published at every zone apex.
+	Nameservers []string `yaml:"nameservers"`
+	// Addresses maps service host names to their A/AAAA addresses.
+	Addresses map[string][]string `yaml:"addresses"`
+	TTL       uint32              `yaml:"ttl"`
+	// MXHost is the name organizations publish as MX when the bundled MX is
+	// enabled.
+	MXHost string `yaml:"mx_host"`
+}
+
+// Log configures log/slog output.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // auto, text, json
+}
+
+// Auth tunes the failed-login throttle.
+type Auth struct {
+	// FailuresBeforeDelay failed logins (per remote address or account)
+	// are free; each further one doubles the delay.
+	FailuresBeforeDelay int `yaml:"failures_before_delay"`
+	// FailuresBeforeLock failed logins lock out for LockDuration.
+	FailuresBeforeLock int    `yaml:"failures_before_lock"`
+	LockDuration       string `yaml:"lock_duration"`
+}
+
+// Default returns the shipped configuration: SkyDesk's published values
+// and the production ports.
+func Default() *Config {
+	return &Config{
+		DataDir: "/var/lib/skydeskd",
+		Provider: Provider{
+			ID:               "skydesk.jp",
+			Name:             "SkyDesk Mail",
+			ShortName:        "SkyDesk",
+			PersonalDomain:   "skydesk.jp",
+			HelpURL:          "https://www.skydesk.jp/help/mail/client-settings",
+			WebURL:           "https://autoconfig.skydesk.jp",
+			AutoconfigHost:   "autoconfig.skydesk.jp",
+			AutodiscoverHost: "autodiscover.skydesk.jp",
+			POP: POP{
+				PersonalHost:     "pop.skydesk.jp",
+				OrganizationHost: "poppro.skydesk.jp",
+				Port:             995,
+			},
+			SMTP: Submit{Host: "smtp.skydesk.jp", ImplicitTLSPort: 465, STARTTLSPort: 587},
+		},
+		Listen: Listen{
+			HTTP: ":80", HTTPS: ":443", DNS: ":53",
+			POP3S: ":995", POP3: ":110",
+			SMTPS: ":465", Submission: ":587", MX: ":25",
+		},
+		SMTP: SMTP{Hostname: "smtp.skydesk.jp", MaxMessageSize: 50 << 20,
+			Smarthost: Smarthost{TLS: "implicit", RetryPeriod: "120h"}},
+		DNS: DNS{
+			Nameservers: []string{"ns1.skydesk.jp", "ns2.skydesk.jp"},
+			TTL:         3600,
+			MXHost:      "mx.skydesk.jp",
+		},
+		Log:  Log{Level: "info", Format: "auto"},
+		Auth: Auth{FailuresBeforeDelay: 3, FailuresBeforeLock: 10, LockDuration: "15m"},
+	}
+}
+
+// Dev returns the quick-start configuration of `serve --dev`: everything on
+// 127.0.0.1 and unprivileged ports (README, DESIGN.md §6).
+func Dev(dataDir string) *Config {
+	c := Default()
+	c.DataDir = dataDir
+	c.Provider.WebURL = "https://127.0.0.1:8443"
+	c.Listen = Listen{
+		HTTP: "127.0.0.1:8080", HTTPS: "127.0.0.1:8443", DNS: "127.0.0.1:8053",
+		POP3S: "127.0.0.1:9995", POP3: "127.0.0.1:9110",
+		SMTPS: "127.0.0.1:9465", Submission: "127.0.0.1:9587", MX: "127.0.0.1:9025",
+	}
+	c.DNS.Addresses = map[string][]string{}
+	for _, h := range c.ServiceHosts() {
+		c.DNS.Addresses[h] = []string{"127.0.0.1", "::1"}
+	}
+	return c
+}
+
+// ServiceHosts lists the host names clients are told to connect to.
+func (c *Config) ServiceHosts() []string {
+	p := c.Provider
+	hosts := []string{p.POP.PersonalHost, p.POP.OrganizationHost, p.SMTP.Host, p.AutoconfigHost, p.AutodiscoverHost}
+	if c.DNS.MXHost != "" {
+		hosts = append(hosts, c.DNS.MXHost)
+	}
+	return dedupe(hosts)
+}
+
+func dedupe(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Load reads a YAML file over Default and validates the result.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	defer f.Close()
+	c := Default()
+	if err := Decode(io.LimitReader(f, 1<<20), c); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Decode reads YAML into c (keeping c's values for absent keys), refusing
+// unknown keys, then validates.
+func Decode(r io.Reader, c *Config) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return fmt.Errorf("reading config: %w", err)
+	}
+	if len(bytes.TrimSpace(data)) > 0 {
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("parsing config: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		}
+	}
+	return c.Validate()
+}

@@ -1,0 +1,194 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// FieldError names the YAML key whose value is impossible.
+type FieldError struct {
+	Key    string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Key + ": " + e.Reason }
+
+// Validate refuses impossible values (port 0, empty host, bad durations),
+// naming the key. All problems are reported together.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, a ...any) {
+		errs = append(errs, &FieldError{Key: key, Reason: fmt.Sprintf(format, a...)})
+	}
+	host := func(key, v string) {
+		if err := checkHostname(v); err != nil {
+			bad(key, "%v", err)
+		}
+	}
+	port := func(key string, v int) {
+		if v < 1 || v > 65535 {
+			bad(key, "port %d out of range 1-65535", v)
+		}
+	}
+	nonEmpty := func(key, v string) {
+		if strings.TrimSpace(v) == "" {
+			bad(key, "must not be empty")
+		}
+	}
+	dur := func(key, v string) {
+		if d, err := time.ParseDuration(v); err != nil || d <= 0 {
+			bad(key, "%q is not a positive duration such as 15m", v)
+		}
+	}
+	httpURL := func(key, v string) {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad(key, "%q is not an http(s) URL", v)
+		}
+	}
+
+	nonEmpty("data_dir", c.DataDir)
+	p := c.Provider
+	host("provider.id", p.ID)
+	nonEmpty("provider.name", p.Name)
+	nonEmpty("provider.short_name", p.ShortName)
+	host("provider.personal_domain", p.PersonalDomain)
+	httpURL("provider.help_url", p.HelpURL)
+	httpURL("provider.web_url", p.WebURL)
+	host("provider.autoconfig_host", p.AutoconfigHost)
+	host("provider.autodiscover_host", p.AutodiscoverHost)
+	host("provider.pop.personal_host", p.POP.PersonalHost)
+	host("provider.pop.organization_host", p.POP.OrganizationHost)
+	port("provider.pop.port", p.POP.Port)
+	host("provider.smtp.host", p.SMTP.Host)
+	port("provider.smtp.implicit_tls_port", p.SMTP.ImplicitTLSPort)
+	port("provider.smtp.starttls_port", p.SMTP.STARTTLSPort)
+
+	for key, v := range map[string]string{
+		"listen.http": c.Listen.HTTP, "listen.https": c.Listen.HTTPS, "listen.dns": c.Listen.DNS,
+		"listen.pop3s": c.Listen.POP3S, "listen.pop3": c.Listen.POP3,
+		"listen.smtps": c.Listen.SMTPS, "listen.submission": c.Listen.Submission, "listen.mx": c.Listen.MX,
+	} {
+		if v == "" {
+			continue
+		}
+		if err := checkListen(v); err != nil {
+			bad(key, "%v", err)
+		}
+	}
+
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls.cert_file", "cert_file and key_file must be given together")
+	}
+	for i, n := range c.TLS.ExtraNames {
+		host(fmt.Sprintf("tls.extra_names[%d]", i), n)
+	}
+
+	host("smtp.hostname", c.SMTP.Hostname)
+	if c.SMTP.MaxMessageSize < 1024 {
+		bad("smtp.max_message_size", "%d is below the 1024-byte minimum", c.SMTP.MaxMessageSize)
+	}
+	if sh := c.SMTP.Smarthost; sh.Host != "" {
+		host("smtp.smarthost.host", sh.Host)
+		port("smtp.smarthost.port", sh.Port)
+		switch sh.TLS {
+		case "implicit", "starttls", "none":
+		default:
+			bad("smtp.smarthost.tls", "%q is not implicit, starttls or none", sh.TLS)
+		}
+		dur("smtp.smarthost.retry_period", sh.RetryPeriod)
+	}
+
+	if len(c.DNS.Nameservers) == 0 {
+		bad("dns.nameservers", "at least one name server is required")
+	}
+	for i, n := range c.DNS.Nameservers {
+		host(fmt.Sprintf("dns.nameservers[%d]", i), n)
+	}
+	for name, addrs := range c.DNS.Addresses {
+		host("dns.addresses", name)
+		for _, a := range addrs {
+			if _, err := netip.ParseAddr(a); err != nil {
+				bad("dns.addresses."+name, "%q is not an IP address", a)
+			}
+		}
+	}
+	if c.DNS.TTL == 0 {
+		bad("dns.ttl", "must be at least 1 second")
+	}
+	if c.DNS.MXHost != "" {
+		host("dns.mx_host", c.DNS.MXHost)
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "auto", "text", "json":
+	default:
+		bad("log.format", "%q is not auto, text or json", c.Log.Format)
+	}
+
+	if c.Auth.FailuresBeforeDelay < 1 {
+		bad("auth.failures_before_delay", "must be at least 1")
+	}
+	if c.Auth.FailuresBeforeLock <= c.Auth.FailuresBeforeDelay {
+		bad("auth.failures_before_lock", "must be greater than auth.failures_before_delay")
+	}
+	dur("auth.lock_duration", c.Auth.LockDuration)
+	return errors.Join(errs...)
+}
+
+// checkHostname accepts an LDH host name (A-labels), at most 253 octets.
+func checkHostname(v string) error {
+	if v == "" {
+		return errors.New("host name must not be empty")
+	}
+	if len(v) > 253 {
+		return errors.New("host name longer than 253 octets")
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(v, "."), ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("%q is not a valid host name", v)
+		}
+		for i, r := range label {
+			ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+				r == '-' && i > 0 && i < len(label)-1
+			if !ok {
+				return fmt.Errorf("%q is not a valid host name (use A-labels for IDN)", v)
+			}
+		}
+	}
+	return nil
+}
+
+func checkListen(v string) error {
+	h, p, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", v)
+	}
+	if h != "" {
+		if _, err := netip.ParseAddr(h); err != nil && h != "localhost" {
+			return fmt.Errorf("%q: host must be an IP address", v)
+		}
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port out of range", v)
+	}
+	return nil
+}
+
+// LockDurationValue returns Auth.LockDuration parsed (Validate has checked it).
+func (a Auth) LockDurationValue() time.Duration {
+	d, _ := time.ParseDuration(a.LockDuration)
+	return d
+}
