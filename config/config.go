@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
@@ -237,8 +239,52 @@ func Decode(r io.Reader, c *Config) error {
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		dec.KnownFields(true)
 		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("parsing config: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+			return fmt.Errorf("parsing config: %s", nameKeys(data, err))
 		}
 	}
 	return c.Validate()
+}
+
+var lineRE = regexp.MustCompile(`line (\d+): `)
+
+// nameKeys rewrites yaml's "line N: cannot unmarshal …" messages so each
+// names the dotted key at that line.
+func nameKeys(data []byte, err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return msg
+	}
+	return lineRE.ReplaceAllStringFunc(msg, func(m string) string {
+		n, _ := strconv.Atoi(lineRE.FindStringSubmatch(m)[1])
+		if key := keyAtLine(&root, n, ""); key != "" {
+			return key + " (line " + strconv.Itoa(n) + "): "
+		}
+		return m
+	})
+}
+
+func keyAtLine(n *yaml.Node, line int, prefix string) string {
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for _, c := range n.Content {
+			if k := keyAtLine(c, line, prefix); k != "" {
+				return k
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			key := n.Content[i].Value
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			if n.Content[i].Line == line || n.Content[i+1].Line == line && n.Content[i+1].Kind == yaml.ScalarNode {
+				return key
+			}
+			if k := keyAtLine(n.Content[i+1], line, key); k != "" {
+				return k
+			}
+		}
+	}
+	return ""
 }

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startServe runs `skydeskd serve --config FILE` in-process with every
+// listener on 127.0.0.1:0 and returns the bound addresses by service name,
+// read from the "listening" log lines (no sleeps). The server stops when
+// the test ends; its exit code is checked.
+func startServe(t *testing.T, extraYAML string) map[string]string {
+	t.Helper()
+	t.Setenv("SKYDESKD_TEST_FAST_HASH", "1")
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`data_dir: %s
+log: {format: json, level: info}
+listen: {http: "127.0.0.1:0", https: "127.0.0.1:0", dns: "", pop3s: "", pop3: "", smtps: "", submission: "", mx: ""}
+%s`, dir, extraYAML)
+	file := filepath.Join(dir, "skydeskd.yaml")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--config", file}, env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: pw, getenv: os.Getenv})
+		pw.Close()
+	}()
+	addrs := map[string]string{}
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		var line struct{ Msg, Service, Addr string }
+		if json.Unmarshal(sc.Bytes(), &line) != nil {
+			continue
+		}
+		if line.Msg == "listening" {
+			addrs[line.Service] = line.Addr
+		}
+		if len(addrs) == 2 {
+			break
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != exitOK {
+				t.Errorf("serve exited %d after SIGTERM-equivalent", code)
+			}
+		case <-time.After(shutdownTimeout + 5*time.Second):
+			t.Error("serve did not shut down")
+		}
+	})
+	if len(addrs) != 2 {
+		t.Fatalf("listeners: %v", addrs)
+	}
+	return addrs
+}
+
+func TestServeHealthzAndMetrics(t *testing.T) {
+	addrs := startServe(t, "")
+	resp, err := http.Get("http://" + addrs["http"] + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "ok\n" {
+		t.Fatalf("/healthz = %d %q", resp.StatusCode, body)
+	}
+	resp, err = http.Get("http://" + addrs["http"] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "go_goroutines") {
+		t.Fatalf("/metrics = %d", resp.StatusCode)
+	}
+}
+
+func TestServeRefusesBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(file, []byte("provider:\n  pop:\n    port: 0\n"), 0o600)
+	var errb strings.Builder
+	code := run(context.Background(), []string{"serve", "--config", file}, env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &errb, getenv: os.Getenv})
+	if code != exitRefused || !strings.Contains(errb.String(), "provider.pop.port") {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}

@@ -1,0 +1,273 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeClock is a settable clock for throttle and cache tests.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+type authFixture struct {
+	s      *Store
+	a      *Authenticator
+	clock  *fakeClock
+	slept  []time.Duration
+	counts map[string]int
+}
+
+func newAuthFixture(t *testing.T) *authFixture {
+	t.Helper()
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir(), Options{PersonalDomain: "skydesk.jp", HashParams: TestHashParams})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	f := &authFixture{s: s, clock: &fakeClock{t: time.Unix(1_800_000_000, 0)}, counts: map[string]int{}}
+	s.now = f.clock.now
+	if _, err := s.AddDomain(ctx, "example.co.jp"); err != nil {
+		t.Fatal(err)
+	}
+	f.a, err = s.NewAuthenticator(AuthOptions{
+		Policy:  ThrottlePolicy{FreeFailures: 2, LockAfter: 5, LockFor: time.Minute, BaseDelay: time.Second, MaxDelay: 4 * time.Second, Window: time.Hour},
+		Observe: func(_ Service, o string) { f.counts[o]++ },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.a.sleep = func(_ context.Context, d time.Duration) error { f.slept = append(f.slept, d); return nil }
+	return f
+}
+
+var (
+	ip1 = netip.MustParseAddr("192.0.2.1")
+	ip2 = netip.MustParseAddr("192.0.2.2")
+)
+
+func (f *authFixture) login(user, pw string, svc Service, ip netip.Addr) (Login, error) {
+	return f.a.Login(context.Background(), LoginRequest{Username: user, Password: pw, Remote: ip, Service: svc})
+}
+
+func reason(err error) AuthReason {
+	var ae *AuthError
+	if errors.As(err, &ae) {
+		return ae.Reason
+	}
+	return 0
+}
+
+func TestLoginRules(t *testing.T) {
+	f := newAuthFixture(t)
+	ctx := context.Background()
+	mustAdd := func(n NewAccount) {
+		if _, err := f.s.AddAccount(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustAdd(NewAccount{Address: "taro@skydesk.jp", Password: "taro-password"})
+	mustAdd(NewAccount{Address: "two@example.co.jp", Password: "two-password"})
+	mustAdd(NewAccount{Address: "sso@example.co.jp", Federated: true})
+	if err := f.s.SetTwoStep(ctx, "two@example.co.jp", true); err != nil {
+		t.Fatal(err)
+	}
+	app, err := f.s.CreateAppPassword(ctx, "two@example.co.jp", "Thunderbird")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ssoApp, err := f.s.CreateAppPassword(ctx, "sso@example.co.jp", "phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name, user, pw string
+		svc            Service
+		want           AuthReason // 0 = success
+		app            string
+	}{
+		{"full address", "taro@skydesk.jp", "taro-password", ServicePOP3, 0, ""},
+		{"case-insensitive address", "TARO@SkyDesk.jp", "taro-password", ServiceSMTP, 0, ""},
+		{"wrong password", "taro@skydesk.jp", "nope-nope", ServicePOP3, AuthBadCredentials, ""},
+		{"bare local part", "taro", "taro-password", ServicePOP3, AuthNotFullAddress, ""},
+		{"unknown user", "ghost@skydesk.jp", "taro-password", ServicePOP3, AuthBadCredentials, ""},
+		{"malformed user", "ta ro@skydesk.jp", "x", ServicePOP3, AuthBadCredentials, ""},
+		{"two-step: account password refused with hint", "two@example.co.jp", "two-password", ServicePOP3, AuthNeedAppPassword, ""},
+		{"two-step: app password", "two@example.co.jp", app, ServiceSMTP, 0, "Thunderbird"},
+		{"two-step: app password without spaces", "two@example.co.jp", normalizeAppSecret(app), ServicePOP3, 0, "Thunderbird"},
+		{"two-step: wrong password is just wrong", "two@example.co.jp", "other-password", ServicePOP3, AuthBadCredentials, ""},
+		{"web: account password works under two-step", "two@example.co.jp", "two-password", ServiceWeb, 0, ""},
+		{"web: app password refused", "two@example.co.jp", app, ServiceWeb, AuthBadCredentials, ""},
+		{"federated without password", "sso@example.co.jp", "anything-1", ServicePOP3, AuthNoPassword, ""},
+		{"federated: web says set a password", "sso@example.co.jp", "anything-1", ServiceWeb, AuthNoPassword, ""},
+		{"federated with app password", "sso@example.co.jp", ssoApp, ServicePOP3, 0, "phone"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := f.login(tc.user, tc.pw, tc.svc, netip.MustParseAddr("198.51.100.7"))
+			if got := reason(err); got != tc.want {
+				t.Fatalf("reason = %v (err %v), want %v", got, err, tc.want)
+			}
+			if tc.want == 0 && l.AppPassword != tc.app {
+				t.Errorf("app password = %q, want %q", l.AppPassword, tc.app)
+			}
+			f.a.byIP.succeed("198.51.100.7") // keep the cases independent of throttling
+		})
+	}
+
+	// Federated user sets a password: now it works.
+	if err := f.s.SetPassword(ctx, "sso@example.co.jp", "now-i-have-one"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.login("sso@example.co.jp", "now-i-have-one", ServicePOP3, ip1); err != nil {
+		t.Errorf("after setting a password: %v", err)
+	}
+	// Last-used recorded for the app password.
+	apps, _ := f.s.ListAppPasswords(ctx, "two@example.co.jp")
+	if len(apps) != 1 || apps[0].LastUsed.IsZero() {
+		t.Errorf("last used not recorded: %+v", apps)
+	}
+}
+
+func TestCacheDroppedOnCredentialChange(t *testing.T) {
+	f := newAuthFixture(t)
+	ctx := context.Background()
+	if _, err := f.s.AddAccount(ctx, NewAccount{Address: "taro@skydesk.jp", Password: "old-password"}); err != nil {
+		t.Fatal(err)
+	}
+	app, _ := f.s.CreateAppPassword(ctx, "taro@skydesk.jp", "mpop")
+	for range 2 {
+		if _, err := f.login("taro@skydesk.jp", "old-password", ServicePOP3, ip1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.login("taro@skydesk.jp", app, ServicePOP3, ip1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(f.a.cache) != 2 {
+		t.Fatalf("cache holds %d entries, want 2", len(f.a.cache))
+	}
+	if err := f.s.SetPassword(ctx, "taro@skydesk.jp", "new-password"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.login("taro@skydesk.jp", "old-password", ServicePOP3, ip1); reason(err) != AuthBadCredentials {
+		t.Errorf("old password after change: %v", err)
+	}
+	if _, err := f.login("taro@skydesk.jp", app, ServicePOP3, ip1); err != nil {
+		t.Errorf("app password after password change: %v", err)
+	}
+	if err := f.s.RevokeAppPassword(ctx, "taro@skydesk.jp", "mpop"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.login("taro@skydesk.jp", app, ServicePOP3, ip1); reason(err) != AuthBadCredentials {
+		t.Errorf("revoked app password still works: %v", err)
+	}
+	// Expiry.
+	if _, err := f.login("taro@skydesk.jp", "new-password", ServicePOP3, ip1); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.add(CacheTTL + time.Second)
+	if _, ok := f.a.cached(ctx, f.a.cacheKey(ServicePOP3, "taro@skydesk.jp", "new-password"), credRow{id: 1}); ok {
+		t.Error("expired cache entry used")
+	}
+	// Failures never enter the cache.
+	for k, e := range f.a.cache {
+		_ = k
+		if e.accountID == 0 {
+			t.Error("failure cached")
+		}
+	}
+}
+
+func TestThrottleDelaysThenLocks(t *testing.T) {
+	f := newAuthFixture(t)
+	ctx := context.Background()
+	if _, err := f.s.AddAccount(ctx, NewAccount{Address: "taro@skydesk.jp", Password: "right-password"}); err != nil {
+		t.Fatal(err)
+	}
+	// Policy: 2 free failures, then 1 s, 2 s, then locked at the 5th.
+	for i := 1; i <= 4; i++ {
+		if _, err := f.login("taro@skydesk.jp", "wrong", ServicePOP3, ip1); reason(err) != AuthBadCredentials {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	if want := []time.Duration{time.Second, 2 * time.Second}; len(f.slept) != 2 || f.slept[0] != want[0] || f.slept[1] != want[1] {
+		t.Fatalf("delays = %v, want %v", f.slept, want)
+	}
+	_, _ = f.login("taro@skydesk.jp", "wrong", ServicePOP3, ip1) // 5th: lock engaged
+	// Locked now, even with the right password, from the same address…
+	_, err := f.login("taro@skydesk.jp", "right-password", ServicePOP3, ip1)
+	var ae *AuthError
+	if !errors.As(err, &ae) || ae.Reason != AuthLocked || ae.RetryAfter <= 0 {
+		t.Fatalf("locked login = %v", err)
+	}
+	// …and for the account from another address.
+	if _, err := f.login("taro@skydesk.jp", "right-password", ServiceSMTP, ip2); reason(err) != AuthLocked {
+		t.Fatalf("account lock from another address: %v", err)
+	}
+	if f.counts["locked"] < 2 || f.counts["delayed"] != 2 {
+		t.Errorf("observed outcomes %v", f.counts)
+	}
+	f.clock.add(time.Minute + time.Second)
+	if _, err := f.login("taro@skydesk.jp", "right-password", ServicePOP3, ip1); err != nil {
+		t.Fatalf("after the lock expired: %v", err)
+	}
+	if n := f.a.byIP.failuresOf(ip1.String()); n != 0 {
+		t.Errorf("success did not reset the counter: %d", n)
+	}
+}
+
+func BenchmarkLoginCached(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, b.TempDir(), Options{PersonalDomain: "skydesk.jp"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.AddAccount(ctx, NewAccount{Address: "taro@skydesk.jp", Password: "right-password"}); err != nil {
+		b.Fatal(err)
+	}
+	a, _ := s.NewAuthenticator(AuthOptions{})
+	req := LoginRequest{Username: "taro@skydesk.jp", Password: "right-password", Remote: ip1, Service: ServicePOP3}
+	if _, err := a.Login(ctx, req); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := a.Login(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkLoginUncached(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, b.TempDir(), Options{PersonalDomain: "skydesk.jp"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.AddAccount(ctx, NewAccount{Address: "taro@skydesk.jp", Password: "right-password"}); err != nil {
+		b.Fatal(err)
+	}
+	a, _ := s.NewAuthenticator(AuthOptions{})
+	a.ttl = 0
+	req := LoginRequest{Username: "taro@skydesk.jp", Password: "right-password", Remote: ip1, Service: ServicePOP3}
+	for b.Loop() {
+		if _, err := a.Login(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
