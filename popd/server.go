@@ -1,0 +1,220 @@
+package popd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure a Server. The zero value of each field is a safe
+// default.
+type Options struct {
+	// Hostname appears in the greeting.
+	Hostname string
+	// Implementation is the IMPLEMENTATION capability (RFC 2449 §6.9);
+	// default "skydeskd".
+	Implementation string
+	// TLSConfig enables STLS on plaintext connections (RFC 2595). Pass a
+	// tls.Listener to Serve for implicit TLS (RFC 8314).
+	TLSConfig *tls.Config
+	// InsecureAuth allows USER/PASS and AUTH without TLS. Never in
+	// production; tests and local debugging only.
+	InsecureAuth bool
+	// ReadTimeout is the autologout timer: at least 10 minutes says RFC
+	// 1939 §3; default 10 minutes.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds each write to a stalled client; default 1 minute.
+	WriteTimeout time.Duration
+	// HandshakeTimeout bounds a TLS handshake; default 30 seconds.
+	HandshakeTimeout time.Duration
+	// MaxLineLength bounds a command or SASL line including CRLF; default
+	// 2048 (RFC 2449 §4 allows 255 for commands, but a SASL PLAIN initial
+	// response carrying a long UTF-8 password needs more).
+	MaxLineLength int
+	// MaxAuthFailures failed logins close the connection; default 3.
+	MaxAuthFailures int
+	// MaxErrors bad commands close the connection; default 10.
+	MaxErrors int
+	// Logger gets per-connection attributes cid, remote and user; default
+	// discards.
+	Logger *slog.Logger
+	// DebugWriter, if set, receives a protocol trace with PASS and AUTH
+	// data redacted and message bodies omitted.
+	DebugWriter io.Writer
+}
+
+func (o *Options) setDefaults() {
+	if o.Implementation == "" {
+		o.Implementation = "skydeskd"
+	}
+	if o.ReadTimeout <= 0 {
+		o.ReadTimeout = 10 * time.Minute
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = time.Minute
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = 30 * time.Second
+	}
+	if o.MaxLineLength <= 0 {
+		o.MaxLineLength = 2048
+	}
+	if o.MaxLineLength < 512 {
+		o.MaxLineLength = 512
+	}
+	if o.MaxAuthFailures <= 0 {
+		o.MaxAuthFailures = 3
+	}
+	if o.MaxErrors <= 0 {
+		o.MaxErrors = 10
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// ErrServerClosed is returned by Serve after Close or Shutdown.
+var ErrServerClosed = errors.New("popd: server closed")
+
+// Server accepts POP3 connections and runs each on its own goroutine.
+type Server struct {
+	be   Backend
+	opts Options
+
+	ctx    context.Context // cancelled by Close: aborts backend calls
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*Conn]struct{}
+	closing   atomic.Bool
+	wg        sync.WaitGroup
+	nextID    atomic.Uint64
+}
+
+// NewServer returns a server for be.
+func NewServer(be Backend, opts Options) *Server {
+	opts.setDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{be: be, opts: opts, ctx: ctx, cancel: cancel,
+		listeners: map[net.Listener]struct{}{}, conns: map[*Conn]struct{}{}}
+}
+
+// Serve accepts connections on l until Close or Shutdown. Connections from
+// a tls.Listener are implicit TLS; others are plaintext, offering STLS when
+// Options.TLSConfig is set.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closing.Load() {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+	var delay time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Out of file descriptors and the like: back off as
+				// net/http does.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.opts.Logger.Warn("accept", "err", err, "retry_in", delay)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		c := s.newConn(nc)
+		s.mu.Lock()
+		if s.closing.Load() {
+			s.mu.Unlock()
+			nc.Close()
+			return ErrServerClosed
+		}
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// stopAccepting closes the listeners and marks the server closing.
+func (s *Server) stopAccepting() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closing.Store(true)
+	var errs []error
+	for l := range s.listeners {
+		if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops at once: listeners and connections are closed, nothing is
+// expunged (RFC 1939 §6: no UPDATE without QUIT).
+func (s *Server) Close() error {
+	err := s.stopAccepting()
+	s.cancel()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return err
+}
+
+// Shutdown stops accepting, tells idle sessions "-ERR [SYS/TEMP] server
+// shutting down" (without UPDATE), lets commands in progress (a RETR, a
+// QUIT's expunge) finish, and waits for every connection or ctx.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.stopAccepting()
+	s.mu.Lock()
+	for c := range s.conns {
+		// Wakes a connection blocked reading its next command; one busy
+		// writing sees closing before its next read.
+		_ = c.nc.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.cancel()
+		return err
+	case <-ctx.Done():
+		s.cancel()
+		s.mu.Lock()
+		for c := range s.conns {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return errors.Join(err, ctx.Err())
+	}
+}
