@@ -1,0 +1,28 @@
+// Package dnssrv is skydeskd's authoritative DNS server: the DNS view of the
+// same profiles.Profile every HTTP format renders (DESIGN.md §3, §5).
+//
+// It is authoritative for the provider zone and for every hosted domain,
+// and answers from in-memory zones rebuilt when the domain list changes
+// (Handler.Reload), never with a database query per packet.
+//
+// Specifications implemented:
+//   - RFC 1034/1035: authoritative answers (AA), NXDOMAIN vs NODATA with the
+//     SOA in the authority section, CNAME chasing inside our own data,
+//     REFUSED for names outside our zones.
+//   - RFC 2181 §9: TC is set only when the answer itself does not fit;
+//     additional records are dropped silently first.
+//   - RFC 2308: negative answers carry the SOA with TTL min(TTL, MINIMUM).
+//   - RFC 2782, RFC 6186, RFC 8314 §5.1: _pop3s, _pop3, _imap, _imaps,
+//     _submission and _submissions SRV records; target "." for services
+//     not offered. MS-OXDISCO: _autodiscover._tcp.
+//   - RFC 6891: EDNS(0), the requester's UDP payload size honoured up to
+//     Options.MaxUDPSize, BADVERS for versions other than 0, DO copied.
+//   - RFC 7766: the same answers over TCP, without truncation.
+//   - RFC 8020: empty non-terminals (e.g. _tcp.example.co.jp) are NODATA.
+//   - RFC 8482: ANY is answered with one RRset, never the whole node.
+//   - draft-vixie-dnsext-dns0x20: the query name's letter case is kept in
+//     the question and in answer owner names.
+//
+// miekg/dns is used only in this package (STYLE.md); callers see strings,
+// Record and Result.
+package dnssrv
