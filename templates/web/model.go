@@ -1,0 +1,134 @@
+package web
+
+import (
+	"html/template"
+	"time"
+)
+
+// Base is what every page's layout needs.
+type Base struct {
+	Lang Lang
+	// Provider is the service name shown in the header and titles.
+	Provider string
+	// HelpURL links the provider's own help pages ("" hides the link).
+	HelpURL string
+	// Nav is "setup" or "settings": the current navigation entry.
+	Nav string
+	// SwitchURL is the same page in the other language (a relative URL
+	// carrying lang=…).
+	SwitchURL string
+	// Title is the catalogue key of the page title.
+	Title string
+}
+
+// OtherLang is the language the switch offers.
+func (b Base) OtherLang() Lang { return b.Lang.Other() }
+
+// Server is one row group of the settings table, already in display form.
+type Server struct {
+	Host string
+	Port int
+	// Security is "ssl" (implicit TLS) or "starttls": a catalogue key
+	// suffix.
+	Security string
+}
+
+// Setup is the setup page. With Result nil only the form shows.
+type Setup struct {
+	Base
+	// Email is the address as typed, echoed into the form.
+	Email string
+	// Problem is "invalid" (not an address) or "unknown" (a domain the
+	// provider does not host); "" otherwise.
+	Problem string
+	// Domain is the typed domain in Unicode, for the "unknown" message.
+	Domain string
+	Result *SetupResult
+}
+
+// SetupResult is the table, download and QR code of one address.
+type SetupResult struct {
+	// Address is the normalised address (A-label domain) and Display the
+	// same with the domain in Unicode.
+	Address, Display string
+	// Kind is "personal" or "organization".
+	Kind     string
+	Incoming Server
+	Outgoing []Server
+	// ProfileURL is the relative download link; QRURL the absolute URL
+	// the QR code encodes (provider.web_url + ProfileURL).
+	ProfileURL, QRURL string
+	// QR is an inline SVG of QRURL (see QRCode).
+	QR template.HTML
+}
+
+// SignIn is the settings sign-in form.
+type SignIn struct {
+	Base
+	CSRF  string
+	Email string
+	// Problem is "", "bad", "not_full", "no_password" (federated: explain
+	// how to set one), "locked" (RetryMinutes) or "expired" (the form or
+	// session went stale).
+	Problem      string
+	RetryMinutes int
+	// Notice is a catalogue key shown as a status ("signed_out").
+	Notice string
+}
+
+// POP is the POP settings as shown.
+type POP struct {
+	// Access is "disabled", "all" or "since".
+	Access      string
+	Since       string // formatted moment "since" was chosen
+	IncludeSpam bool
+	// OnDelete is "keep" or "delete".
+	OnDelete string
+}
+
+// AppPassword is one row of the app-password list.
+type AppPassword struct {
+	Name     string
+	Created  string
+	LastUsed string // "" = never
+}
+
+// Settings is the "Mail forwarding and POP/IMAP" screen.
+type Settings struct {
+	Base
+	CSRF      string
+	Address   string
+	Kind      string
+	TwoStep   bool
+	Federated bool
+	POP       POP
+	Apps      []AppPassword
+	// Saved lists catalogue keys describing what the last save changed.
+	Saved []string
+	// Error is a catalogue key for a refused form ("" = none).
+	Error string
+	// NewApp and NewSecret show a just-created app password, once.
+	NewApp, NewSecret string
+}
+
+// Error is a generic error page; Message is a catalogue key.
+type Error struct {
+	Base
+	Message string
+}
+
+// jst is the provider's time zone; pages show times in it (a fixed zone:
+// the static image carries no tz database).
+var jst = time.FixedZone("JST", 9*60*60)
+
+// FormatTime renders a moment for people in l, in JST.
+func FormatTime(l Lang, t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	t = t.In(jst)
+	if l == Japanese {
+		return t.Format("2006年1月2日 15:04 MST")
+	}
+	return t.Format("2 Jan 2006 15:04 MST")
+}
