@@ -1,4 +1,190 @@
 package main
 
-// smtpComponents starts the SMTP listeners (not built yet).
-func (a *app) smtpComponents() ([]component, error) { return nil, nil }
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/skydesk/skydeskd/smtpd"
+)
+
+// smtpGrace is how long shutdown lets a transaction in progress finish
+// before closing connections (an unfinished DATA was never acknowledged,
+// so the client retries: nothing is lost).
+const smtpGrace = 3 * time.Second
+
+// smtpComponents starts SMTPS (465, implicit TLS), submission (587,
+// STARTTLS) and the MX (25), plus the smarthost relay when configured.
+func (a *app) smtpComponents() ([]component, error) {
+	var relay *smtpd.Relay
+	sh := a.cfg.SMTP.Smarthost
+	if sh.Host != "" {
+		period, err := time.ParseDuration(sh.RetryPeriod)
+		if err != nil {
+			return nil, err // Validate already refused it
+		}
+		relay = smtpd.NewRelay(a.store, smtpd.RelayOptions{
+			Host: sh.Host, Port: sh.Port, TLS: sh.TLS, Username: sh.Username, Password: sh.Password,
+			RetryPeriod: period, Hostname: a.cfg.SMTP.Hostname, Logger: a.log.With("service", "smtp-relay"),
+		})
+	}
+	opts := func() smtpd.Options {
+		o := smtpd.Options{
+			Hostname:       a.cfg.SMTP.Hostname,
+			TLSConfig:      a.cert.ServerTLS(),
+			MaxMessageSize: a.cfg.SMTP.MaxMessageSize,
+			Relay:          relay != nil,
+			Logger:         a.log,
+		}
+		if relay != nil {
+			o.Queued = relay.Wake
+		}
+		return o
+	}
+	var out []component
+	fail := func(err error) ([]component, error) {
+		for _, c := range out {
+			_ = c.shutdown(context.Background())
+		}
+		return nil, err
+	}
+	for _, l := range []struct {
+		name     string
+		addr     string
+		mode     smtpd.Mode
+		implicit bool
+	}{
+		{"smtps", a.cfg.Listen.SMTPS, smtpd.Submission, true},
+		{"submission", a.cfg.Listen.Submission, smtpd.Submission, false},
+		{"mx", a.cfg.Listen.MX, smtpd.MX, false},
+	} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := listen(l.addr)
+		if err != nil {
+			return fail(err)
+		}
+		o := opts()
+		srv := smtpd.NewServer(l.mode, a.store, a.auth, o)
+		tl := &trackListener{Listener: ln, conns: map[net.Conn]struct{}{}}
+		var serveOn net.Listener = tl
+		if l.implicit {
+			serveOn = tls.NewListener(tl, o.TLSConfig)
+		}
+		out = append(out, component{name: l.name, addr: ln.Addr(),
+			serve: func() error {
+				if err := srv.Serve(serveOn); err != nil && !errors.Is(err, net.ErrClosed) {
+					return err
+				}
+				return nil
+			},
+			shutdown: func(ctx context.Context) error { return shutdownSMTP(ctx, srv, tl) },
+		})
+	}
+	if relay != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		out = append(out, component{name: "smtp-relay", addr: relayAddr(net.JoinHostPort(sh.Host, strconv.Itoa(sh.Port))),
+			serve: func() error {
+				defer close(done)
+				relay.Run(ctx)
+				return nil
+			},
+			shutdown: func(sctx context.Context) error {
+				cancel()
+				select {
+				case <-done:
+					return nil
+				case <-sctx.Done():
+					return sctx.Err()
+				}
+			},
+		})
+	}
+	return out, nil
+}
+
+// relayAddr names the smarthost in the listener list.
+type relayAddr string
+
+func (r relayAddr) Network() string { return "smarthost" }
+func (r relayAddr) String() string  { return "→ " + string(r) }
+
+// shutdownSMTP stops accepting, gives transactions smtpGrace to finish,
+// then closes the remaining (idle) connections. go-smtp's Shutdown alone
+// would wait for idle clients until their read timeout.
+func shutdownSMTP(ctx context.Context, srv *smtp.Server, tl *trackListener) error {
+	gctx, cancel := context.WithTimeout(ctx, smtpGrace)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Shutdown(ctx) }()
+	select {
+	case err := <-errc:
+		return ignoreSMTPClosed(err)
+	case <-gctx.Done():
+	}
+	tl.closeAll()
+	return ignoreSMTPClosed(<-errc)
+}
+
+func ignoreSMTPClosed(err error) error {
+	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// trackListener remembers accepted connections so shutdown can close them.
+type trackListener struct {
+	net.Listener
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+func (l *trackListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	tc := &trackedConn{Conn: c, l: l}
+	l.conns[tc] = struct{}{}
+	return tc, nil
+}
+
+func (l *trackListener) closeAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	for c := range l.conns {
+		c.(*trackedConn).Conn.Close()
+	}
+}
+
+type trackedConn struct {
+	net.Conn
+	l    *trackListener
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.conns, c)
+		c.l.mu.Unlock()
+	})
+	return c.Conn.Close()
+}

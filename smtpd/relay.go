@@ -1,0 +1,298 @@
+package smtpd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/skydesk/skydeskd/store"
+)
+
+// Queue is the durable outbound queue (store/queue.go).
+type Queue interface {
+	DueQueue(ctx context.Context, now time.Time, limit int) ([]store.QueuedMessage, error)
+	NextQueueAttempt(ctx context.Context) (time.Time, bool, error)
+	QueueDelivered(ctx context.Context, id int64, rcpts []string) error
+	QueueDeferred(ctx context.Context, id int64, rcpts []string, next time.Time, reason string) error
+	QueueBounced(ctx context.Context, id int64, rcpts []string, to string, dsn []byte) error
+}
+
+var _ Queue = (*store.Store)(nil)
+
+// RelayOptions configure the smarthost client.
+type RelayOptions struct {
+	Host string
+	Port int
+	// TLS is "implicit" (RFC 8314), "starttls" (RFC 3207, required, never
+	// downgraded) or "none".
+	TLS                string
+	Username, Password string
+	// RetryPeriod: recipients still failing this long after the message
+	// was accepted are bounced to the sender (default 5 days, RFC 5321
+	// §4.5.4.1 suggests at least 4-5 days).
+	RetryPeriod time.Duration
+	// TLSConfig verifies the smarthost (default: system roots, ServerName
+	// = Host).
+	TLSConfig *tls.Config
+	// Hostname is our EHLO name and the DSN's Reporting-MTA.
+	Hostname string
+	// Backoff is the wait after the n-th failed attempt (default 1m·2ⁿ⁻¹,
+	// at most 1h).
+	Backoff     func(n int) time.Duration
+	DialTimeout time.Duration
+	Logger      *slog.Logger
+	Now         func() time.Time
+}
+
+// Relay sends queued mail through the smarthost, with retries, backoff and
+// DSN bounces after the retry period. One Relay per queue.
+type Relay struct {
+	q    Queue
+	o    RelayOptions
+	wake chan struct{}
+}
+
+// NewRelay returns a relay for q.
+func NewRelay(q Queue, o RelayOptions) *Relay {
+	if o.RetryPeriod <= 0 {
+		o.RetryPeriod = 120 * time.Hour
+	}
+	if o.Backoff == nil {
+		o.Backoff = func(n int) time.Duration {
+			return min(time.Minute<<min(max(n-1, 0), 10), time.Hour)
+		}
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.TLSConfig == nil {
+		o.TLSConfig = &tls.Config{ServerName: o.Host, MinVersion: tls.VersionTLS12}
+	}
+	if o.Hostname == "" {
+		o.Hostname = "localhost"
+	}
+	return &Relay{q: q, o: o, wake: make(chan struct{}, 1)}
+}
+
+// Wake makes Run look at the queue now (a message was just queued).
+func (r *Relay) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run processes the queue until ctx ends.
+func (r *Relay) Run(ctx context.Context) {
+	for {
+		if err := r.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			r.o.Logger.Error("relay", "err", err)
+		}
+		wait := time.Minute
+		if next, ok, err := r.q.NextQueueAttempt(ctx); err == nil && ok {
+			wait = min(max(next.Sub(r.o.Now()), 0), wait)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-r.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// RunOnce tries every due message once.
+func (r *Relay) RunOnce(ctx context.Context) error {
+	for {
+		due, err := r.q.DueQueue(ctx, r.o.Now(), 50)
+		if err != nil || len(due) == 0 {
+			return err
+		}
+		for _, m := range due {
+			if err := r.attempt(ctx, m); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// rcptResult is one recipient's outcome.
+type rcptResult struct {
+	rcpt string
+	err  error // nil: delivered
+}
+
+func permanent(err error) bool {
+	var se *smtp.SMTPError
+	return errors.As(err, &se) && se.Code >= 500
+}
+
+// attempt sends m once and records every recipient's outcome.
+func (r *Relay) attempt(ctx context.Context, m store.QueuedMessage) error {
+	results := r.send(ctx, m)
+	var done, deferred, failed []string
+	var failedRes []rcptResult
+	reason := ""
+	now := r.o.Now()
+	expired := now.Sub(m.Created) >= r.o.RetryPeriod
+	for _, res := range results {
+		switch {
+		case res.err == nil:
+			done = append(done, res.rcpt)
+		case permanent(res.err) || expired:
+			failed = append(failed, res.rcpt)
+			failedRes = append(failedRes, res)
+		default:
+			deferred = append(deferred, res.rcpt)
+			reason = diagnostic(res.err)
+		}
+	}
+	log := r.o.Logger.With("queue_id", m.ID)
+	if len(done) > 0 {
+		if err := r.q.QueueDelivered(ctx, m.ID, done); err != nil {
+			return err
+		}
+		log.Info("relayed", "rcpts", len(done))
+	}
+	if len(deferred) > 0 {
+		attempts := 0
+		for _, rc := range m.Rcpts {
+			attempts = max(attempts, rc.Attempts)
+		}
+		next := now.Add(r.o.Backoff(attempts + 1))
+		if err := r.q.QueueDeferred(ctx, m.ID, deferred, next, reason); err != nil {
+			return err
+		}
+		log.Warn("relay deferred", "rcpts", len(deferred), "reason", reason, "next", next)
+	}
+	if len(failed) > 0 {
+		dsn := buildDSN(r.o.Hostname, m, failedRes, now)
+		if err := r.q.QueueBounced(ctx, m.ID, failed, m.From, dsn); err != nil {
+			return err
+		}
+		log.Warn("relay failed, bounced to sender", "rcpts", len(failed), "expired", expired)
+	}
+	return nil
+}
+
+// errSmarthost stands for any connection-level failure: its details are
+// logged, the DSN only says the smarthost could not be reached.
+var errSmarthost = smtpErr(451, smtp.EnhancedCode{4, 4, 1}, "smarthost unreachable")
+
+// send runs one SMTP transaction with the smarthost and returns a result
+// per recipient.
+func (r *Relay) send(ctx context.Context, m store.QueuedMessage) []rcptResult {
+	all := func(err error) []rcptResult {
+		out := make([]rcptResult, len(m.Rcpts))
+		for i, rc := range m.Rcpts {
+			out[i] = rcptResult{rc.Address, err}
+		}
+		return out
+	}
+	c, err := r.dial(ctx)
+	if err != nil {
+		r.o.Logger.Warn("smarthost", "err", err)
+		return all(errSmarthost)
+	}
+	defer c.Close()
+	if err := c.Mail(m.From, nil); err != nil {
+		return all(connErr(r.o.Logger, err))
+	}
+	out := make([]rcptResult, 0, len(m.Rcpts))
+	var accepted []int
+	for _, rc := range m.Rcpts {
+		err := c.Rcpt(rc.Address, nil)
+		if err != nil {
+			err = connErr(r.o.Logger, err)
+		} else {
+			accepted = append(accepted, len(out))
+		}
+		out = append(out, rcptResult{rc.Address, err})
+	}
+	if len(accepted) == 0 {
+		_ = c.Quit()
+		return out
+	}
+	err = func() error {
+		w, err := c.Data()
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(m.Body); err != nil {
+			return err
+		}
+		return w.Close()
+	}()
+	if err != nil {
+		err = connErr(r.o.Logger, err)
+		for _, i := range accepted {
+			out[i].err = err
+		}
+		return out
+	}
+	_ = c.Quit()
+	return out
+}
+
+// connErr keeps the smarthost's SMTP replies (they belong in a DSN) and
+// replaces network errors by errSmarthost.
+func connErr(log *slog.Logger, err error) error {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se
+	}
+	log.Warn("smarthost", "err", err)
+	return errSmarthost
+}
+
+func (r *Relay) dial(ctx context.Context) (*smtp.Client, error) {
+	addr := net.JoinHostPort(r.o.Host, strconv.Itoa(r.o.Port))
+	d := net.Dialer{Timeout: r.o.DialTimeout}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dialing %s: %w", addr, err)
+	}
+	var c *smtp.Client
+	switch r.o.TLS {
+	case "implicit":
+		c = smtp.NewClient(tls.Client(conn, r.o.TLSConfig))
+	case "starttls":
+		c, err = smtp.NewClientStartTLS(conn, r.o.TLSConfig)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("STARTTLS with %s: %w", addr, err)
+		}
+	default:
+		c = smtp.NewClient(conn)
+	}
+	c.CommandTimeout = 5 * time.Minute
+	c.SubmissionTimeout = 10 * time.Minute
+	if err := c.Hello(r.o.Hostname); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("EHLO to %s: %w", addr, err)
+	}
+	if r.o.Username != "" {
+		if err := c.Auth(sasl.NewPlainClient("", r.o.Username, r.o.Password)); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("AUTH with %s: %w", addr, err)
+		}
+	}
+	return c, nil
+}

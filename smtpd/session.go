@@ -1,0 +1,266 @@
+package smtpd
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/skydesk/skydeskd/store"
+)
+
+// Store is what the SMTP service needs from persistence.
+type Store interface {
+	// AccountExists reports whether a local address has a mailbox.
+	AccountExists(ctx context.Context, address string) (bool, error)
+	// IsLocalDomain reports whether mail for domain is delivered here.
+	IsLocalDomain(domain string) bool
+	// Accept stores the message for its local recipients and queues it for
+	// the remote ones, durably, in one transaction.
+	Accept(ctx context.Context, a store.Accepted) (uids []int64, queueID int64, err error)
+}
+
+// Authenticator checks credentials (store.Authenticator: the single place
+// for the credential rules).
+type Authenticator interface {
+	Login(ctx context.Context, req store.LoginRequest) (store.Login, error)
+}
+
+var (
+	_ Store         = (*store.Store)(nil)
+	_ Authenticator = (*store.Authenticator)(nil)
+)
+
+// opTimeout bounds each store call made for one command.
+const opTimeout = 30 * time.Second
+
+type backend struct {
+	mode  Mode
+	store Store
+	auth  Authenticator
+	opts  Options
+	log   *slog.Logger
+}
+
+func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	s := &session{b: b, c: c, id: newID()}
+	if ap, err := netip.ParseAddrPort(c.Conn().RemoteAddr().String()); err == nil {
+		s.remote = ap.Addr().Unmap()
+	}
+	_, s.tls = c.TLSConnectionState()
+	s.log = b.log.With("cid", s.id, "remote", s.remote.String())
+	return s, nil
+}
+
+// session is one SMTP connection (go-smtp makes a new one after STARTTLS,
+// so nothing said in plaintext survives the upgrade, RFC 3207 §4.2).
+type session struct {
+	b      *backend
+	c      *smtp.Conn
+	id     string
+	remote netip.Addr
+	tls    bool
+	log    *slog.Logger
+
+	user string // authenticated address, "" before AUTH
+
+	from    string
+	utf8    bool
+	local   []string
+	rcptOut []string // recipients elsewhere (smarthost)
+}
+
+var (
+	_ smtp.Session     = (*session)(nil)
+	_ smtp.AuthSession = (*session)(nil)
+)
+
+func newID() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+func (s *session) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), opTimeout)
+}
+
+// AuthMechanisms lists PLAIN and LOGIN, only on submission and only over
+// TLS: before STARTTLS on 587 AUTH is not advertised (RFC 3207 §4).
+func (s *session) AuthMechanisms() []string {
+	if s.b.mode != Submission || !s.tls {
+		return nil
+	}
+	return []string{sasl.Plain, sasl.Login}
+}
+
+// Auth starts a SASL exchange.
+func (s *session) Auth(mech string) (sasl.Server, error) {
+	if s.b.mode != Submission {
+		return nil, errNoAuthMX
+	}
+	if !s.tls {
+		return nil, errNeedTLS
+	}
+	switch strings.ToUpper(mech) {
+	case sasl.Plain:
+		return saslErrors{sasl.NewPlainServer(func(identity, username, password string) error {
+			// RFC 4616 §2: an authorization identity other than the user
+			// would mean acting as someone else; we have no such rights.
+			if identity != "" && !strings.EqualFold(identity, username) {
+				return smtpErr(535, smtp.EnhancedCode{5, 7, 8}, "Authentication failed: authorization identity must be empty or your own address")
+			}
+			return s.login(username, password)
+		})}, nil
+	case sasl.Login:
+		return saslErrors{&loginServer{check: s.login}}, nil
+	}
+	return nil, smtp.ErrAuthUnknownMechanism
+}
+
+func (s *session) login(username, password string) error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	l, err := s.b.auth.Login(ctx, store.LoginRequest{Username: username, Password: password, Remote: s.remote, Service: store.ServiceSMTP})
+	if ae, ok := asAuthError(err); ok {
+		s.log.Info("login refused", "user", username, "reason", ae.Error())
+		return authReply(ae)
+	}
+	if err != nil {
+		s.log.Error("login", "err", err)
+		return errAuthTemp
+	}
+	s.user = l.Account.Address
+	s.log = s.log.With("user", s.user)
+	s.log.Debug("logged in", "app_password", l.AppPassword)
+	return nil
+}
+
+// Mail starts a transaction. On submission the envelope sender must be the
+// authenticated address (RFC 6409 §6.1 lets the MSA enforce this).
+func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+	s.Reset()
+	if s.b.mode == Submission {
+		if !s.tls {
+			return errNeedTLS
+		}
+		if s.user == "" {
+			return errNeedAuth
+		}
+		if !s.owns(from) {
+			return smtpErr(553, smtp.EnhancedCode{5, 7, 1},
+				"Sender address <"+printable(from)+"> is not yours: send as <"+s.user+">")
+		}
+	}
+	s.from = from
+	s.utf8 = opts != nil && opts.UTF8
+	return nil
+}
+
+// owns reports whether addr is the authenticated address (the only one an
+// account owns: there are no aliases).
+func (s *session) owns(addr string) bool {
+	a, err := store.NormalizeAddress(addr)
+	return err == nil && a.String() == s.user
+}
+
+// Rcpt accepts local mailboxes that exist and, on authenticated
+// submission with a smarthost, other domains; everything else is refused
+// here, never accepted and lost.
+func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	a, err := store.NormalizeAddress(to)
+	if err != nil {
+		return errBadSyntax
+	}
+	addr := a.String()
+	if s.b.store.IsLocalDomain(a.Domain) {
+		ctx, cancel := s.ctx()
+		defer cancel()
+		ok, err := s.b.store.AccountExists(ctx, addr)
+		if err != nil {
+			return wrapErr(s.log, "checking recipient", err)
+		}
+		if !ok {
+			s.log.Info("unknown recipient", "rcpt", addr)
+			return errNoSuchUser
+		}
+		if !slices.Contains(s.local, addr) {
+			s.local = append(s.local, addr)
+		}
+		return nil
+	}
+	switch {
+	case s.b.mode != Submission || s.user == "":
+		s.log.Warn("relay attempt refused", "rcpt", addr, "from", printable(s.from))
+		return errRelayDenied
+	case !s.b.opts.Relay:
+		return errNoSmarthost
+	}
+	if !slices.Contains(s.rcptOut, addr) {
+		s.rcptOut = append(s.rcptOut, addr)
+	}
+	return nil
+}
+
+// Data reads, checks, fixes up and stores the message. It returns only
+// after the commit: 250 means the message is on disk.
+func (s *session) Data(r io.Reader) error {
+	raw, err := store.ReadMessage(r, s.b.opts.MaxMessageSize)
+	if err != nil {
+		return wrapErr(s.log, "reading message", err)
+	}
+	m := parseMessage(raw)
+	spam := false
+	if s.b.mode == Submission {
+		if err := s.checkFrom(m); err != nil {
+			return err
+		}
+	} else {
+		ctx, cancel := s.ctx()
+		spam, err = s.b.opts.Classifier.Classify(ctx, m.header)
+		cancel()
+		if err != nil {
+			return wrapErr(s.log, "classifying message", err)
+		}
+	}
+	body := s.fixUp(m)
+	ctx, cancel := s.ctx()
+	defer cancel()
+	_, qid, err := s.b.store.Accept(ctx, store.Accepted{Body: body, Spam: spam, Local: s.local, From: s.user, Remote: s.rcptOut})
+	if err != nil {
+		return wrapErr(s.log, "storing message", err)
+	}
+	s.log.Info("message accepted", "from", printable(s.from), "local", len(s.local), "remote", len(s.rcptOut),
+		"size", len(body), "spam", spam, "queue_id", qid)
+	if qid != 0 && s.b.opts.Queued != nil {
+		s.b.opts.Queued()
+	}
+	return nil
+}
+
+// Reset drops the transaction, keeping the login.
+func (s *session) Reset() {
+	s.from, s.utf8, s.local, s.rcptOut = "", false, nil, nil
+}
+
+// Logout ends the session.
+func (s *session) Logout() error { return nil }
+
+// remoteIP formats the client address for trace headers.
+func remoteIP(a netip.Addr) string {
+	if !a.IsValid() {
+		return "unknown"
+	}
+	if a.Is6() {
+		return "IPv6:" + a.String()
+	}
+	return a.String()
+}

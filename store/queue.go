@@ -1,0 +1,215 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Accepted is one message an SMTP server took responsibility for: a copy
+// for each local mailbox and, for submission to other domains, one entry
+// in the outbound queue (relayed through the smarthost by smtpd).
+type Accepted struct {
+	Body []byte // any line endings; stored with CRLF
+	Spam bool   // the classifier's verdict for the local copies
+	// Local are addresses with a mailbox here.
+	Local []string
+	// From is the envelope sender of the queued copy (the authenticated
+	// address); Remote are the recipients elsewhere.
+	From   string
+	Remote []string
+}
+
+// Accept stores a in one transaction, so the 250 reply that follows means
+// every local recipient has the message and every remote recipient is
+// queued (synchronous=FULL: fsync'd before the commit returns). It returns
+// the local UIDs in order and the queue id (0 when nothing was queued).
+func (s *Store) Accept(ctx context.Context, a Accepted) (uids []int64, queueID int64, err error) {
+	if len(a.Local)+len(a.Remote) == 0 {
+		return nil, 0, errors.New("accepted message without recipients")
+	}
+	body := NormalizeCRLF(a.Body)
+	now := s.now().UnixNano()
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		uids = uids[:0]
+		for _, rcpt := range a.Local {
+			uid, err := insertMessage(ctx, tx, rcpt, body, a.Spam, now)
+			if err != nil {
+				return err
+			}
+			uids = append(uids, uid)
+		}
+		if len(a.Remote) == 0 {
+			return nil
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO queue_messages (mail_from, body, created) VALUES (?, ?, ?)`, a.From, body, now)
+		if err != nil {
+			return fmt.Errorf("queueing message: %w", err)
+		}
+		if queueID, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		for _, r := range a.Remote {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO queue_rcpts (message_id, rcpt, next_attempt) VALUES (?, ?, ?)
+				ON CONFLICT DO NOTHING`, queueID, r, now); err != nil {
+				return fmt.Errorf("queueing recipient: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return uids, queueID, nil
+}
+
+// insertMessage adds body to one mailbox inside tx; new mail enters the POP
+// queue (access and spam filtering apply at listing time).
+func insertMessage(ctx context.Context, tx *sql.Tx, rcpt string, body []byte, spam bool, now int64) (int64, error) {
+	id, _, err := accountID(ctx, tx, rcpt)
+	if err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO messages (account_id, received, size, spam, in_pop, body) VALUES (?, ?, ?, ?, 1, ?)`,
+		id, now, len(body), boolInt(spam), body)
+	if err != nil {
+		return 0, fmt.Errorf("storing message: %w", err)
+	}
+	return res.LastInsertId()
+}
+
+// IsLocalDomain reports whether domain (A-labels, lower case) is the
+// personal domain or a hosted domain: mail for it is delivered here and
+// never relayed.
+func (s *Store) IsLocalDomain(domain string) bool {
+	domain = strings.ToLower(domain)
+	return domain == s.opts.PersonalDomain || s.Domains().Has(domain)
+}
+
+// QueuedMessage is a queued message with its recipients that are due.
+type QueuedMessage struct {
+	ID      int64
+	From    string
+	Body    []byte
+	Created time.Time
+	Rcpts   []QueuedRcpt
+}
+
+// QueuedRcpt is one pending recipient.
+type QueuedRcpt struct {
+	Address   string
+	Attempts  int
+	LastError string
+}
+
+// DueQueue returns up to limit messages having a recipient due at now,
+// oldest first, with only their due recipients.
+func (s *Store) DueQueue(ctx context.Context, now time.Time, limit int) ([]QueuedMessage, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT m.id, m.mail_from, m.created, r.rcpt, r.attempts, r.last_error
+		FROM queue_rcpts r JOIN queue_messages m ON m.id = r.message_id
+		WHERE r.message_id IN (SELECT DISTINCT message_id FROM queue_rcpts WHERE next_attempt <= ? ORDER BY message_id LIMIT ?)
+		AND r.next_attempt <= ? ORDER BY m.id, r.rcpt`, now.UnixNano(), limit, now.UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("reading queue: %w", err)
+	}
+	defer rows.Close()
+	var out []QueuedMessage
+	for rows.Next() {
+		var id, created int64
+		var from string
+		var r QueuedRcpt
+		if err := rows.Scan(&id, &from, &created, &r.Address, &r.Attempts, &r.LastError); err != nil {
+			return nil, fmt.Errorf("reading queue: %w", err)
+		}
+		if len(out) == 0 || out[len(out)-1].ID != id {
+			out = append(out, QueuedMessage{ID: id, From: from, Created: time.Unix(0, created)})
+		}
+		m := &out[len(out)-1]
+		m.Rcpts = append(m.Rcpts, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading queue: %w", err)
+	}
+	for i := range out {
+		if err := s.r.QueryRowContext(ctx, `SELECT body FROM queue_messages WHERE id = ?`, out[i].ID).Scan(&out[i].Body); err != nil {
+			return nil, fmt.Errorf("reading queued body: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// NextQueueAttempt returns when the earliest queued recipient is due; ok is
+// false for an empty queue.
+func (s *Store) NextQueueAttempt(ctx context.Context) (t time.Time, ok bool, err error) {
+	var next sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, `SELECT min(next_attempt) FROM queue_rcpts`).Scan(&next); err != nil {
+		return time.Time{}, false, fmt.Errorf("reading queue: %w", err)
+	}
+	if !next.Valid {
+		return time.Time{}, false, nil
+	}
+	return time.Unix(0, next.Int64), true, nil
+}
+
+// QueueLen returns the number of queued recipients.
+func (s *Store) QueueLen(ctx context.Context) (int, error) {
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM queue_rcpts`).Scan(&n)
+	return n, err
+}
+
+// QueueDelivered removes recipients the smarthost accepted.
+func (s *Store) QueueDelivered(ctx context.Context, id int64, rcpts []string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error { return dropRcpts(ctx, tx, id, rcpts) })
+}
+
+// QueueDeferred records a temporary failure: the recipients are tried
+// again at next.
+func (s *Store) QueueDeferred(ctx context.Context, id int64, rcpts []string, next time.Time, reason string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, r := range rcpts {
+			if _, err := tx.ExecContext(ctx, `UPDATE queue_rcpts SET attempts = attempts + 1, next_attempt = ?, last_error = ?
+				WHERE message_id = ? AND rcpt = ?`, next.UnixNano(), reason, id, r); err != nil {
+				return fmt.Errorf("deferring: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// QueueBounced removes failed recipients and, in the same transaction,
+// delivers the delivery status notification dsn to the sender's mailbox
+// (senders are always local: only authenticated submission queues mail).
+// A nil dsn, or a sender whose account is gone, drops the bounce.
+func (s *Store) QueueBounced(ctx context.Context, id int64, rcpts []string, to string, dsn []byte) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := dropRcpts(ctx, tx, id, rcpts); err != nil {
+			return err
+		}
+		if dsn == nil || to == "" {
+			return nil
+		}
+		_, err := insertMessage(ctx, tx, to, NormalizeCRLF(dsn), false, s.now().UnixNano())
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+}
+
+func dropRcpts(ctx context.Context, tx *sql.Tx, id int64, rcpts []string) error {
+	for _, r := range rcpts {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM queue_rcpts WHERE message_id = ? AND rcpt = ?`, id, r); err != nil {
+			return fmt.Errorf("removing queued recipient: %w", err)
+		}
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM queue_messages WHERE id = ?
+		AND NOT EXISTS (SELECT 1 FROM queue_rcpts WHERE message_id = ?)`, id, id)
+	if err != nil {
+		return fmt.Errorf("removing queued message: %w", err)
+	}
+	return nil
+}
