@@ -1,0 +1,270 @@
+package smtpd_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/textproto"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/skydesk/skydeskd/smtpd"
+	"github.com/skydesk/skydeskd/store"
+	"github.com/skydesk/skydeskd/store/storetest"
+)
+
+// Test accounts.
+const (
+	taro     = "taro@skydesk.jp"
+	taroPW   = "taro-password-1"
+	hanako   = "hanako@example.co.jp"
+	hanakoPW = "hanako-password-1"
+)
+
+// recordingStore is the real store, remembering what Accept was given
+// (the spam verdict is checked through it).
+type recordingStore struct {
+	*store.Store
+	mu       sync.Mutex
+	accepted []store.Accepted
+}
+
+func (r *recordingStore) Accept(ctx context.Context, a store.Accepted) ([]int64, int64, error) {
+	uids, q, err := r.Store.Accept(ctx, a)
+	if err == nil {
+		r.mu.Lock()
+		r.accepted = append(r.accepted, a)
+		r.mu.Unlock()
+	}
+	return uids, q, err
+}
+
+func (r *recordingStore) last(t *testing.T) store.Accepted {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.accepted) == 0 {
+		t.Fatal("no message was accepted")
+	}
+	return r.accepted[len(r.accepted)-1]
+}
+
+func (r *recordingStore) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.accepted)
+}
+
+// fixture runs the three listeners on 127.0.0.1:0 over a real store.
+type fixture struct {
+	st                    *recordingStore
+	auth                  *store.Authenticator
+	clientTLS             *tls.Config
+	smtps, submission, mx string
+	maxSize               int64
+}
+
+type fixtureOpts struct {
+	policy  store.ThrottlePolicy
+	relay   bool
+	queued  func()
+	maxSize int64
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("SMTPD_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func newFixture(t *testing.T, fo fixtureOpts) *fixture {
+	t.Helper()
+	s := storetest.New(t)
+	storetest.AddUser(t, s, taro, taroPW)
+	storetest.AddUser(t, s, hanako, hanakoPW)
+	if fo.policy == (store.ThrottlePolicy{}) {
+		// Generous: the credential table must not lock 127.0.0.1.
+		fo.policy = store.ThrottlePolicy{FreeFailures: 100, LockAfter: 1000, LockFor: time.Minute,
+			BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, Window: time.Hour}
+	}
+	auth, err := s.NewAuthenticator(store.AuthOptions{Policy: fo.policy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := storetest.Certificate(t)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert.Leaf)
+	if fo.maxSize == 0 {
+		fo.maxSize = 64 << 10
+	}
+	f := &fixture{st: &recordingStore{Store: s}, auth: auth, maxSize: fo.maxSize,
+		clientTLS: &tls.Config{RootCAs: pool, ServerName: "smtp.skydesk.jp", MinVersion: tls.VersionTLS12}}
+	start := func(mode smtpd.Mode, implicit bool) string {
+		o := smtpd.Options{Hostname: "smtp.skydesk.jp", TLSConfig: cert.ServerTLS(), MaxMessageSize: fo.maxSize,
+			Relay: fo.relay, Queued: fo.queued, Logger: testLogger(t),
+			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+		srv := smtpd.NewServer(mode, f.st, auth, o)
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ln net.Listener = l
+		if implicit {
+			ln = tls.NewListener(l, o.TLSConfig)
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); _ = srv.Serve(ln) }()
+		t.Cleanup(func() { srv.Close(); <-done })
+		return l.Addr().String()
+	}
+	f.smtps = start(smtpd.Submission, true)
+	f.submission = start(smtpd.Submission, false)
+	f.mx = start(smtpd.MX, false)
+	return f
+}
+
+// wire is a raw SMTP client: exact replies, no library smoothing.
+type wire struct {
+	t    *testing.T
+	conn net.Conn
+	text *textproto.Conn
+}
+
+func (f *fixture) dial(t *testing.T, addr string, implicit bool) *wire {
+	t.Helper()
+	var c net.Conn
+	var err error
+	d := net.Dialer{Timeout: 10 * time.Second}
+	if implicit {
+		c, err = tls.DialWithDialer(&d, "tcp", addr, f.clientTLS)
+	} else {
+		c, err = d.Dial("tcp", addr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	w := &wire{t: t, conn: c, text: textproto.NewConn(c)}
+	t.Cleanup(func() { c.Close() })
+	w.expect(220)
+	return w
+}
+
+// reply reads one (multi-line) reply.
+func (w *wire) reply() (int, string) {
+	w.t.Helper()
+	var lines []string
+	code := 0
+	for {
+		l, err := w.text.ReadLine()
+		if err != nil {
+			w.t.Fatalf("reading reply: %v", err)
+		}
+		if len(l) < 4 {
+			w.t.Fatalf("short reply %q", l)
+		}
+		fmt.Sscanf(l[:3], "%d", &code)
+		lines = append(lines, l[4:])
+		if l[3] == ' ' {
+			return code, strings.Join(lines, "\n")
+		}
+	}
+}
+
+func (w *wire) expect(code int) string {
+	w.t.Helper()
+	c, msg := w.reply()
+	if c != code {
+		w.t.Fatalf("got %d %q, want %d", c, msg, code)
+	}
+	return msg
+}
+
+// cmd sends one line and returns the reply.
+func (w *wire) cmd(line string) (int, string) {
+	w.t.Helper()
+	if err := w.text.PrintfLine("%s", line); err != nil {
+		w.t.Fatal(err)
+	}
+	return w.reply()
+}
+
+func (w *wire) must(line string, code int) string {
+	w.t.Helper()
+	c, msg := w.cmd(line)
+	if c != code {
+		w.t.Fatalf("%s: got %d %q, want %d", redact(line), c, msg, code)
+	}
+	return msg
+}
+
+func redact(line string) string {
+	if strings.HasPrefix(strings.ToUpper(line), "AUTH") {
+		return "AUTH …"
+	}
+	return line
+}
+
+func (w *wire) starttls(cfg *tls.Config) {
+	w.t.Helper()
+	w.must("STARTTLS", 220)
+	tc := tls.Client(w.conn, cfg)
+	if err := tc.Handshake(); err != nil {
+		w.t.Fatal(err)
+	}
+	w.conn = tc
+	w.text = textproto.NewConn(tc)
+}
+
+// plain returns an AUTH PLAIN line.
+func plain(user, pw string) string {
+	return "AUTH PLAIN " + b64("\x00"+user+"\x00"+pw)
+}
+
+// data sends DATA, the message (dot-stuffed by textproto) and returns the
+// final reply.
+func (w *wire) data(msg string) (int, string) {
+	w.t.Helper()
+	w.must("DATA", 354)
+	dw := w.text.DotWriter()
+	if _, err := io.WriteString(dw, msg); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := dw.Close(); err != nil {
+		w.t.Fatal(err)
+	}
+	return w.reply()
+}
+
+// login opens an authenticated implicit-TLS session.
+func (f *fixture) login(t *testing.T, user, pw string) *wire {
+	t.Helper()
+	w := f.dial(t, f.smtps, true)
+	w.must("EHLO client.example", 250)
+	w.must(plain(user, pw), 235)
+	return w
+}
+
+func msg(from, to, subject, body string) string {
+	return "From: " + from + "\r\nTo: " + to + "\r\nSubject: " + subject + "\r\n\r\n" + body + "\r\n"
+}
+
+func isCode(t *testing.T, got int, text string, want int, enh string) {
+	t.Helper()
+	if got != want || !strings.HasPrefix(text, enh+" ") {
+		t.Fatalf("got %d %q, want %d %s …", got, text, want, enh)
+	}
+}
+
+var _ = bufio.NewReader
+var _ = errors.New
