@@ -22,8 +22,8 @@ type poxDoc struct {
 			AccountType, Action string
 			Protocol            []struct {
 				Type, Server, LoginName, DomainRequired, SPA, SSL, Encryption, AuthRequired, TTL string
-				Port                                                                               int
-				UsePOPAuth, SMTPLast                                                               *string
+				Port                                                                             int
+				UsePOPAuth, SMTPLast                                                             *string
 			}
 		}
 		Error *struct {
@@ -100,7 +100,6 @@ func TestAutodiscoverError_golden(t *testing.T) {
 }
 
 func fmtCode(c ErrorCode) string { return strconv.Itoa(int(c)) }
-
 
 func TestAutodiscoverJSON_golden(t *testing.T) {
 	b, err := AutodiscoverJSON("autodiscover.skydesk.jp")

@@ -16,9 +16,9 @@ type tbDoc struct {
 	XMLName  xml.Name `xml:"clientConfig"`
 	Version  string   `xml:"version,attr"`
 	Provider struct {
-		ID       string     `xml:"id,attr"`
-		Domains  []string   `xml:"domain"`
-		Name     string     `xml:"displayName"`
+		ID       string      `xml:"id,attr"`
+		Domains  []string    `xml:"domain"`
+		Name     string      `xml:"displayName"`
 		Incoming []tbSection `xml:"incomingServer"`
 		Outgoing []tbSection `xml:"outgoingServer"`
 		Docs     []struct {

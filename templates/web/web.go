@@ -117,6 +117,7 @@ func (r *Renderer) funcs(l Lang) template.FuncMap {
 		// lines splits a message at newlines, for step lists kept as one
 		// catalogue entry.
 		"lines": func(s string) []string { return strings.Split(s, "\n") },
+		"list":  func(s ...string) []string { return s },
 	}
 }
 

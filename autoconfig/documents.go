@@ -1,0 +1,183 @@
+package autoconfig
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/skydesk/skydeskd/profiles"
+	"github.com/skydesk/skydeskd/templates"
+)
+
+// contentTypeXML is what Thunderbird needs to parse a body as XML at all
+// (FetchHTTP.sys.mjs accepts text/xml, application/xml, text/rdf;
+// REFERENCE §1.1).
+const contentTypeXML = "text/xml; charset=utf-8"
+
+// errNotHosted is the one "not found" of every format: it never says
+// whether the domain or a mailbox exists beyond "no configuration".
+var errNotHosted = fail(http.StatusNotFound, "no configuration for this address", nil)
+
+// lookup resolves a domain. A domain that is not hosted, or no domain at
+// all (an IP address in Host), is errNotHosted; only store failures are
+// internal errors.
+func (s *Server) lookup(ctx context.Context, domain string) (profiles.Profile, error) {
+	p, err := s.src.Lookup(ctx, domain)
+	switch {
+	case err == nil:
+		return p, nil
+	case errors.Is(err, profiles.ErrUnknownDomain), errors.Is(err, profiles.ErrInvalidAddress):
+		return profiles.Profile{}, errNotHosted
+	}
+	return profiles.Profile{}, err
+}
+
+// parseAddress parses and normalises a client-supplied address. The
+// reason sent back is fixed: the raw value is never echoed.
+func parseAddress(v, param string) (profiles.Address, error) {
+	a, err := profiles.ParseAddress(strings.TrimSpace(v))
+	if err != nil {
+		return profiles.Address{}, fail(http.StatusBadRequest, "invalid "+param, err)
+	}
+	return templates.Normalize(a), nil
+}
+
+// document returns a built document from the cache or builds and caches
+// it.
+func (s *Server) document(f format, p profiles.Profile, a profiles.Address,
+	build func(profiles.Profile, profiles.Address) ([]byte, error)) ([]byte, error) {
+	k := cacheKey{format: f, domain: p.Domain}
+	if a != (profiles.Address{}) {
+		k.address = a.String()
+	}
+	if b, ok := s.cache.get(k, p); ok {
+		s.m.cache.WithLabelValues(f.String(), "hit").Inc()
+		return b, nil
+	}
+	s.m.cache.WithLabelValues(f.String(), "miss").Inc()
+	b, err := build(p, a)
+	if err != nil {
+		return nil, err
+	}
+	s.cache.put(k, p, b)
+	return b, nil
+}
+
+// hostDomain is the mail domain a Host header names: autoconfig.<domain>
+// or <domain> itself (the .well-known URL), without a port.
+func hostDomain(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if len(host) > len("autoconfig.") && strings.EqualFold(host[:len("autoconfig.")], "autoconfig.") {
+		host = host[len("autoconfig."):]
+	}
+	return host
+}
+
+// thunderbird serves config-v1.1.xml (REFERENCE §1). The address's domain
+// decides, so the provider's own autoconfig host answers for every hosted
+// domain (Thunderbird's MX path asks autoconfig.<mx-domain>); without
+// emailaddress the Host header's domain decides and the document carries
+// %EMAILADDRESS%.
+func (s *Server) thunderbird(c echo.Context) error {
+	r := c.Request()
+	var a profiles.Address
+	domain := ""
+	if v, ok := queryParam(r, "emailaddress"); ok && v != "" {
+		var err error
+		if a, err = parseAddress(v, "emailaddress"); err != nil {
+			return err
+		}
+		domain = a.Domain
+	} else {
+		domain = hostDomain(r.Host)
+	}
+	p, err := s.lookup(r.Context(), domain)
+	if err != nil {
+		return err
+	}
+	body, err := s.document(fmtThunderbird, p, a, templates.Thunderbird)
+	if err != nil {
+		return err
+	}
+	return c.Blob(http.StatusOK, contentTypeXML, body)
+}
+
+// mobileconfig serves the signed Apple profile of ?email= (REFERENCE §3.4)
+// as an attachment with a file name made only of [A-Za-z0-9._-].
+func (s *Server) mobileconfig(c echo.Context) error {
+	r := c.Request()
+	v, ok := queryParam(r, "email")
+	if !ok || v == "" {
+		return fail(http.StatusBadRequest, "missing email parameter", nil)
+	}
+	a, err := parseAddress(v, "email")
+	if err != nil {
+		return err
+	}
+	p, err := s.lookup(r.Context(), a.Domain)
+	if err != nil {
+		return err
+	}
+	body, err := s.signedProfile(p, a)
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set("Content-Disposition", `attachment; filename="`+profileFileName(p, a)+`"`)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "private, no-store")
+	return c.Blob(http.StatusOK, templates.MobileConfigContentType, body)
+}
+
+// signedProfile returns the cached signed profile, or builds and signs it
+// (the one expensive step; the cache key includes the certificate).
+func (s *Server) signedProfile(p profiles.Profile, a profiles.Address) ([]byte, error) {
+	sg := s.signer.Load()
+	k := cacheKey{format: fmtMobileConfig, address: a.String(), domain: p.Domain}
+	if sg != nil {
+		k.cert = sg.fingerprint
+	}
+	if b, ok := s.cache.get(k, p); ok {
+		s.m.cache.WithLabelValues(fmtMobileConfig.String(), "hit").Inc()
+		return b, nil
+	}
+	s.m.cache.WithLabelValues(fmtMobileConfig.String(), "miss").Inc()
+	b, err := templates.MobileConfig(p, a)
+	if err != nil {
+		return nil, err
+	}
+	if sg != nil {
+		if b, err = templates.Sign(b, sg.Signer); err != nil {
+			return nil, err
+		}
+		s.m.signatures.Inc()
+	}
+	s.cache.put(k, p, b)
+	return b, nil
+}
+
+// profileFileName is a Content-Disposition file name that can never break
+// the header: every byte outside [A-Za-z0-9._-] becomes '_'.
+func profileFileName(p profiles.Profile, a profiles.Address) string {
+	prefix := p.Provider.ShortName
+	if prefix == "" {
+		prefix = "mail"
+	}
+	name := strings.ToLower(prefix) + "-" + a.Local + "_" + a.Domain
+	b := []byte(name)
+	for i, ch := range b {
+		if !(ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= '0' && ch <= '9' || ch == '.' || ch == '-' || ch == '_') {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 100 {
+		b = b[:100]
+	}
+	return string(b) + ".mobileconfig"
+}
