@@ -1,0 +1,136 @@
+package dnssrv_test
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// rawUDP sends b and returns the answer, or nil when none arrives within
+// wait (a dropped packet).
+func rawUDP(t *testing.T, addr string, b []byte, wait time.Duration) []byte {
+	t.Helper()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 65535)
+	n, err := c.Read(buf)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf[:n]
+}
+
+func packed(t *testing.T, m *dns.Msg) []byte {
+	t.Helper()
+	b, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestServer_malformed: garbage is dropped or answered FORMERR/NOTIMP,
+// and the server keeps answering afterwards.
+func TestServer_malformed(t *testing.T) {
+	f := start(t, nil)
+	good := packed(t, query("_pop3s._tcp.skydesk.jp.", dns.TypeSRV, 0))
+	twoQuestions := query("_pop3s._tcp.skydesk.jp.", dns.TypeSRV, 0)
+	twoQuestions.Question = append(twoQuestions.Question, twoQuestions.Question[0])
+	update := query("skydesk.jp.", dns.TypeSOA, 0)
+	update.Opcode = dns.OpcodeUpdate
+	answer := query("skydesk.jp.", dns.TypeSOA, 0)
+	answer.Response = true
+	badLabel := append([]byte(nil), good...)
+	badLabel[12] = 0xC0 // a compression pointer in the question pointing at itself
+	badLabel[13] = 12
+	for _, tc := range []struct {
+		name  string
+		pkt   []byte
+		rcode int // -1: dropped
+	}{
+		{"too short for a header", []byte{1, 2, 3}, -1},
+		{"empty", nil, -1},
+		{"question cut off", good[:len(good)-3], dns.RcodeFormatError},
+		{"compression loop", badLabel, dns.RcodeFormatError},
+		{"two questions", packed(t, twoQuestions), dns.RcodeFormatError},
+		{"UPDATE opcode", packed(t, update), dns.RcodeNotImplemented},
+		{"a response", packed(t, answer), -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wait := 2 * time.Second
+			if tc.rcode < 0 {
+				wait = 200 * time.Millisecond // proving a negative: how long we listen for an answer
+			}
+			b := rawUDP(t, f.udp, tc.pkt, wait)
+			if tc.rcode < 0 {
+				if b != nil {
+					t.Fatalf("answered %d bytes, want the packet dropped", len(b))
+				}
+			} else {
+				if len(b) < 12 {
+					t.Fatalf("answer %x, want a DNS header", b)
+				}
+				if id := binary.BigEndian.Uint16(b); len(tc.pkt) >= 2 && id != binary.BigEndian.Uint16(tc.pkt) {
+					t.Errorf("id %d, want the query's", id)
+				}
+				if rc := int(b[3] & 0x0F); rc != tc.rcode {
+					t.Errorf("rcode %s, want %s", dns.RcodeToString[rc], dns.RcodeToString[tc.rcode])
+				}
+			}
+			// Still alive.
+			r := exchange(t, "udp", f.udp, query("_pop3s._tcp.skydesk.jp.", dns.TypeSRV, 0))
+			if len(r.Answer) != 1 {
+				t.Fatalf("after %s: answer %v", tc.name, r.Answer)
+			}
+		})
+	}
+}
+
+// TestServer_tcpGarbage: over TCP a length-prefixed message whose
+// question is cut off is answered FORMERR on the same connection, and the
+// listener keeps serving.
+func TestServer_tcpGarbage(t *testing.T) {
+	f := start(t, nil)
+	c, err := net.Dial("tcp", f.tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	good := packed(t, query("_pop3s._tcp.skydesk.jp.", dns.TypeSRV, 0))
+	bad := good[:len(good)-3]
+	if _, err := c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(bad))), bad...)); err != nil {
+		t.Fatal(err)
+	}
+	var n [2]byte
+	if _, err := io.ReadFull(c, n[:]); err != nil {
+		t.Fatalf("reading the FORMERR answer: %v", err)
+	}
+	b := make([]byte, binary.BigEndian.Uint16(n[:]))
+	if _, err := io.ReadFull(c, b); err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < 12 || int(b[3]&0x0F) != dns.RcodeFormatError {
+		t.Fatalf("answer %x, want FORMERR", b)
+	}
+	r := exchange(t, "tcp", f.tcp, query("_submission._tcp.skydesk.jp.", dns.TypeSRV, 0))
+	if len(r.Answer) != 1 {
+		t.Fatalf("after garbage: %v", r)
+	}
+}
