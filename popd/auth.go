@@ -213,6 +213,10 @@ func (c *Conn) login(user, pass string) bool {
 	}
 	if err := c.sess.Login(c.ctx, user, pass); err != nil {
 		c.reply(err)
+		if errors.Is(err, ErrInUse) {
+			// Not a credential failure: the client may retry.
+			return true
+		}
 		return c.failed()
 	}
 	msgs, err := c.sess.Messages(c.ctx)
