@@ -164,6 +164,12 @@ func (c *Conn) readLine() (string, error) {
 	if err := c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.ReadTimeout)); err != nil {
 		return "", err
 	}
+	if c.srv.closing.Load() {
+		// Shutdown marks closing before it expires read deadlines: this
+		// check after our own SetReadDeadline closes the race in which
+		// the deadline set here would overwrite Shutdown's.
+		return "", os.ErrDeadlineExceeded
+	}
 	line, err := c.br.ReadSlice('\n')
 	if errors.Is(err, bufio.ErrBufferFull) {
 		for errors.Is(err, bufio.ErrBufferFull) {
