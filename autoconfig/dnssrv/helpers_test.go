@@ -109,17 +109,32 @@ func start(t testing.TB, mutate func(*dnssrv.Options)) *fixture {
 		t.Fatal(err)
 	}
 	f.h = h
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, l := listenPair(t, "127.0.0.1:0")
 	f.udp, f.tcp = pc.LocalAddr().String(), l.Addr().String()
 	serveOn(t, h, pc, l)
 	return f
+}
+
+// listenPair binds UDP and TCP on the same port, as a name server does
+// (dig +tcp and resolvers retry on the port they asked over UDP). With
+// port 0 a TCP port already taken gives another try.
+func listenPair(t testing.TB, addr string) (net.PacketConn, net.Listener) {
+	t.Helper()
+	var last error
+	for range 10 {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, l
+		}
+		pc.Close()
+		last = err
+	}
+	t.Fatalf("no port free for both UDP and TCP: %v", last)
+	return nil, nil
 }
 
 // serveOn runs a Server until the test ends and checks it stops cleanly.
@@ -200,4 +215,9 @@ func normAll(ss []string) []string {
 		out = append(out, normRR(s))
 	}
 	return out
+}
+
+// newTestHandler is a Handler over testOptions and a fake domain list.
+func newTestHandler(r *profiles.Resolver, dom *domains) (*dnssrv.Handler, error) {
+	return dnssrv.NewHandler(testOptions(r), dom.snapshot)
 }
