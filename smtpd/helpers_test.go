@@ -71,6 +71,7 @@ type fixture struct {
 	clientTLS             *tls.Config
 	smtps, submission, mx string
 	maxSize               int64
+	certFile              string // PEM the real clients trust
 }
 
 type fixtureOpts struct {
@@ -107,7 +108,7 @@ func newFixture(t *testing.T, fo fixtureOpts) *fixture {
 	if fo.maxSize == 0 {
 		fo.maxSize = 64 << 10
 	}
-	f := &fixture{st: &recordingStore{Store: s}, auth: auth, maxSize: fo.maxSize,
+	f := &fixture{st: &recordingStore{Store: s}, auth: auth, maxSize: fo.maxSize, certFile: cert.CertFile,
 		clientTLS: &tls.Config{RootCAs: pool, ServerName: "smtp.skydesk.jp", MinVersion: tls.VersionTLS12}}
 	start := func(mode smtpd.Mode, implicit bool) string {
 		o := smtpd.Options{Hostname: "smtp.skydesk.jp", TLSConfig: cert.ServerTLS(), MaxMessageSize: fo.maxSize,

@@ -249,7 +249,7 @@ func TestRelay_unreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := l.Addr().(*net.TCPAddr).Port
-	l.Close() // nothing listens there now
+	l.Close()                                     // nothing listens there now
 	clk := &clock{t: time.Now().Add(time.Minute)} // after the submission below
 	q := &bounceQueue{Store: f.st.Store}
 	relay := smtpd.NewRelay(q, smtpd.RelayOptions{Host: "127.0.0.1", Port: port, TLS: "starttls",
