@@ -3,7 +3,9 @@ package web
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"io/fs"
 	"path"
+	"sync"
 )
 
 // Asset is an embedded static file.
@@ -19,16 +21,27 @@ var assetTypes = map[string]string{
 	".svg": "image/svg+xml",
 }
 
+// assets are read and hashed once.
+var assets = sync.OnceValue(func() map[string]Asset {
+	out := map[string]Asset{}
+	entries, _ := fs.ReadDir(static, "static")
+	for _, e := range entries {
+		ctype, ok := assetTypes[path.Ext(e.Name())]
+		if !ok || e.IsDir() {
+			continue
+		}
+		b, err := static.ReadFile("static/" + e.Name())
+		if err != nil {
+			continue
+		}
+		sum := sha256.Sum256(b)
+		out[e.Name()] = Asset{Body: b, ContentType: ctype, ETag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+	}
+	return out
+})
+
 // LookupAsset returns the embedded asset called name ("site.css").
 func LookupAsset(name string) (Asset, bool) {
-	ctype, ok := assetTypes[path.Ext(name)]
-	if !ok || name != path.Base(name) {
-		return Asset{}, false
-	}
-	b, err := static.ReadFile("static/" + name)
-	if err != nil {
-		return Asset{}, false
-	}
-	sum := sha256.Sum256(b)
-	return Asset{Body: b, ContentType: ctype, ETag: `"` + hex.EncodeToString(sum[:8]) + `"`}, true
+	a, ok := assets()[name]
+	return a, ok
 }
