@@ -74,7 +74,10 @@ func queryParam(r *http.Request, names ...string) (string, bool) {
 			if strings.EqualFold(k, n) {
 				d, err := url.PathUnescape(v)
 				if err != nil {
-					return "", true // present but undecodable: a malformed address
+					// Present but undecodable: keep it raw, so it is
+					// refused as a malformed address ('%' alone is
+					// legal atext, but not followed by non-hex).
+					return v, true
 				}
 				return d, true
 			}

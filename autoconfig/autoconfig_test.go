@@ -1,0 +1,162 @@
+package autoconfig
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/skydesk/skydeskd/profiles"
+	"github.com/skydesk/skydeskd/templates"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden files")
+
+// testSettings are the shipped defaults (config.Default).
+var testSettings = profiles.Settings{
+	Provider: profiles.Provider{
+		ID: "skydesk.jp", Name: "SkyDesk Mail", ShortName: "SkyDesk",
+		HelpURL:          "https://www.skydesk.jp/help/mail/client-settings",
+		WebURL:           "https://autoconfig.skydesk.jp",
+		AutoconfigHost:   "autoconfig.skydesk.jp",
+		AutodiscoverHost: "autodiscover.skydesk.jp",
+	},
+	PersonalDomain:      "skydesk.jp",
+	PersonalPOPHost:     "pop.skydesk.jp",
+	OrganizationPOPHost: "poppro.skydesk.jp",
+	POPPort:             995,
+	SMTPHost:            "smtp.skydesk.jp",
+	SMTPImplicitTLSPort: 465,
+	SMTPSTARTTLSPort:    587,
+}
+
+// fixedNow makes Autodiscover error documents reproducible.
+func fixedNow() time.Time { return time.Date(2026, 4, 1, 21, 25, 4, 889708300, time.UTC) }
+
+func testResolver(t testing.TB) *profiles.Resolver {
+	t.Helper()
+	idn, err := profiles.ParseDomain("例え.jp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return profiles.NewResolver(testSettings, profiles.DomainSet{"example.co.jp": true, idn: true})
+}
+
+type testServer struct {
+	*Server
+	reg           *prometheus.Registry
+	plain, secure http.Handler
+}
+
+func newTestServer(t testing.TB, src profiles.Source, signer *templates.Signer) *testServer {
+	t.Helper()
+	if src == nil {
+		src = testResolver(t)
+	}
+	reg := prometheus.NewRegistry()
+	s, err := New(Options{Source: src, Signer: signer, Registerer: reg, Now: fixedNow,
+		RedirectBase: "https://autodiscover.skydesk.jp", ServerName: "autodiscover.skydesk.jp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testServer{Server: s, reg: reg, plain: s.Handler(false), secure: s.Handler(true)}
+}
+
+// do sends one request to a handler and returns the recorded response.
+func serveReq(h http.Handler, method, target, body string, header ...string) *httptest.ResponseRecorder {
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, target, r)
+	req.Host = "autoconfig.skydesk.jp"
+	for i := 0; i+1 < len(header); i += 2 {
+		if strings.EqualFold(header[i], "Host") {
+			req.Host = header[i+1]
+			continue
+		}
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+// dump is the golden form of a response: status, the headers a client
+// acts on, a blank line, the body.
+func dump(rec *httptest.ResponseRecorder) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "HTTP %d\n", rec.Code)
+	for _, h := range []string{"Content-Type", "Content-Disposition", "Location", "Allow", "X-Content-Type-Options", "Cache-Control"} {
+		if v := rec.Header().Get(h); v != "" {
+			fmt.Fprintf(&b, "%s: %s\n", h, v)
+		}
+	}
+	b.WriteString("\n")
+	b.Write(rec.Body.Bytes())
+	return b.Bytes()
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", "golden", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run `go test ./autoconfig -update`)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (run `go test ./autoconfig -update` if intended)\n--- want\n%s\n--- got\n%s", path, want, got)
+	}
+}
+
+// counter returns the value of a counter with the given labels (0 if absent).
+func counter(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue next
+				}
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
+
+// fakeSource fails for one domain, to test internal errors.
+type fakeSource struct{ profiles.Source }
+
+func (f fakeSource) Lookup(ctx context.Context, d string) (profiles.Profile, error) {
+	if d == "broken.example" {
+		return profiles.Profile{}, fmt.Errorf("store: database is locked (/var/lib/skydeskd/skydeskd.db)")
+	}
+	return f.Source.Lookup(ctx, d)
+}
