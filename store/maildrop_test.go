@@ -2,8 +2,8 @@ package store_test
 
 import (
 	"crypto/tls"
-	"encoding/base64"
 	"crypto/x509"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/textproto"
