@@ -117,6 +117,7 @@ func buildZones(o *Options, serial uint32, hosted []string) *zones {
 	}
 	// The additional section: addresses of the targets we know, so a
 	// client needs no second query (RFC 2782 "Usage rules", RFC 1035 §3.3.9).
+	missing := map[string]bool{}
 	for _, z := range zs.byApex {
 		for _, n := range z.nodes {
 			for t, set := range n.rrsets {
@@ -131,9 +132,29 @@ func buildZones(o *Options, serial uint32, hosted []string) *zones {
 						target = r.Ns
 					}
 					n.extra[t] = append(n.extra[t], addrs[target]...)
+					if target != "" && target != "." && addrs[target] == nil && zs.find(target) != nil {
+						missing[target] = true
+					}
 				}
+			}
+			if n.cname != nil && zs.find(n.cname.Target) != nil && zs.find(n.cname.Target).nodes[n.cname.Target] == nil {
+				missing[n.cname.Target] = true
 			}
 		}
 	}
+	// A target inside our own zones without addresses is NXDOMAIN from us:
+	// clients told to use it cannot connect. Say so at every rebuild.
+	for _, name := range sortedKeys(missing) {
+		o.Logger.Warn("dns: host in a served zone has no address (add it to dns.addresses)", "host", name)
+	}
 	return zs
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
