@@ -55,6 +55,7 @@ func parsePOX(body []byte) (poxRequest, error) {
 	var req poxRequest
 	var stack []string
 	requests := 0
+	root := false
 	for {
 		tok, err := d.Token()
 		if err == io.EOF {
@@ -67,8 +68,11 @@ func parsePOX(body []byte) (poxRequest, error) {
 		case xml.Directive:
 			return poxRequest{}, errDoctype
 		case xml.StartElement:
-			if len(stack) == 0 && t.Name.Local != "Autodiscover" {
-				return poxRequest{}, errNotPOX
+			if len(stack) == 0 {
+				if root || t.Name.Local != "Autodiscover" {
+					return poxRequest{}, errNotPOX
+				}
+				root = true
 			}
 			if len(stack) >= maxXMLDepth {
 				return poxRequest{}, errTooDeep
@@ -91,6 +95,9 @@ func parsePOX(body []byte) (poxRequest, error) {
 				}
 			}
 		}
+	}
+	if !root {
+		return poxRequest{}, errNotPOX
 	}
 	req.Email, req.Schema = strings.TrimSpace(req.Email), strings.TrimSpace(req.Schema)
 	if req.Email == "" {

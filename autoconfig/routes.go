@@ -32,18 +32,21 @@ var caseless = []string{pathAutodiscoverJSON + "/v1.0/", pathTBConfig, pathTBWel
 // paths (the web pages) are untouched.
 func canonicalPath(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		u := c.Request().URL
-		for _, k := range caseless {
-			exact := !strings.HasSuffix(k, "/")
-			if p, ok := foldPrefix(u.Path, k, exact); ok {
-				u.Path = p
-				if u.RawPath != "" {
-					u.RawPath, _ = foldPrefix(u.RawPath, k, exact)
-				}
-				break
-			}
-		}
+		canonicalize(c.Request().URL)
 		return next(c)
+	}
+}
+
+func canonicalize(u *url.URL) {
+	for _, k := range caseless {
+		exact := !strings.HasSuffix(k, "/")
+		if p, ok := foldPrefix(u.Path, k, exact); ok {
+			u.Path = p
+			if u.RawPath != "" {
+				u.RawPath, _ = foldPrefix(u.RawPath, k, exact)
+			}
+			return
+		}
 	}
 }
 
