@@ -59,7 +59,8 @@ type popConn struct {
 	text *textproto.Conn
 }
 
-func popLogin(t *testing.T, addr string, tc *tls.Config, user, pw string) *popConn {
+// popDial connects and reads the greeting.
+func popDial(t *testing.T, addr string, tc *tls.Config) *popConn {
 	t.Helper()
 	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, tc)
 	if err != nil {
@@ -69,6 +70,12 @@ func popLogin(t *testing.T, addr string, tc *tls.Config, user, pw string) *popCo
 	p := &popConn{t: t, text: textproto.NewConn(c)}
 	t.Cleanup(func() { c.Close() })
 	p.cmd("", "+OK")
+	return p
+}
+
+func popLogin(t *testing.T, addr string, tc *tls.Config, user, pw string) *popConn {
+	t.Helper()
+	p := popDial(t, addr, tc)
 	p.cmd("USER "+user, "+OK")
 	p.cmd("PASS "+pw, "+OK logged in")
 	return p
