@@ -175,7 +175,7 @@ func (s *Server) autodiscoverXML(c echo.Context) error {
 }
 
 // autodiscoverError sends a documented <Error> document.
-func (s *Server) autodiscoverError(c echo.Context, status int, code templates.ErrorCode, outcome string, cause error) error {
+func (s *Server) autodiscoverError(c echo.Context, status int, code templates.ErrorCode, o outcome, cause error) error {
 	body, err := templates.AutodiscoverError(code, s.serverName, s.now())
 	if err != nil {
 		return err
@@ -183,7 +183,7 @@ func (s *Server) autodiscoverError(c echo.Context, status int, code templates.Er
 	if cause != nil && s.log.Enabled(c.Request().Context(), -4) {
 		s.log.Debug("autodiscover request refused", "code", int(code), "err", cause)
 	}
-	c.Set(outcomeKey, outcome)
+	c.Set(outcomeKey, o)
 	return c.Blob(status, contentTypeXML, body)
 }
 

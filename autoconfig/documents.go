@@ -55,10 +55,10 @@ func (s *Server) document(f format, p profiles.Profile, a profiles.Address,
 		k.address = a.String()
 	}
 	if b, ok := s.cache.get(k, p); ok {
-		s.m.cache.WithLabelValues(f.String(), "hit").Inc()
+		s.m.cacheHit(f)
 		return b, nil
 	}
-	s.m.cache.WithLabelValues(f.String(), "miss").Inc()
+	s.m.cacheMiss(f)
 	b, err := build(p, a)
 	if err != nil {
 		return nil, err
@@ -86,6 +86,19 @@ func hostDomain(host string) string {
 // %EMAILADDRESS%.
 func (s *Server) thunderbird(c echo.Context) error {
 	r := c.Request()
+	key := fastKey{f: fmtThunderbird}
+	raw, ok := rawQueryParam(r.URL.RawQuery, "emailaddress")
+	if ok && raw != "" {
+		key.raw = raw
+	} else {
+		key.host = r.Host
+	}
+	if e, ok := s.fastHit(r.Context(), key); ok {
+		if e.kind == profiles.Unknown {
+			return errNotHosted
+		}
+		return c.Blob(http.StatusOK, contentTypeXML, e.body)
+	}
 	var a profiles.Address
 	domain := ""
 	if v, ok := queryParam(r, "emailaddress"); ok && v != "" {
@@ -99,19 +112,44 @@ func (s *Server) thunderbird(c echo.Context) error {
 	}
 	p, err := s.lookup(r.Context(), domain)
 	if err != nil {
+		s.rememberNotFound(key, domain, err)
 		return err
 	}
 	body, err := s.document(fmtThunderbird, p, a, templates.Thunderbird)
 	if err != nil {
 		return err
 	}
+	s.fast.put(key, fastEntry{domain: p.Domain, kind: p.Kind, body: body})
 	return c.Blob(http.StatusOK, contentTypeXML, body)
+}
+
+// rememberNotFound caches a "not found" for a well-formed domain, so an
+// unknown domain's repeat takes the same fast path as a hosted one's.
+func (s *Server) rememberNotFound(k fastKey, domain string, err error) {
+	if err != errNotHosted || s.kinds == nil {
+		return
+	}
+	d, perr := profiles.ParseDomain(domain)
+	if perr != nil {
+		return
+	}
+	s.fast.put(k, fastEntry{domain: d, kind: profiles.Unknown})
 }
 
 // mobileconfig serves the signed Apple profile of ?email= (REFERENCE §3.4)
 // as an attachment with a file name made only of [A-Za-z0-9._-].
 func (s *Server) mobileconfig(c echo.Context) error {
 	r := c.Request()
+	raw, _ := rawQueryParam(r.URL.RawQuery, "email")
+	key := fastKey{f: fmtMobileConfig, raw: raw}
+	if raw != "" {
+		if e, ok := s.fastHit(r.Context(), key); ok {
+			if e.kind == profiles.Unknown {
+				return errNotHosted
+			}
+			return s.writeProfile(c, e.disposition, e.body)
+		}
+	}
 	v, ok := queryParam(r, "email")
 	if !ok || v == "" {
 		return fail(http.StatusBadRequest, "missing email parameter", nil)
@@ -122,14 +160,22 @@ func (s *Server) mobileconfig(c echo.Context) error {
 	}
 	p, err := s.lookup(r.Context(), a.Domain)
 	if err != nil {
+		s.rememberNotFound(key, a.Domain, err)
 		return err
 	}
-	body, err := s.signedProfile(p, a)
+	sg := s.signer.Load()
+	body, err := s.signedProfile(p, a, sg)
 	if err != nil {
 		return err
 	}
+	disp := `attachment; filename="` + profileFileName(p, a) + `"`
+	s.fast.put(key, fastEntry{domain: p.Domain, kind: p.Kind, signer: sg, body: body, disposition: disp})
+	return s.writeProfile(c, disp, body)
+}
+
+func (s *Server) writeProfile(c echo.Context, disposition string, body []byte) error {
 	h := c.Response().Header()
-	h.Set("Content-Disposition", `attachment; filename="`+profileFileName(p, a)+`"`)
+	h.Set("Content-Disposition", disposition)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "private, no-store")
 	return c.Blob(http.StatusOK, templates.MobileConfigContentType, body)
@@ -137,17 +183,16 @@ func (s *Server) mobileconfig(c echo.Context) error {
 
 // signedProfile returns the cached signed profile, or builds and signs it
 // (the one expensive step; the cache key includes the certificate).
-func (s *Server) signedProfile(p profiles.Profile, a profiles.Address) ([]byte, error) {
-	sg := s.signer.Load()
+func (s *Server) signedProfile(p profiles.Profile, a profiles.Address, sg *signerState) ([]byte, error) {
 	k := cacheKey{format: fmtMobileConfig, address: a.String(), domain: p.Domain}
 	if sg != nil {
 		k.cert = sg.fingerprint
 	}
 	if b, ok := s.cache.get(k, p); ok {
-		s.m.cache.WithLabelValues(fmtMobileConfig.String(), "hit").Inc()
+		s.m.cacheHit(fmtMobileConfig)
 		return b, nil
 	}
-	s.m.cache.WithLabelValues(fmtMobileConfig.String(), "miss").Inc()
+	s.m.cacheMiss(fmtMobileConfig)
 	b, err := templates.MobileConfig(p, a)
 	if err != nil {
 		return nil, err

@@ -52,7 +52,7 @@ func TestClientFamily(t *testing.T) {
 		"curl/8.5.0":       "tool",
 		"SomethingElse/1":  "other",
 	} {
-		if got := clientFamily(ua); got != want {
+		if got := clientNames[clientFamily(ua)]; got != want {
 			t.Errorf("clientFamily(%q) = %q, want %q", ua, got, want)
 		}
 	}

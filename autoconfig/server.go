@@ -71,6 +71,8 @@ type Server struct {
 	log          *slog.Logger
 	signer       atomic.Pointer[signerState]
 	cache        *docCache
+	fast         *fastCache
+	kinds        kindSource // nil: no fast path
 	m            *metrics
 	registrars   []Registrar
 	redirectBase string
@@ -106,6 +108,8 @@ func New(o Options) (*Server, error) {
 		n = DefaultCacheEntries
 	}
 	s.cache = newDocCache(n)
+	s.fast = newFastCache(n)
+	s.kinds, _ = o.Source.(kindSource)
 	reg := o.Registerer
 	if reg == nil {
 		reg = prometheus.NewRegistry()

@@ -1,0 +1,89 @@
+package autoconfig
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// benchEndpoint measures one route through the full echo stack
+// (canonical path, metrics, routing, lookup, cache, write).
+func benchEndpoint(b *testing.B, h http.Handler, method, target, body string) {
+	b.Helper()
+	b.ReportAllocs()
+	for b.Loop() {
+		var r *http.Request
+		if body != "" {
+			r = httptest.NewRequest(method, target, strings.NewReader(body))
+		} else {
+			r = httptest.NewRequest(method, target, nil)
+		}
+		r.Header.Set("User-Agent", "Mozilla/5.0 Thunderbird/128.0")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code >= 500 {
+			b.Fatalf("status %d", w.Code)
+		}
+	}
+}
+
+func BenchmarkEndpointThunderbird(b *testing.B) {
+	ts := newTestServer(b, nil, nil)
+	benchEndpoint(b, ts.secure, "GET", "/mail/config-v1.1.xml?emailaddress=hanako%40example.co.jp", "")
+}
+
+func BenchmarkEndpointThunderbirdGeneric(b *testing.B) {
+	ts := newTestServer(b, nil, nil)
+	benchEndpoint(b, ts.secure, "GET", "http://autoconfig.example.co.jp/mail/config-v1.1.xml", "")
+}
+
+func BenchmarkEndpointThunderbirdUnknownDomain(b *testing.B) {
+	ts := newTestServer(b, nil, nil)
+	benchEndpoint(b, ts.secure, "GET", "/mail/config-v1.1.xml?emailaddress=taro%40gmail.com", "")
+}
+
+func BenchmarkEndpointAutodiscoverPOX(b *testing.B) {
+	ts := newTestServer(b, nil, nil)
+	benchEndpoint(b, ts.secure, "POST", "/Autodiscover/Autodiscover.xml", pox("hanako@example.co.jp"))
+}
+
+func BenchmarkEndpointAutodiscoverNotFound(b *testing.B) {
+	ts := newTestServer(b, nil, nil)
+	benchEndpoint(b, ts.secure, "POST", "/autodiscover/autodiscover.xml", pox("taro@gmail.com"))
+}
+
+func BenchmarkEndpointAutodiscoverJSON(b *testing.B) {
+	ts := newTestServer(b, nil, nil)
+	benchEndpoint(b, ts.secure, "GET", "/autodiscover/autodiscover.json/v1.0/hanako%40example.co.jp?Protocol=AutodiscoverV1", "")
+}
+
+func BenchmarkEndpointMobileConfigCached(b *testing.B) {
+	signer, _ := signerOf(b)
+	ts := newTestServer(b, nil, signer)
+	benchEndpoint(b, ts.secure, "GET", "/apple/mobileconfig?email=hanako%40example.co.jp", "")
+}
+
+// BenchmarkEndpointMobileConfigUncached signs on every request (a new
+// address each time): the cost of a cache miss.
+func BenchmarkEndpointMobileConfigUncached(b *testing.B) {
+	signer, _ := signerOf(b)
+	ts := newTestServer(b, nil, signer)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		r := httptest.NewRequest("GET", "/apple/mobileconfig?email=u"+strconv.Itoa(i)+"%40example.co.jp", nil)
+		w := httptest.NewRecorder()
+		ts.secure.ServeHTTP(w, r)
+		if w.Code != 200 {
+			b.Fatalf("status %d", w.Code)
+		}
+	}
+}
+
+func BenchmarkEndpointPlainRedirect(b *testing.B) {
+	ts := newTestServer(b, nil, nil)
+	benchEndpoint(b, ts.plain, "POST", "/autodiscover/autodiscover.xml", pox("hanako@example.co.jp"))
+}

@@ -1,0 +1,60 @@
+package autoconfig
+
+import (
+	"strconv"
+	"testing"
+
+	"github.com/skydesk/skydeskd/profiles"
+)
+
+// TestCache_followsDomainChanges: cached answers (and cached "not found")
+// follow the domain list: removing a hosted domain turns its cached
+// documents into 404s, adding one turns a cached 404 into a document.
+func TestCache_followsDomainChanges(t *testing.T) {
+	domains := profiles.DomainSet{"example.co.jp": true}
+	ts := newTestServer(t, profiles.NewResolver(testSettings, domains), nil)
+	targets := []string{
+		"/mail/config-v1.1.xml?emailaddress=hanako%40example.co.jp",
+		"/apple/mobileconfig?email=hanako%40example.co.jp",
+		"/mail/config-v1.1.xml?emailaddress=jiro%40newly.example",
+		"/apple/mobileconfig?email=jiro%40newly.example",
+	}
+	want := func(step string, codes ...int) {
+		t.Helper()
+		for i, target := range targets {
+			for range 2 { // the second request is served from the cache
+				if got := serveReq(ts.secure, "GET", target, "").Code; got != codes[i] {
+					t.Errorf("%s: %s = %d, want %d", step, target, got, codes[i])
+				}
+			}
+		}
+	}
+	want("initial", 200, 200, 404, 404)
+	delete(domains, "example.co.jp")
+	domains["newly.example"] = true
+	want("after change", 404, 404, 200, 200)
+}
+
+// TestCache_bounded: made-up addresses cannot grow the caches past their
+// bound.
+func TestCache_bounded(t *testing.T) {
+	s, err := New(Options{Source: testResolver(t), CacheEntries: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.Handler(true)
+	for i := range 200 {
+		if c := serveReq(h, "GET", "/mail/config-v1.1.xml?emailaddress=u"+strconv.Itoa(i)+"%40example.co.jp", "").Code; c != 200 {
+			t.Fatalf("status %d", c)
+		}
+	}
+	if n := s.cache.len(); n > 50 {
+		t.Errorf("document cache has %d entries, bound 50", n)
+	}
+	s.fast.mu.RLock()
+	n := len(s.fast.entries)
+	s.fast.mu.RUnlock()
+	if n > 50 {
+		t.Errorf("fast cache has %d entries, bound 50", n)
+	}
+}
