@@ -125,7 +125,10 @@ func TestWebBrowser_setup(t *testing.T) {
 		t.Error("the QR URL serves a different profile than the button")
 	}
 
+	keyboardLookUp(t, ctx, w)
 	for _, l := range []string{"en", "ja"} {
+		auditPage(t, ctx, w.webURL+"/?lang="+l+"&email=hanako%40example.co.jp")
+		auditPage(t, ctx, w.webURL+"/?lang="+l+"&email=someone%40gmail.com")
 		screenshots(t, ctx, "setup-"+l, w.webURL+"/?lang="+l+"&email=hanako%40example.co.jp")
 	}
 	screenshots(t, ctx, "setup-unknown-ja", w.webURL+"/?lang=ja&email=someone%40gmail.com")
@@ -256,6 +259,7 @@ func TestWebBrowser_settings(t *testing.T) {
 	}
 	check("app password login", w.popSubjects(t, user, secret, false), "ham-1")
 	for _, l := range []string{"en", "ja"} {
+		auditPage(t, b, w.webURL+"/settings?lang="+l)
 		screenshots(t, b, "settings-"+l, w.webURL+"/settings?lang="+l)
 	}
 	step(t, b, "revoke", chromedp.Navigate(w.webURL+"/settings?lang=en"),
@@ -267,6 +271,7 @@ func TestWebBrowser_settings(t *testing.T) {
 	step(t, b, "sign out", chromedp.Navigate(w.webURL+"/settings?lang=en"), chromedp.Click(chromedp.CSS(`form[action="/settings/signout"] button`)),
 		chromedp.WaitVisible(chromedp.ID("password")))
 	for _, l := range []string{"en", "ja"} {
+		auditPage(t, b, w.webURL+"/settings?lang="+l)
 		screenshots(t, b, "signin-"+l, w.webURL+"/settings?lang="+l)
 	}
 }
