@@ -1,6 +1,7 @@
 package dnssrv_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -55,4 +56,59 @@ func FuzzAnswer(f *testing.F) {
 			t.Fatalf("UDP answer %d bytes > %d", len(out), limit)
 		}
 	})
+}
+
+// FuzzAnswerWire checks the wire fast path against the slow path: for any
+// packet, the cached answer (second call) says the same as the first and
+// as miekg/dns unpacking plus Handler.Answer, with the question exactly
+// as asked (0x20). Run: go test -fuzz FuzzAnswerWire ./autoconfig/dnssrv
+func FuzzAnswerWire(f *testing.F) {
+	dom := &domains{serial: 7, list: []string{"example.co.jp"}}
+	h, err := dnssrv.NewHandler(testOptions(profiles.NewResolver(settings, dom)), dom.snapshot)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, tc := range answerCases {
+		q := query(tc.qname, tc.qtype, tc.edns)
+		q.RecursionDesired = true
+		b, err := q.Pack()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, tc.only != "tcp")
+	}
+	f.Fuzz(func(t *testing.T, pkt []byte, udp bool) {
+		first := h.AnswerWire(pkt, udp, nil)
+		second := h.AnswerWire(pkt, udp, nil)
+		req := new(dns.Msg)
+		if req.Unpack(pkt) != nil {
+			return // FORMERR, or an answer learned from a well-formed twin
+		}
+		slow, _, _ := h.Answer(req, udp)
+		if (first == nil) != (slow == nil) || (second == nil) != (slow == nil) {
+			t.Fatalf("answered: first %v second %v slow %v", first != nil, second != nil, slow != nil)
+		}
+		if slow == nil {
+			return
+		}
+		want := unpackString(t, slow)
+		for _, got := range [][]byte{first, second} {
+			if s := unpackString(t, got); !strings.EqualFold(s, want) {
+				t.Fatalf("fast path:\n%s\nslow path:\n%s", s, want)
+			}
+			m := new(dns.Msg)
+			_ = m.Unpack(got)
+			if len(req.Question) == 1 && (len(m.Question) != 1 || m.Question[0] != req.Question[0]) {
+				t.Fatalf("question %v, asked %v", m.Question, req.Question)
+			}
+		}
+	})
+}
+
+func unpackString(t *testing.T, b []byte) string {
+	m := new(dns.Msg)
+	if err := m.Unpack(b); err != nil {
+		t.Fatalf("answer does not unpack: %v", err)
+	}
+	return m.String()
 }

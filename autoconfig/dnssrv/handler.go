@@ -20,6 +20,8 @@ type Handler struct {
 	snap  Snapshot
 	zones atomic.Pointer[zones]
 	mu    sync.Mutex // serialises Reload
+	// counts holds an *atomic.Uint64 per countKey (QueryCounts).
+	counts sync.Map
 }
 
 var _ dns.Handler = (*Handler)(nil)
@@ -75,25 +77,7 @@ func (h *Handler) serve(w dns.ResponseWriter, r *dns.Msg, udp bool) {
 	if _, err := w.Write(buf); err != nil {
 		h.opts.Logger.Debug("dns: writing answer", "err", err, "remote", w.RemoteAddr().String())
 	}
-	h.observe(qtype, rcode)
-}
-
-func (h *Handler) observe(qtype uint16, rcode int) {
-	if h.opts.Observe == nil {
-		return
-	}
-	t, ok := dns.TypeToString[qtype]
-	switch {
-	case qtype == 0:
-		t = "none"
-	case !ok:
-		t = "other"
-	}
-	rc, ok := dns.RcodeToString[rcode]
-	if !ok {
-		rc = "other"
-	}
-	h.opts.Observe(t, rc)
+	h.counter(qtype, rcode).Add(1)
 }
 
 // Answer returns the packed response to request r (nil: drop it), the

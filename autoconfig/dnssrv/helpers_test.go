@@ -109,28 +109,30 @@ func start(t testing.TB, mutate func(*dnssrv.Options)) *fixture {
 		t.Fatal(err)
 	}
 	f.h = h
-	pc, l := listenPair(t, "127.0.0.1:0")
-	f.udp, f.tcp = pc.LocalAddr().String(), l.Addr().String()
-	serveOn(t, h, pc, l)
+	pcs, l := listenPair(t, "127.0.0.1:0")
+	f.udp, f.tcp = pcs[0].LocalAddr().String(), l.Addr().String()
+	serveOnMany(t, h, pcs, l)
 	return f
 }
 
 // listenPair binds UDP and TCP on the same port, as a name server does
 // (dig +tcp and resolvers retry on the port they asked over UDP). With
 // port 0 a TCP port already taken gives another try.
-func listenPair(t testing.TB, addr string) (net.PacketConn, net.Listener) {
+func listenPair(t testing.TB, addr string) ([]net.PacketConn, net.Listener) {
 	t.Helper()
 	var last error
 	for range 10 {
-		pc, err := net.ListenPacket("udp", addr)
+		pcs, err := dnssrv.ListenUDP(addr, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, err := net.Listen("tcp", pc.LocalAddr().String())
+		l, err := net.Listen("tcp", pcs[0].LocalAddr().String())
 		if err == nil {
-			return pc, l
+			return pcs, l
 		}
-		pc.Close()
+		for _, pc := range pcs {
+			pc.Close()
+		}
 		last = err
 	}
 	t.Fatalf("no port free for both UDP and TCP: %v", last)
@@ -140,7 +142,13 @@ func listenPair(t testing.TB, addr string) (net.PacketConn, net.Listener) {
 // serveOn runs a Server until the test ends and checks it stops cleanly.
 func serveOn(t testing.TB, h *dnssrv.Handler, pc net.PacketConn, l net.Listener) {
 	t.Helper()
-	srv := dnssrv.NewServer(h, pc, l)
+	serveOnMany(t, h, []net.PacketConn{pc}, l)
+}
+
+// serveOnMany is serveOn with several UDP sockets (SO_REUSEPORT).
+func serveOnMany(t testing.TB, h *dnssrv.Handler, pcs []net.PacketConn, l net.Listener) {
+	t.Helper()
+	srv := dnssrv.NewServer(h, pcs, l)
 	errs := make(chan error, 2)
 	go func() { errs <- srv.ServeUDP() }()
 	go func() { errs <- srv.ServeTCP() }()

@@ -40,11 +40,6 @@ type Options struct {
 	MaxUDPSize uint16
 	// Logger receives zone rebuilds and handler panics.
 	Logger *slog.Logger
-	// Observe, if set, is called once per query with the query type
-	// ("A", "SRV", …; "other" for types without a name, "none" for
-	// malformed packets) and the response code ("NOERROR", "NXDOMAIN", …),
-	// for metrics.
-	Observe func(qtype, rcode string)
 }
 
 func (o *Options) defaults() error {

@@ -1,101 +1,248 @@
 package dnssrv
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
+	"io"
 	"net"
+	"net/netip"
+	"sync"
 	"time"
-
-	"github.com/miekg/dns"
 )
 
-// Server serves a Handler on one UDP socket and one TCP listener.
+// Server serves a Handler on UDP sockets and a TCP listener. It reads
+// packets itself rather than through miekg/dns's server so that the wire
+// fast path (AnswerWire) answers without unpacking or allocating, and so
+// that pipelined TCP answers are written in batches.
 type Server struct {
-	udp, tcp *dns.Server
+	h   *Handler
+	pcs []net.PacketConn
+	l   net.Listener
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup // TCP connections
 }
 
-// Timeouts and limits of the TCP side (RFC 7766 §6.2.3: servers may close
-// idle connections; a few seconds is what BIND and NSD use).
+// Limits of the TCP side (RFC 7766 §6.2.3: servers may close idle
+// connections; a few seconds is what BIND and NSD use).
 const (
-	tcpReadTimeout  = 5 * time.Second
+	tcpFirstTimeout = 5 * time.Second  // to the first query
+	tcpIdleTimeout  = 10 * time.Second // between queries
 	tcpWriteTimeout = 5 * time.Second
-	tcpIdleTimeout  = 10 * time.Second
-	maxTCPQueries   = 1000
+	maxTCPConns     = 1024
 )
 
-// NewServer returns a server for h on pc (UDP) and l (TCP); either may be
-// nil.
-func NewServer(h *Handler, pc net.PacketConn, l net.Listener) *Server {
-	s := &Server{}
-	// Malformed packets: miekg/dns drops those whose header does not parse
-	// and answers FORMERR to the rest; the handler never sees them.
-	invalid := func(m []byte, err error) {
-		h.opts.Logger.Debug("dns: malformed query", "err", err, "len", len(m))
-		h.observe(0, dns.RcodeFormatError)
-	}
-	// Packets refused before parsing (wrong opcode, several questions) are
-	// answered FORMERR/NOTIMP by miekg/dns; count them too.
-	accept := func(dh dns.Header) dns.MsgAcceptAction {
-		a := dns.DefaultMsgAcceptFunc(dh)
-		switch a {
-		case dns.MsgReject:
-			h.observe(0, dns.RcodeFormatError)
-		case dns.MsgRejectNotImplemented:
-			h.observe(0, dns.RcodeNotImplemented)
-		}
-		return a
-	}
-	if pc != nil {
-		s.udp = &dns.Server{PacketConn: pc, Handler: h, UDPSize: dns.DefaultMsgSize,
-			MsgAcceptFunc: accept, MsgInvalidFunc: invalid}
-	}
-	if l != nil {
-		idle := func() time.Duration { return tcpIdleTimeout }
-		s.tcp = &dns.Server{Listener: l, Handler: h, ReadTimeout: tcpReadTimeout, WriteTimeout: tcpWriteTimeout,
-			IdleTimeout: idle, MaxTCPQueries: maxTCPQueries, MsgAcceptFunc: accept, MsgInvalidFunc: invalid}
-	}
-	return s
+// NewServer returns a server for h on the UDP sockets pcs (several bound
+// to one port with SO_REUSEPORT spread the load, see ListenUDP) and the
+// TCP listener l; either may be empty.
+func NewServer(h *Handler, pcs []net.PacketConn, l net.Listener) *Server {
+	return &Server{h: h, pcs: pcs, l: l, conns: map[net.Conn]struct{}{}}
 }
 
-// ServeUDP blocks serving UDP until Shutdown.
-func (s *Server) ServeUDP() error { return serve(s.udp) }
-
-// ServeTCP blocks serving TCP until Shutdown.
-func (s *Server) ServeTCP() error { return serve(s.tcp) }
-
-func serve(d *dns.Server) error {
-	if d == nil {
-		return nil
+// ServeUDP blocks serving every UDP socket until Shutdown.
+func (s *Server) ServeUDP() error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(s.pcs))
+	for i, pc := range s.pcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.serveUDP(pc)
+		}()
 	}
-	err := d.ActivateAndServe()
-	if errors.Is(err, net.ErrClosed) {
-		return nil
-	}
-	return err
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
-// Shutdown stops both listeners and waits for queries in flight.
-func (s *Server) Shutdown(ctx context.Context) error {
-	var errs []error
-	for _, d := range []*dns.Server{s.udp, s.tcp} {
-		if d == nil {
-			continue
-		}
-		err := d.ShutdownContext(ctx)
-		if err != nil && err.Error() == "dns: server not started" {
-			// Shut down before its goroutine got to serve: closing the
-			// socket makes a late ActivateAndServe return at once.
-			err = nil
-			if d.PacketConn != nil {
-				err = d.PacketConn.Close()
-			}
-			if d.Listener != nil {
-				err = d.Listener.Close()
-			}
+func (s *Server) serveUDP(pc net.PacketConn) error {
+	in := make([]byte, 4096) // queries are small; a longer one is cut and answered FORMERR
+	out := make([]byte, 0, 4096)
+	uc, _ := pc.(*net.UDPConn)
+	for {
+		var (
+			n    int
+			from net.Addr
+			ap   netip.AddrPort
+			err  error
+		)
+		if uc != nil {
+			n, ap, err = uc.ReadFromUDPAddrPort(in)
+		} else {
+			n, from, err = pc.ReadFrom(in)
 		}
 		if err != nil {
+			if s.isClosed() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		resp := s.safeAnswer(in[:n], true, out[:0])
+		if resp == nil {
+			continue
+		}
+		if uc != nil {
+			_, err = uc.WriteToUDPAddrPort(resp, ap)
+		} else {
+			_, err = pc.WriteTo(resp, from)
+		}
+		if err != nil {
+			s.h.opts.Logger.Debug("dns: writing answer", "err", err)
+		}
+	}
+}
+
+// safeAnswer answers one packet; a panic is logged and the packet
+// dropped, as CoreDNS recovers in ServeDNS, so one packet cannot stop the
+// server.
+func (s *Server) safeAnswer(pkt []byte, udp bool, out []byte) (resp []byte) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.h.opts.Logger.Error("dns: panic answering query", "panic", v)
+			resp = nil
+		}
+	}()
+	return s.h.AnswerWire(pkt, udp, out)
+}
+
+// ServeTCP blocks accepting TCP connections until Shutdown (RFC 7766).
+func (s *Server) ServeTCP() error {
+	if s.l == nil {
+		return nil
+	}
+	for {
+		c, err := s.l.Accept()
+		if err != nil {
+			if s.isClosed() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		if !s.track(c) {
+			c.Close()
+			continue
+		}
+		go s.serveConn(c)
+	}
+}
+
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || len(s.conns) >= maxTCPConns {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+// serveConn answers length-prefixed queries in order (RFC 1035 §4.2.2).
+// Answers are flushed when no further query is already buffered, so a
+// pipelining client gets them in few segments.
+func (s *Server) serveConn(c net.Conn) {
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		c.Close()
+		s.wg.Done()
+	}()
+	br := bufio.NewReaderSize(c, 4096)
+	bw := bufio.NewWriterSize(c, 16<<10)
+	msg := make([]byte, 0, 512)
+	out := make([]byte, 0, 4096)
+	timeout := tcpFirstTimeout
+	for {
+		if br.Buffered() == 0 && bw.Buffered() > 0 {
+			_ = c.SetWriteDeadline(time.Now().Add(tcpWriteTimeout))
+			if bw.Flush() != nil {
+				return
+			}
+		}
+		if s.isClosed() {
+			return
+		}
+		_ = c.SetReadDeadline(time.Now().Add(timeout))
+		timeout = tcpIdleTimeout
+		var lb [2]byte
+		if _, err := io.ReadFull(br, lb[:]); err != nil {
+			return
+		}
+		n := int(binary.BigEndian.Uint16(lb[:]))
+		if n < 12 {
+			return // not even a header: a broken or hostile client
+		}
+		msg = msg[:n]
+		if _, err := io.ReadFull(br, msg); err != nil {
+			return
+		}
+		resp := s.safeAnswer(msg, false, out[:0])
+		if resp == nil {
+			continue
+		}
+		_ = c.SetWriteDeadline(time.Now().Add(tcpWriteTimeout))
+		if _, err := bw.Write(binary.BigEndian.AppendUint16(lb[:0], uint16(len(resp)))); err != nil {
+			return
+		}
+		if _, err := bw.Write(resp); err != nil {
+			return
+		}
+	}
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Shutdown closes the sockets, lets TCP connections finish the query in
+// hand and waits for them until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	var errs []error
+	for _, pc := range s.pcs {
+		if err := pc.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
 			errs = append(errs, err)
 		}
+	}
+	if s.l != nil {
+		if err := s.l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	for c := range s.conns {
+		_ = c.SetReadDeadline(time.Now()) // unblock the read; the answer in hand is still written
+	}
+	s.mu.Unlock()
+	waited := make(chan struct{})
+	go func() { s.wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		errs = append(errs, ctx.Err())
 	}
 	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package dnssrv_test
 
 import (
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -106,16 +107,19 @@ func bigAnswer(name string, n int) []string {
 }
 
 // TestServer_answers runs every case through a real UDP and a real TCP
-// listener on 127.0.0.1.
+// listener on 127.0.0.1, twice: the first answer of a question is built
+// by the slow path, the second comes from the wire fast path's template
+// (and "mixed case" is answered from the template "hosted pop3s" left).
 func TestServer_answers(t *testing.T) {
 	f := start(t, nil)
-	for _, network := range []string{"udp", "tcp"} {
+	for _, run := range []string{"udp/first", "tcp/first", "udp/cached", "tcp/cached"} {
+		network, _, _ := strings.Cut(run, "/")
 		addr := map[string]string{"udp": f.udp, "tcp": f.tcp}[network]
 		for _, tc := range answerCases {
 			if tc.only != "" && tc.only != network {
 				continue
 			}
-			t.Run(network+"/"+tc.name, func(t *testing.T) {
+			t.Run(run+"/"+tc.name, func(t *testing.T) {
 				q := query(tc.qname, tc.qtype, tc.edns)
 				r := exchange(t, network, addr, q)
 				if r.Rcode != tc.rcode {
@@ -224,5 +228,25 @@ func TestServer_reload(t *testing.T) {
 	}
 	if got := f.h.Zones(); !slices.Equal(got, []string{"new.example.", "skydesk.jp."}) {
 		t.Fatalf("zones %q", got)
+	}
+}
+
+// TestHandler_asDNSHandler: the Handler also works as a plain dns.Handler
+// under miekg/dns's own server (e.g. embedded in another DNS server).
+func TestHandler_asDNSHandler(t *testing.T) {
+	f := start(t, nil)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan struct{})
+	srv := &dns.Server{PacketConn: pc, Handler: f.h, NotifyStartedFunc: func() { close(started) }}
+	go func() { _ = srv.ActivateAndServe() }()
+	<-started
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	r := exchange(t, "udp", pc.LocalAddr().String(), query("_POP3S._tcp.skydesk.jp.", dns.TypeSRV, 1232))
+	want := normAll([]string{"_POP3S._tcp.skydesk.jp. 3600 IN SRV 0 1 995 pop.skydesk.jp."})
+	if got := rrStrings(r.Answer); !slices.Equal(got, want) || !r.Authoritative {
+		t.Fatalf("answer %q aa=%v, want %q", got, r.Authoritative, want)
 	}
 }

@@ -29,6 +29,7 @@ type zones struct {
 	serial uint32
 	byApex map[string]*zone
 	apexes []string // sorted, for logs and tests
+	cache  wireCache
 }
 
 // find returns the zone holding name (lower case, absolute): the longest

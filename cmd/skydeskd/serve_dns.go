@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -47,15 +48,8 @@ func (a *app) dnsComponents() ([]component, error) {
 	if addr == "" {
 		return nil, nil
 	}
-	queries := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "skydeskd_dns_queries_total", Help: "DNS queries by query type and response code.",
-	}, []string{"qtype", "rcode"})
-	if err := a.reg.Register(queries); err != nil {
-		return nil, fmt.Errorf("registering dns metrics: %w", err)
-	}
 	o := dnsOptions(a.cfg, a.resolver)
 	o.Logger = a.log.With("service", "dns")
-	o.Observe = func(qtype, rcode string) { queries.WithLabelValues(qtype, rcode).Inc() }
 	h, err := dnssrv.NewHandler(o, func() (uint32, []string) {
 		d := a.store.Domains()
 		return d.Serial, d.List()
@@ -63,25 +57,46 @@ func (a *app) dnsComponents() ([]component, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := a.reg.Register(dnsQueries{h}); err != nil {
+		return nil, fmt.Errorf("registering dns metrics: %w", err)
+	}
 	// A domain added or removed (here or by `skydeskd domain` in another
 	// process, seen by WatchDomains) is answered or refused at once.
 	a.store.OnDomainsChanged(h.Reload)
 
-	pc, err := net.ListenPacket("udp", addr)
+	// One UDP socket per CPU on the same port (SO_REUSEPORT).
+	pcs, err := dnssrv.ListenUDP(addr, runtime.GOMAXPROCS(0))
 	if err != nil {
-		return nil, fmt.Errorf("listening on %s/udp: %w", addr, err)
+		return nil, err
 	}
-	// TCP on the UDP socket's port, so ":0" in tests gives one port.
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
+	// TCP on the UDP sockets' port, so ":0" in tests gives one port.
+	l, err := net.Listen("tcp", pcs[0].LocalAddr().String())
 	if err != nil {
-		pc.Close()
+		for _, pc := range pcs {
+			pc.Close()
+		}
 		return nil, fmt.Errorf("listening on %s/tcp: %w", addr, err)
 	}
-	srv := dnssrv.NewServer(h, pc, l)
+	srv := dnssrv.NewServer(h, pcs, l)
 	return []component{
-		{name: "dns-udp", addr: pc.LocalAddr(), serve: srv.ServeUDP, shutdown: srv.Shutdown},
+		{name: "dns-udp", addr: pcs[0].LocalAddr(), serve: srv.ServeUDP, shutdown: srv.Shutdown},
 		{name: "dns-tcp", addr: l.Addr(), serve: srv.ServeTCP, shutdown: func(context.Context) error { return nil }},
 	}, nil
+}
+
+// dnsQueries exports the handler's query counters at scrape time, so the
+// query path only adds to an atomic counter.
+type dnsQueries struct{ h *dnssrv.Handler }
+
+var dnsQueriesDesc = prometheus.NewDesc("skydeskd_dns_queries_total",
+	"DNS queries by query type and response code.", []string{"qtype", "rcode"}, nil)
+
+func (d dnsQueries) Describe(ch chan<- *prometheus.Desc) { ch <- dnsQueriesDesc }
+
+func (d dnsQueries) Collect(ch chan<- prometheus.Metric) {
+	d.h.QueryCounts(func(qtype, rcode string, n uint64) {
+		ch <- prometheus.MustNewConstMetric(dnsQueriesDesc, prometheus.CounterValue, float64(n), qtype, rcode)
+	})
 }
 
 // cmdDNS implements `skydeskd dns records DOMAIN` and

@@ -1,0 +1,21 @@
+package dnssrv
+
+import (
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+const reusePortSupported = true
+
+// reusePort sets SO_REUSEPORT before bind (socket(7)).
+func reusePort(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
