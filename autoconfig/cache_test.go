@@ -58,3 +58,28 @@ func TestCache_bounded(t *testing.T) {
 		t.Errorf("fast cache has %d entries, bound 50", n)
 	}
 }
+
+// TestCache_unknownDomainSamePath: after the first request, a domain that
+// is not hosted is answered from the same cache path as a hosted one (one
+// map lookup and one Kind check), so the two cost the same; and the
+// answer for an unknown domain does not depend on the local part.
+func TestCache_unknownDomainSamePath(t *testing.T) {
+	ts := newTestServer(t, nil, nil)
+	hits := func() float64 {
+		return counter(t, ts.reg, "skydeskd_autoconfig_cache_total", map[string]string{"format": "thunderbird", "result": "hit"})
+	}
+	for _, target := range []string{
+		"/mail/config-v1.1.xml?emailaddress=hanako%40example.co.jp",
+		"/mail/config-v1.1.xml?emailaddress=hanako%40gmail.com",
+	} {
+		first := serveReq(ts.secure, "GET", target, "")
+		before := hits()
+		second := serveReq(ts.secure, "GET", target, "")
+		if hits() != before+1 {
+			t.Errorf("%s: repeat not served from the cache", target)
+		}
+		if first.Code != second.Code || first.Body.String() != second.Body.String() {
+			t.Errorf("%s: cached answer differs", target)
+		}
+	}
+}
