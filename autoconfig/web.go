@@ -223,6 +223,9 @@ const maxEmailParam = 320
 func (w *Web) setup(c echo.Context) error {
 	l := w.lang(c)
 	email := strings.TrimSpace(c.QueryParam("email"))
+	// A '+' written unencoded in a hand-made link arrives as a space under
+	// form decoding; an address never contains a space, so put it back.
+	email = strings.ReplaceAll(email, " ", "+")
 	if len(email) > maxEmailParam {
 		email = email[:maxEmailParam]
 	}

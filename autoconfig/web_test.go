@@ -176,11 +176,16 @@ func TestWeb_Setup(t *testing.T) {
 		{"organization", "Hanako@Example.CO.JP", []string{`data-field="pop-host">poppro.skydesk.jp<`,
 			`aria-label="QR code that opens the profile download: ` + testWebURL + `/apple/mobileconfig?email=Hanako%40example.co.jp"`}, nil},
 		{"unknown", "someone@gmail.com", []string{"gmail.com does not use SkyDesk Mail"}, []string{"pop.skydesk.jp", "<svg"}},
+		{"plus unencoded", "taro+news@skydesk.jp", []string{`href="/apple/mobileconfig?email=taro%2Bnews%40skydesk.jp"`}, nil},
 		{"invalid", "not-an-address", []string{"does not look like an email address"}, []string{"<svg"}},
 		{"markup", `"><script>x</script>@skydesk.jp`, []string{"does not look like an email address", "&lt;script&gt;"}, []string{"<script>"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, body := do(t, c, "GET", env.srv.URL+"/?email="+url.QueryEscape(tc.email), nil, map[string]string{"Accept-Language": "en"})
+			q := url.QueryEscape(tc.email)
+			if strings.HasPrefix(tc.name, "plus") {
+				q = tc.email // as a hand-written link: '+' decodes to a space
+			}
+			resp, body := do(t, c, "GET", env.srv.URL+"/?email="+q, nil, map[string]string{"Accept-Language": "en"})
 			if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/html; charset=UTF-8" {
 				t.Fatalf("status %d, type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 			}
