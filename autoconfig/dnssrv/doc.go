@@ -23,6 +23,15 @@
 //   - draft-vixie-dnsext-dns0x20: the query name's letter case is kept in
 //     the question and in answer owner names.
 //
+// Speed (DESIGN.md §7): Server reads the sockets itself, one UDP socket
+// per CPU on the same port (SO_REUSEPORT), and Handler.AnswerWire answers
+// a question seen before in this zone generation by patching a cached,
+// packed template (ID, RD/CD, the question's letter case): no unpacking,
+// no allocation. Everything else, including every malformed packet, takes
+// the slow path through miekg/dns (Handler.Answer), which the fast path is
+// fuzzed against (FuzzAnswerWire). Handler also implements dns.Handler for
+// use under miekg/dns's own server.
+//
 // miekg/dns is used only in this package (STYLE.md); callers see strings,
 // Record and Result.
 package dnssrv

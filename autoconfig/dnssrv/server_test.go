@@ -218,6 +218,12 @@ func TestServer_reload(t *testing.T) {
 	if soa := ask("new.example.", dns.TypeSOA); len(soa.Answer) != 1 || soa.Answer[0].(*dns.SOA).Serial != 43 {
 		t.Fatalf("SOA after adding: %v, want serial 43", soa.Answer)
 	}
+	// Asked twice, the answer is now a fast-path template; Reload must drop it.
+	for range 2 {
+		if r := ask("_pop3s._tcp.example.co.jp.", dns.TypeSRV); len(r.Answer) != 1 {
+			t.Fatalf("before removing: %v", r)
+		}
+	}
 	f.dom.set(44, "new.example")
 	f.h.Reload()
 	if r := ask("_pop3s._tcp.example.co.jp.", dns.TypeSRV); r.Rcode != dns.RcodeRefused {

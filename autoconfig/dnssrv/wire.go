@@ -45,7 +45,10 @@ func (c *wireCache) get(key []byte) *template {
 	return (*m)[string(key)]
 }
 
-func (c *wireCache) put(key []byte, t *template) {
+// put adds a template. Past half the bound only positive answers are
+// added, so a flood of random names (NXDOMAIN, REFUSED) cannot keep real
+// names out of the cache.
+func (c *wireCache) put(key []byte, t *template, positive bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old := c.m.Load()
@@ -53,7 +56,7 @@ func (c *wireCache) put(key []byte, t *template) {
 	if old == nil {
 		n = make(map[string]*template, 64)
 	} else {
-		if len(*old) >= maxCached {
+		if len(*old) >= maxCached || len(*old) >= maxCached/2 && !positive {
 			return
 		}
 		n = make(map[string]*template, len(*old)+1)
@@ -203,12 +206,12 @@ func (h *Handler) learn(zs *zones, key []byte, q question, count *atomic.Uint64)
 		}
 		canon.SetEdns0(size, q.do)
 	}
-	wire, _, _ := h.Answer(canon, q.udp != 0)
+	wire, _, rcode := h.Answer(canon, q.udp != 0)
 	// The template must carry the question at the same offsets.
 	if len(wire) < q.qend || binary.BigEndian.Uint16(wire[4:]) != 1 || string(wire[12:q.qend-4]) != string(key[:q.qend-16]) {
 		return
 	}
-	zs.cache.put(key, &template{wire: wire, count: count})
+	zs.cache.put(key, &template{wire: wire, count: count}, rcode == dns.RcodeSuccess)
 }
 
 // patch copies a template and gives it the query's ID, RD and CD bits and
