@@ -69,6 +69,7 @@ type Web struct {
 	o        WebOptions
 	r        *web.Renderer
 	sessions *sessionStore
+	qr       qrCache
 	webURL   string
 }
 
@@ -280,7 +281,7 @@ func (w *Web) result(l web.Lang, addr profiles.Address, p profiles.Profile) (*we
 	if err != nil {
 		return nil, err
 	}
-	if r.QR, err = web.QRCode(r.QRURL, label); err != nil {
+	if r.QR, err = w.qr.get(r.QRURL, label); err != nil {
 		return nil, err
 	}
 	return r, nil

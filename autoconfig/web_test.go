@@ -48,7 +48,7 @@ func (r *recordingStore) last(t *testing.T) store.POPUpdate {
 }
 
 type webEnv struct {
-	t     *testing.T
+	t     testing.TB
 	st    *recordingStore
 	srv   *httptest.Server
 	plain *httptest.Server
@@ -70,7 +70,7 @@ func (c *fakeClock) add(d time.Duration) {
 
 const testWebURL = "https://setup.example.test"
 
-func newWebEnv(t *testing.T, policy store.ThrottlePolicy) *webEnv {
+func newWebEnv(t testing.TB, policy store.ThrottlePolicy) *webEnv {
 	t.Helper()
 	s := storetest.New(t)
 	auth, err := s.NewAuthenticator(store.AuthOptions{Policy: policy})
@@ -106,7 +106,7 @@ func (env *webEnv) client() *http.Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-func do(t *testing.T, c *http.Client, method, target string, form url.Values, hdr map[string]string) (*http.Response, string) {
+func do(t testing.TB, c *http.Client, method, target string, form url.Values, hdr map[string]string) (*http.Response, string) {
 	t.Helper()
 	var body io.Reader
 	if form != nil {
@@ -136,7 +136,7 @@ func do(t *testing.T, c *http.Client, method, target string, form url.Values, hd
 
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
-func csrfOf(t *testing.T, page string) string {
+func csrfOf(t testing.TB, page string) string {
 	t.Helper()
 	m := csrfRE.FindStringSubmatch(page)
 	if m == nil {
