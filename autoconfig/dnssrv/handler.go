@@ -47,7 +47,7 @@ func (h *Handler) Reload() {
 	serial, hosted := h.snap()
 	zs := buildZones(&h.opts, serial, hosted)
 	h.zones.Store(zs)
-	h.opts.Logger.Debug("dns zones rebuilt", "serial", serial, "zones", len(zs.apexes))
+	h.opts.Logger.Info("dns zones rebuilt", "serial", serial, "zones", len(zs.apexes))
 }
 
 // Zones lists the apexes served, sorted (absolute, lower case).

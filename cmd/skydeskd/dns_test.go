@@ -109,6 +109,9 @@ _imaps._tcp.example.co.jp.	3600	IN	SRV	0 0 0 .
 _autodiscover._tcp.example.co.jp.	3600	IN	SRV	0 1 443 autodiscover.skydesk.jp.
 autoconfig.example.co.jp.	3600	IN	CNAME	autoconfig.skydesk.jp.
 autodiscover.example.co.jp.	3600	IN	CNAME	autodiscover.skydesk.jp.
+; Or delegate the whole zone to this service, which then answers all of the above:
+;   example.co.jp.	NS	ns1.skydesk.jp.
+;   example.co.jp.	NS	ns2.skydesk.jp.
 `
 
 // TestDNS_recordsServeCheck: `dns records` prints what to publish; the
@@ -186,6 +189,30 @@ func TestDNS_recordsServeCheck(t *testing.T) {
 	})
 	if code, _ := check(file); code != exitRefused {
 		t.Fatalf("check after removal: exit %d", code)
+	}
+}
+
+// TestDNS_recordsIDN: a domain given in U-labels, any case, is printed
+// in A-labels (what DNS hosts and clients use), with the bundled MX.
+func TestDNS_recordsIDN(t *testing.T) {
+	t.Setenv("SKYDESKD_TEST_FAST_HASH", "1")
+	dir := t.TempDir()
+	if code, _, stderr := dnsCLI(t, "domain", "add", "bücher.example", "--data", dir); code != exitOK {
+		t.Fatalf("domain add: %d %s", code, stderr)
+	}
+	code, out, stderr := dnsCLI(t, "dns", "records", "BÜCHER.example", "--data", dir)
+	if code != exitOK {
+		t.Fatalf("dns records: %d %s", code, stderr)
+	}
+	for _, want := range []string{
+		"_pop3s._tcp.xn--bcher-kva.example.\t3600\tIN\tSRV\t0 1 995 poppro.skydesk.jp.\n",
+		"autoconfig.xn--bcher-kva.example.\t3600\tIN\tCNAME\tautoconfig.skydesk.jp.\n",
+		// listen.mx is on by default: the MX is part of what to publish.
+		"xn--bcher-kva.example.\t3600\tIN\tMX\t10 mx.skydesk.jp.\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("records lack %q:\n%s", want, out)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -117,7 +118,11 @@ func cmdDNS(ctx context.Context, args []string, e env) error {
 		if err != nil {
 			return err
 		}
-		printRecords(e.stdout, domain, recs)
+		cfg, err := c.load()
+		if err != nil {
+			return err
+		}
+		printRecords(e.stdout, domain, recs, cfg.DNS.Nameservers)
 		return nil
 	case "check":
 		fs := newFlags("dns check", &c)
@@ -170,11 +175,15 @@ func (c *common) publishable(ctx context.Context, domain string) ([]dnssrv.Recor
 	return recs, d, err
 }
 
-func printRecords(w io.Writer, domain string, recs []dnssrv.Record) {
+func printRecords(w io.Writer, domain string, recs []dnssrv.Record, nameservers []string) {
 	fmt.Fprintf(w, "; Publish these records in the zone of %s so mail clients configure\n", domain)
 	fmt.Fprintf(w, "; themselves (RFC 6186/8314 SRV, Thunderbird autoconfig, Outlook autodiscover).\n")
 	for _, r := range recs {
 		fmt.Fprintln(w, r.String())
+	}
+	fmt.Fprintf(w, "; Or delegate the whole zone to this service, which then answers all of the above:\n")
+	for _, ns := range nameservers {
+		fmt.Fprintf(w, ";   %s.\tNS\t%s.\n", domain, strings.TrimSuffix(strings.ToLower(ns), "."))
 	}
 }
 
