@@ -160,7 +160,7 @@ func (s *session) received(now interface{ Format(string) string }) string {
 	if s.utf8 {
 		proto = "UTF8" + strings.TrimPrefix(proto, "E")
 	}
-	helo := heloName(s.c.Hostname())
+	helo := heloName(s.helo)
 	var b strings.Builder
 	b.WriteString("Received: from " + helo + " ([" + remoteIP(s.remote) + "])\r\n")
 	b.WriteString("\tby " + s.b.opts.Hostname + " (skydeskd) with " + proto + " id " + s.id + "\r\n")

@@ -67,6 +67,9 @@ type Options struct {
 	// HeaderClassifier).
 	Classifier Classifier
 	Logger     *slog.Logger
+	// Observe, if set, is told each outcome for metrics: "accepted", "queued", "spam", "unknown_rcpt", "relay_denied",
+	// "sender_mismatch", "too_big", "temp_error".
+	Observe func(mode Mode, outcome string)
 	// Debug receives a protocol trace (AUTH lines included: tests only).
 	Debug io.Writer
 	// Now is the clock of Date and Received headers (default time.Now).
@@ -97,6 +100,9 @@ func (o *Options) defaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Observe == nil {
+		o.Observe = func(Mode, string) {}
 	}
 }
 

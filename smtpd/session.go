@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"errors"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -51,7 +52,8 @@ type backend struct {
 }
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	s := &session{b: b, c: c, id: newID()}
+	// go-smtp sets the EHLO name before NewSession.
+	s := &session{b: b, c: c, id: newID(), helo: c.Hostname()}
 	if ap, err := netip.ParseAddrPort(c.Conn().RemoteAddr().String()); err == nil {
 		s.remote = ap.Addr().Unmap()
 	}
@@ -68,6 +70,7 @@ type session struct {
 	id     string
 	remote netip.Addr
 	tls    bool
+	helo   string
 	log    *slog.Logger
 
 	user string // authenticated address, "" before AUTH
@@ -156,6 +159,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 			return errNeedAuth
 		}
 		if !s.owns(from) {
+			s.note("sender_mismatch")
 			return smtpErr(553, smtp.EnhancedCode{5, 7, 1},
 				"Sender address <"+printable(from)+"> is not yours: send as <"+s.user+">")
 		}
@@ -190,6 +194,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		}
 		if !ok {
 			s.log.Info("unknown recipient", "rcpt", addr)
+			s.note("unknown_rcpt")
 			return errNoSuchUser
 		}
 		if !slices.Contains(s.local, addr) {
@@ -200,6 +205,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	switch {
 	case s.b.mode != Submission || s.user == "":
 		s.log.Warn("relay attempt refused", "rcpt", addr, "from", printable(s.from))
+		s.note("relay_denied")
 		return errRelayDenied
 	case !s.b.opts.Relay:
 		return errNoSmarthost
@@ -215,12 +221,13 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 func (s *session) Data(r io.Reader) error {
 	raw, err := store.ReadMessage(r, s.b.opts.MaxMessageSize)
 	if err != nil {
-		return wrapErr(s.log, "reading message", err)
+		return s.fail(wrapErr(s.log, "reading message", err))
 	}
 	m := parseMessage(raw)
 	spam := false
 	if s.b.mode == Submission {
 		if err := s.checkFrom(m); err != nil {
+			s.note("sender_mismatch")
 			return err
 		}
 	} else {
@@ -228,7 +235,7 @@ func (s *session) Data(r io.Reader) error {
 		spam, err = s.b.opts.Classifier.Classify(ctx, m.header)
 		cancel()
 		if err != nil {
-			return wrapErr(s.log, "classifying message", err)
+			return s.fail(wrapErr(s.log, "classifying message", err))
 		}
 	}
 	body := s.fixUp(m)
@@ -236,7 +243,14 @@ func (s *session) Data(r io.Reader) error {
 	defer cancel()
 	_, qid, err := s.b.store.Accept(ctx, store.Accepted{Body: body, Spam: spam, Local: s.local, From: s.user, Remote: s.rcptOut})
 	if err != nil {
-		return wrapErr(s.log, "storing message", err)
+		return s.fail(wrapErr(s.log, "storing message", err))
+	}
+	s.note("accepted")
+	if spam {
+		s.note("spam")
+	}
+	if qid != 0 {
+		s.note("queued")
 	}
 	s.log.Info("message accepted", "from", printable(s.from), "local", len(s.local), "remote", len(s.rcptOut),
 		"size", len(body), "spam", spam, "queue_id", qid)
@@ -244,6 +258,24 @@ func (s *session) Data(r io.Reader) error {
 		s.b.opts.Queued()
 	}
 	return nil
+}
+
+func (s *session) note(outcome string) { s.b.opts.Observe(s.b.mode, outcome) }
+
+// fail counts a refused DATA by kind and returns err.
+func (s *session) fail(err error) error {
+	switch err {
+	case errTooBig:
+		s.note("too_big")
+	case errTempFail:
+		s.note("temp_error")
+	default:
+		var se *smtp.SMTPError
+		if errors.As(err, &se) && se.Code == 552 {
+			s.note("too_big")
+		}
+	}
+	return err
 }
 
 // Reset drops the transaction, keeping the login.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/skydesk/skydeskd/smtpd"
 )
@@ -34,6 +35,7 @@ func (a *app) smtpComponents() ([]component, error) {
 			RetryPeriod: period, Hostname: a.cfg.SMTP.Hostname, Logger: a.log.With("service", "smtp-relay"),
 		})
 	}
+	m := a.smtpMetrics()
 	opts := func() smtpd.Options {
 		o := smtpd.Options{
 			Hostname:       a.cfg.SMTP.Hostname,
@@ -41,6 +43,9 @@ func (a *app) smtpComponents() ([]component, error) {
 			MaxMessageSize: a.cfg.SMTP.MaxMessageSize,
 			Relay:          relay != nil,
 			Logger:         a.log,
+			Observe: func(mode smtpd.Mode, outcome string) {
+				m.messages.WithLabelValues(mode.String(), outcome).Inc()
+			},
 		}
 		if relay != nil {
 			o.Queued = relay.Wake
@@ -73,7 +78,7 @@ func (a *app) smtpComponents() ([]component, error) {
 		}
 		o := opts()
 		srv := smtpd.NewServer(l.mode, a.store, a.auth, o)
-		tl := &trackListener{Listener: ln, conns: map[net.Conn]struct{}{}}
+		tl := &trackListener{Listener: ln, conns: map[net.Conn]struct{}{}, accepted: m.sessions.WithLabelValues(l.name)}
 		var serveOn net.Listener = tl
 		if l.implicit {
 			serveOn = tls.NewListener(tl, o.TLSConfig)
@@ -111,6 +116,35 @@ func (a *app) smtpComponents() ([]component, error) {
 	return out, nil
 }
 
+// smtpMetrics are the SMTP counters on /metrics (AUTH outcomes are
+// skydeskd_logins_total{service="smtp"}).
+type smtpMetrics struct {
+	sessions *prometheus.CounterVec
+	messages *prometheus.CounterVec
+}
+
+func (a *app) smtpMetrics() smtpMetrics {
+	m := smtpMetrics{
+		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "skydeskd_smtp_connections_total",
+			Help: "SMTP connections accepted, by listener."}, []string{"listener"}),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "skydeskd_smtp_messages_total",
+			Help: "SMTP transaction outcomes (accepted, queued, spam, unknown_rcpt, relay_denied, sender_mismatch, too_big, temp_error) by service."},
+			[]string{"service", "outcome"}),
+	}
+	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "skydeskd_smtp_queue_recipients",
+		Help: "Recipients waiting in the outbound (smarthost) queue."}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n, err := a.store.QueueLen(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	})
+	a.reg.MustRegister(m.sessions, m.messages, queue)
+	return m
+}
+
 // relayAddr names the smarthost in the listener list.
 type relayAddr string
 
@@ -144,9 +178,10 @@ func ignoreSMTPClosed(err error) error {
 // trackListener remembers accepted connections so shutdown can close them.
 type trackListener struct {
 	net.Listener
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	closed   bool
+	accepted prometheus.Counter
 }
 
 func (l *trackListener) Accept() (net.Conn, error) {
@@ -160,6 +195,7 @@ func (l *trackListener) Accept() (net.Conn, error) {
 		c.Close()
 		return nil, net.ErrClosed
 	}
+	l.accepted.Inc()
 	tc := &trackedConn{Conn: c, l: l}
 	l.conns[tc] = struct{}{}
 	return tc, nil

@@ -1,0 +1,125 @@
+package smtpd
+
+import (
+	"bytes"
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseMessage(t *testing.T) {
+	for _, tc := range []struct {
+		name, raw  string
+		headerEnd  int
+		headerless bool
+		subject    string
+	}{
+		{"normal", "Subject: hi\r\nFrom: a@b\r\n\r\nbody\r\n", 24, false, "hi"},
+		{"bare-LF", "Subject: hi\nFrom: a@b\n\nbody\n", 24, false, "hi"},
+		{"folded", "Subject: one\r\n two\r\n\r\nx", 20, false, "one two"},
+		{"no-body", "Subject: hi\r\n", 13, false, "hi"},
+		{"headerless", "just text\r\nmore\r\n", 0, true, ""},
+		{"blank-first", "\r\nbody\r\n", 0, false, ""},
+		{"malformed-line-ends-header", "Subject: hi\r\nnot a header\r\n\r\nbody", 13, false, "hi"},
+		{"space-in-name", "Bad Name: x\r\n\r\n", 0, true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := parseMessage([]byte(tc.raw))
+			if m.headerEnd != tc.headerEnd || m.headerless != tc.headerless || m.header.Get("Subject") != tc.subject {
+				t.Errorf("headerEnd=%d headerless=%v subject=%q", m.headerEnd, m.headerless, m.header.Get("Subject"))
+			}
+		})
+	}
+}
+
+// Client-chosen text never breaks out of its header line.
+func TestHeloAndPrintableCannotInject(t *testing.T) {
+	if got := heloName("evil\r\nX-Injected: 1"); strings.ContainsAny(got, "\r\n ") {
+		t.Errorf("heloName kept a line break or space: %q", got)
+	}
+	if got := heloName(""); got != "unknown" {
+		t.Errorf("empty helo = %q", got)
+	}
+	if got := printable("a\r\nb\x00c"); got != "abc" {
+		t.Errorf("printable = %q", got)
+	}
+}
+
+func testSession(mode Mode) *session {
+	b := &backend{mode: mode, opts: Options{Hostname: "smtp.skydesk.jp"}}
+	b.opts.defaults()
+	b.opts.Now = func() time.Time { return time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC) }
+	return &session{b: b, id: "testid", remote: netip.MustParseAddr("192.0.2.1"), tls: true,
+		user: "taro@skydesk.jp", local: []string{"hanako@example.co.jp"}, from: "taro@skydesk.jp", helo: "client.example"}
+}
+
+func TestFixUp_headerless(t *testing.T) {
+	s := testSession(Submission)
+	got := string(s.fixUp(parseMessage([]byte("hello\r\n"))))
+	want := "Received: from client.example ([192.0.2.1])\r\n\tby smtp.skydesk.jp (skydeskd) with ESMTPSA id testid\r\n" +
+		"\tfor <hanako@example.co.jp>; Thu, 26 Nov 2026 09:00:00 +0000\r\n" +
+		"From: <taro@skydesk.jp>\r\nDate: Thu, 26 Nov 2026 09:00:00 +0000\r\nMessage-ID: <"
+	if !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "@smtp.skydesk.jp>\r\n\r\nhello\r\n") {
+		t.Fatalf("got\n%s", got)
+	}
+}
+
+func TestHeaderClassifier(t *testing.T) {
+	for raw, want := range map[string]bool{
+		"X-Spam-Flag: YES\r\n\r\n":                    true,
+		"X-Spam-Status: Yes, score=9\r\n\r\n":         true,
+		"X-Spam-Status: yes score=9\r\n\r\n":          true,
+		"X-Spam: Yes\r\n\r\n":                         true,
+		"X-Spam-Status: No, score=-1\r\n\r\n":         false,
+		"X-Spam-Status: Yesterday\r\n\r\n":            false,
+		"Subject: X-Spam-Flag: YES\r\n\r\n":           false,
+		"Subject: x\r\n\r\nX-Spam-Flag: YES\r\n":      false, // in the body
+		"X-Spam-Flag: NO\r\nX-Spam-Flag: YES\r\n\r\n": true,
+	} {
+		got, err := HeaderClassifier{}.Classify(context.Background(), parseMessage([]byte(raw)).header)
+		if err != nil || got != want {
+			t.Errorf("%q: %v, %v; want %v", raw, got, err, want)
+		}
+	}
+}
+
+// FuzzParseMessage: any input splits without panicking, the split is
+// inside the message, and fixUp keeps every original octet after the
+// header section.
+func FuzzParseMessage(f *testing.F) {
+	for _, s := range []string{"Subject: x\r\n\r\nbody", "\r\n", "a", "X: y\n z\n\nq", ":\r\n\r\n", "\xff\xfe: \x00\r\n\r\n"} {
+		f.Add([]byte(s))
+	}
+	s := testSession(MX)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		m := parseMessage(raw)
+		if m.headerEnd < 0 || m.headerEnd > len(m.raw) {
+			t.Fatalf("headerEnd %d outside [0,%d]", m.headerEnd, len(m.raw))
+		}
+		out := s.fixUp(m)
+		if !bytes.HasSuffix(out, m.raw[m.headerEnd:]) {
+			t.Fatal("body changed")
+		}
+	})
+}
+
+func BenchmarkParseAndFixUp20KB(b *testing.B) {
+	var msg bytes.Buffer
+	msg.WriteString("From: <taro@skydesk.jp>\r\nTo: <hanako@example.co.jp>\r\nSubject: bench\r\n\r\n")
+	for msg.Len() < 20000 {
+		msg.WriteString(strings.Repeat("abcdefghij", 7) + "\r\n")
+	}
+	raw := msg.Bytes()
+	s := testSession(Submission)
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		m := parseMessage(raw)
+		if err := s.checkFrom(m); err != nil {
+			b.Fatal(err)
+		}
+		_ = s.fixUp(m)
+	}
+}
