@@ -224,3 +224,14 @@ func TestRender_golden(t *testing.T) {
 		t.Error("rendering with the wrong data type succeeded")
 	}
 }
+
+func FuzzNegotiate(f *testing.F) {
+	for _, s := range []string{"", "ja", "en-US,en;q=0.9,ja;q=0.8", "ja;q=0, en", "*;q=0.1", ";;;,,,q=", "ja;q=1e309"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		if l := Negotiate(h); l != Japanese && l != English {
+			t.Fatalf("Negotiate(%q) = %q", h, l)
+		}
+	})
+}
