@@ -274,6 +274,32 @@ func TestWebBrowser_settings(t *testing.T) {
 		auditPage(t, b, w.webURL+"/settings?lang="+l)
 		screenshots(t, b, "signin-"+l, w.webURL+"/settings?lang="+l)
 	}
+
+	// A federated (SSO) account has no mail password: the page says how
+	// to set one.
+	if _, err := w.store.AddDomain(ctx, "example.co.jp"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.store.AddAccount(ctx, store.NewAccount{Address: "sso@example.co.jp", Federated: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, shot := range []struct{ lang, view string }{{"en", "desktop"}, {"ja", "desktop"}, {"ja", "phone"}} {
+		acts := []chromedp.Action[chromedp.Void]{}
+		if shot.view == "phone" {
+			acts = append(acts, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(1), chromedp.EmulateMobile))
+		}
+		acts = append(acts, chromedp.Navigate(w.webURL+"/settings?lang="+shot.lang),
+			chromedp.SendKeys(chromedp.ID("address"), "sso@example.co.jp"),
+			chromedp.SendKeys(chromedp.ID("password"), "my SSO password"),
+			chromedp.Submit(chromedp.ID("password")),
+			chromedp.WaitVisible(chromedp.ID("no-password")))
+		step(t, b, "federated sign-in", acts...)
+		png := value(t, b, "screenshot", chromedp.FullScreenshot(100))
+		if err := os.WriteFile(filepath.Join(screenshotDir(t), "signin-federated-"+shot.lang+"-"+shot.view+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		step(t, b, "reset viewport", chromedp.EmulateReset())
+	}
 }
 
 // refusedPosts: a form on another site (the browser omits the SameSite
