@@ -134,3 +134,47 @@ func TestServer_tcpGarbage(t *testing.T) {
 		t.Fatalf("after garbage: %v", r)
 	}
 }
+
+// TestServer_tcpPipelining: RFC 7766 §6.2.1.1, several queries written at
+// once on one connection are all answered, each with its own ID.
+func TestServer_tcpPipelining(t *testing.T) {
+	f := start(t, nil)
+	c, err := net.Dial("tcp", f.tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	names := []string{"_pop3s._tcp.skydesk.jp.", "_submissions._tcp.example.co.jp.", "nothing.example.co.jp.", "_imap._tcp.skydesk.jp."}
+	var batch []byte
+	ids := map[uint16]string{}
+	for i, n := range names {
+		q := query(n, dns.TypeSRV, 0)
+		q.Id = uint16(1000 + i)
+		ids[q.Id] = n
+		b := packed(t, q)
+		batch = append(binary.BigEndian.AppendUint16(batch, uint16(len(b))), b...)
+	}
+	if _, err := c.Write(batch); err != nil {
+		t.Fatal(err)
+	}
+	for range names {
+		var n [2]byte
+		if _, err := io.ReadFull(c, n[:]); err != nil {
+			t.Fatalf("reading answers (%d left): %v", len(ids), err)
+		}
+		b := make([]byte, binary.BigEndian.Uint16(n[:]))
+		if _, err := io.ReadFull(c, b); err != nil {
+			t.Fatal(err)
+		}
+		r := new(dns.Msg)
+		if err := r.Unpack(b); err != nil {
+			t.Fatal(err)
+		}
+		name, ok := ids[r.Id]
+		if !ok || r.Question[0].Name != name {
+			t.Fatalf("answer id %d for %v: not one of the queries outstanding %v", r.Id, r.Question, ids)
+		}
+		delete(ids, r.Id)
+	}
+}

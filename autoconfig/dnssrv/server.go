@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,9 +22,9 @@ type Server struct {
 	pcs []net.PacketConn
 	l   net.Listener
 
-	mu     sync.Mutex
+	closed atomic.Bool
+	mu     sync.Mutex // guards conns
 	conns  map[net.Conn]struct{}
-	closed bool
 	wg     sync.WaitGroup // TCP connections
 }
 
@@ -140,7 +141,7 @@ func (s *Server) ServeTCP() error {
 func (s *Server) track(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || len(s.conns) >= maxTCPConns {
+	if s.closed.Load() || len(s.conns) >= maxTCPConns {
 		return false
 	}
 	s.conns[c] = struct{}{}
@@ -202,21 +203,16 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 }
 
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
-}
+func (s *Server) isClosed() bool { return s.closed.Load() }
 
 // Shutdown closes the sockets, lets TCP connections finish the query in
 // hand and waits for them until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed.Swap(true) {
 		s.mu.Unlock()
 		return nil
 	}
-	s.closed = true
 	var errs []error
 	for _, pc := range s.pcs {
 		if err := pc.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
