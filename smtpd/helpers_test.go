@@ -1,11 +1,9 @@
 package smtpd_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -266,6 +264,3 @@ func isCode(t *testing.T, got int, text string, want int, enh string) {
 		t.Fatalf("got %d %q, want %d %s …", got, text, want, enh)
 	}
 }
-
-var _ = bufio.NewReader
-var _ = errors.New

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"io"
 	"net"
 	"strconv"
@@ -307,5 +306,3 @@ func TestRelay_runWakesAndStops(t *testing.T) {
 		t.Fatal("Run did not stop")
 	}
 }
-
-var _ = errors.New

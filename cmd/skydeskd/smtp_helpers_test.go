@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -75,7 +74,8 @@ func startProc(t *testing.T, bin string, want []string, args ...string) *proc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, addrs: map[string]string{}, done: make(chan error, 1)}
+	p := &proc{cmd: cmd, done: make(chan error, 1)}
+	seen := map[string]string{} // guarded by mu
 	found := make(chan struct{})
 	var tail strings.Builder
 	var mu sync.Mutex
@@ -90,11 +90,11 @@ func startProc(t *testing.T, bin string, want []string, args ...string) *proc {
 				tail.WriteString(sc.Text() + "\n")
 			}
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				p.addrs[line.Service] = line.Addr
+				seen[line.Service] = line.Addr
 			}
 			all := true
 			for _, w := range want {
-				if p.addrs[w] == "" {
+				if seen[w] == "" {
 					all = false
 				}
 			}
@@ -123,11 +123,10 @@ func startProc(t *testing.T, bin string, want []string, args ...string) *proc {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	addrs := map[string]string{}
-	for k, v := range p.addrs {
-		addrs[k] = v
+	p.addrs = map[string]string{}
+	for k, v := range seen {
+		p.addrs[k] = v
 	}
-	p.addrs = addrs
 	return p
 }
 
@@ -281,42 +280,9 @@ func (p *pop3) quit() { p.ok("QUIT") }
 
 // startSMTPInProcess runs `serve --config` in-process on dir with the
 // listeners of writeSMTPConfig and returns their addresses; the server is
-// stopped (and its clean exit checked) when the test ends.
+// stopped when the test ends.
 func startSMTPInProcess(t *testing.T, dir string) map[string]string {
 	t.Helper()
-	file := writeSMTPConfig(t, dir, "")
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--config", file}, env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: pw, getenv: os.Getenv})
-		pw.Close()
-	}()
-	want := []string{"smtps", "submission", "mx", "pop3s"}
-	addrs := map[string]string{}
-	sc := bufio.NewScanner(pr)
-	for len(addrs) < len(want) && sc.Scan() {
-		var line struct{ Msg, Service, Addr string }
-		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-			addrs[line.Service] = line.Addr
-		}
-	}
-	go func() { _, _ = io.Copy(io.Discard, pr) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != exitOK {
-				t.Errorf("serve exited %d", code)
-			}
-		case <-time.After(shutdownTimeout + 5*time.Second):
-			t.Error("serve did not shut down")
-		}
-	})
-	for _, w := range want {
-		if addrs[w] == "" {
-			t.Fatalf("listeners: %v", addrs)
-		}
-	}
+	addrs, _ := serveInProcess(t, writeSMTPConfig(t, dir, ""), []string{"smtps", "submission", "mx", "pop3s"})
 	return addrs
 }
