@@ -63,16 +63,24 @@ func (s *Server) serveUDP(pc net.PacketConn) error {
 	in := make([]byte, 4096) // queries are small; a longer one is cut and answered FORMERR
 	out := make([]byte, 0, 4096)
 	uc, _ := pc.(*net.UDPConn)
+	var pi *pktinfo
+	if uc != nil {
+		pi = newPktinfo(uc)
+	}
 	for {
 		var (
 			n    int
 			from net.Addr
 			ap   netip.AddrPort
+			dst  net.IP
 			err  error
 		)
-		if uc != nil {
+		switch {
+		case pi != nil:
+			n, ap, dst, err = pi.read(uc, in)
+		case uc != nil:
 			n, ap, err = uc.ReadFromUDPAddrPort(in)
-		} else {
+		default:
 			n, from, err = pc.ReadFrom(in)
 		}
 		if err != nil {
@@ -89,9 +97,12 @@ func (s *Server) serveUDP(pc net.PacketConn) error {
 		if resp == nil {
 			continue
 		}
-		if uc != nil {
+		switch {
+		case pi != nil:
+			err = pi.write(uc, resp, ap, dst)
+		case uc != nil:
 			_, err = uc.WriteToUDPAddrPort(resp, ap)
-		} else {
+		default:
 			_, err = pc.WriteTo(resp, from)
 		}
 		if err != nil {

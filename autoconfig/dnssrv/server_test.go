@@ -7,6 +7,9 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+
+	"github.com/skydesk/skydeskd/autoconfig/dnssrv"
+	"github.com/skydesk/skydeskd/profiles"
 )
 
 const (
@@ -254,5 +257,37 @@ func TestHandler_asDNSHandler(t *testing.T) {
 	want := normAll([]string{"_POP3S._tcp.skydesk.jp. 3600 IN SRV 0 1 995 pop.skydesk.jp."})
 	if got := rrStrings(r.Answer); !slices.Equal(got, want) || !r.Authoritative {
 		t.Fatalf("answer %q aa=%v, want %q", got, r.Authoritative, want)
+	}
+}
+
+// TestServer_wildcardSource: a server bound to the wildcard address (as
+// listen.dns ":53" is) answers from the address each query was sent to;
+// a connected client socket, like a resolver's, ignores any other source.
+func TestServer_wildcardSource(t *testing.T) {
+	dom := &domains{serial: 1, list: []string{"example.co.jp"}}
+	h, err := newTestHandler(profiles.NewResolver(settings, dom), dom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcs, err := dnssrv.ListenUDP(":0", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveOnMany(t, h, pcs, nil)
+	_, port, _ := net.SplitHostPort(pcs[0].LocalAddr().String())
+	for _, ip := range []string{"127.0.0.1", "127.0.0.2", "::1"} {
+		t.Run(ip, func(t *testing.T) {
+			if ip == "::1" {
+				if c, err := net.ListenPacket("udp", "[::1]:0"); err != nil {
+					t.Skipf("no IPv6 loopback: %v", err)
+				} else {
+					c.Close()
+				}
+			}
+			r := exchange(t, "udp", net.JoinHostPort(ip, port), query("_pop3s._tcp.example.co.jp.", dns.TypeSRV, 0))
+			if len(r.Answer) != 1 {
+				t.Fatalf("answer %v", r.Answer)
+			}
+		})
 	}
 }
