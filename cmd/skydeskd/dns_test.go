@@ -109,7 +109,8 @@ _imaps._tcp.example.co.jp.	3600	IN	SRV	0 0 0 .
 _autodiscover._tcp.example.co.jp.	3600	IN	SRV	0 1 443 autodiscover.skydesk.jp.
 autoconfig.example.co.jp.	3600	IN	CNAME	autoconfig.skydesk.jp.
 autodiscover.example.co.jp.	3600	IN	CNAME	autodiscover.skydesk.jp.
-; Or delegate the whole zone to this service, which then answers all of the above:
+; Or delegate the zone to this service; it then serves only the records above
+; (and SOA/NS), so do this only for a domain used for nothing else:
 ;   example.co.jp.	NS	ns1.skydesk.jp.
 ;   example.co.jp.	NS	ns2.skydesk.jp.
 `

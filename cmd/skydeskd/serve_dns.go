@@ -181,7 +181,8 @@ func printRecords(w io.Writer, domain string, recs []dnssrv.Record, nameservers 
 	for _, r := range recs {
 		fmt.Fprintln(w, r.String())
 	}
-	fmt.Fprintf(w, "; Or delegate the whole zone to this service, which then answers all of the above:\n")
+	fmt.Fprintf(w, "; Or delegate the zone to this service; it then serves only the records above\n")
+	fmt.Fprintf(w, "; (and SOA/NS), so do this only for a domain used for nothing else:\n")
 	for _, ns := range nameservers {
 		fmt.Fprintf(w, ";   %s.\tNS\t%s.\n", domain, strings.TrimSuffix(strings.ToLower(ns), "."))
 	}
