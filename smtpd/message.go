@@ -127,7 +127,14 @@ func (s *session) fixUp(m message) []byte {
 	h.WriteString(s.received(now))
 	out := make([]byte, 0, len(m.raw)+h.Len()+256)
 	out = append(out, h.Bytes()...)
-	out = append(out, m.raw[:m.headerEnd]...)
+	if s.b.mode == Submission && len(m.header.Values("Bcc")) > 0 {
+		// RFC 5322 §3.6.3: Bcc recipients must not be revealed to the
+		// others; clients usually strip the field, an MSA must not rely on
+		// it (Postfix's cleanup does the same).
+		out = appendWithout(out, m.raw[:m.headerEnd], "bcc")
+	} else {
+		out = append(out, m.raw[:m.headerEnd]...)
+	}
 	if s.b.mode == Submission && len(m.header.Values("From")) == 0 {
 		out = append(out, "From: <"+s.user+">\r\n"...)
 	}
@@ -141,6 +148,27 @@ func (s *session) fixUp(m message) []byte {
 		out = append(out, "\r\n"...)
 	}
 	return append(out, m.raw[m.headerEnd:]...)
+}
+
+// appendWithout appends the header section hdr without the fields named
+// name (lower case), continuation lines included.
+func appendWithout(out, hdr []byte, name string) []byte {
+	skipping := false
+	for len(hdr) > 0 {
+		line := hdr
+		if i := bytes.Index(hdr, []byte("\r\n")); i >= 0 {
+			line = hdr[:i+2]
+		}
+		hdr = hdr[len(line):]
+		if line[0] != ' ' && line[0] != '\t' {
+			field, _, _ := bytes.Cut(line, []byte(":"))
+			skipping = strings.EqualFold(string(field), name)
+		}
+		if !skipping {
+			out = append(out, line...)
+		}
+	}
+	return out
 }
 
 // dateLayout is RFC 5322 §3.3 date-time.

@@ -66,6 +66,21 @@ func TestFixUp_headerless(t *testing.T) {
 	}
 }
 
+// Submission strips Bcc (with its continuation lines) and nothing else.
+func TestFixUp_stripsBcc(t *testing.T) {
+	s := testSession(Submission)
+	raw := "From: taro@skydesk.jp\r\nBcc: secret@example.org,\r\n\tother@example.org\r\nSubject: x\r\nBCC: more@example.org\r\n\r\nBcc: in the body stays\r\n"
+	got := string(s.fixUp(parseMessage([]byte(raw))))
+	if strings.Contains(got, "secret@") || strings.Contains(got, "other@") || strings.Contains(got, "more@") ||
+		!strings.Contains(got, "\r\nFrom: taro@skydesk.jp\r\nSubject: x\r\n") || !strings.HasSuffix(got, "\r\n\r\nBcc: in the body stays\r\n") {
+		t.Fatalf("got\n%s", got)
+	}
+	mx := testSession(MX)
+	if got := string(mx.fixUp(parseMessage([]byte(raw)))); !strings.Contains(got, "secret@") {
+		t.Fatal("the MX must deliver the header as received")
+	}
+}
+
 func TestHeaderClassifier(t *testing.T) {
 	for raw, want := range map[string]bool{
 		"X-Spam-Flag: YES\r\n\r\n":                    true,

@@ -78,7 +78,8 @@ func (a *app) smtpComponents() ([]component, error) {
 		}
 		o := opts()
 		srv := smtpd.NewServer(l.mode, a.store, a.auth, o)
-		tl := &trackListener{Listener: ln, conns: map[net.Conn]struct{}{}, accepted: m.sessions.WithLabelValues(l.name)}
+		tl := &trackListener{Listener: ln, conns: map[net.Conn]struct{}{}, accepted: m.sessions.WithLabelValues(l.name),
+			max: maxSMTPConns, plaintext: !l.implicit}
 		var serveOn net.Listener = tl
 		if l.implicit {
 			serveOn = tls.NewListener(tl, o.TLSConfig)
@@ -175,30 +176,53 @@ func ignoreSMTPClosed(err error) error {
 	return err
 }
 
-// trackListener remembers accepted connections so shutdown can close them.
+// maxSMTPConns bounds open connections per listener: go-smtp has no
+// limit of its own, and each connection holds a goroutine and buffers.
+const maxSMTPConns = 1000
+
+// tooBusy is RFC 5321 §3.8's reply for a server that cannot take the
+// connection now.
+const tooBusy = "421 4.7.0 Too many connections, try again later\r\n"
+
+// trackListener remembers accepted connections so shutdown can close them,
+// and refuses connections beyond max.
 type trackListener struct {
 	net.Listener
-	mu       sync.Mutex
-	conns    map[net.Conn]struct{}
-	closed   bool
-	accepted prometheus.Counter
+	mu        sync.Mutex
+	conns     map[net.Conn]struct{}
+	closed    bool
+	accepted  prometheus.Counter
+	max       int
+	plaintext bool // the 421 can be written (not before a TLS handshake)
 }
 
 func (l *trackListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			c.Close()
+			return nil, net.ErrClosed
+		}
+		if l.max > 0 && len(l.conns) >= l.max {
+			l.mu.Unlock()
+			if l.plaintext {
+				_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+				_, _ = c.Write([]byte(tooBusy))
+			}
+			c.Close()
+			continue
+		}
+		l.accepted.Inc()
+		tc := &trackedConn{Conn: c, l: l}
+		l.conns[tc] = struct{}{}
+		l.mu.Unlock()
+		return tc, nil
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		c.Close()
-		return nil, net.ErrClosed
-	}
-	l.accepted.Inc()
-	tc := &trackedConn{Conn: c, l: l}
-	l.conns[tc] = struct{}{}
-	return tc, nil
 }
 
 func (l *trackListener) closeAll() {

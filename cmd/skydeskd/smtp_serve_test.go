@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // serveInProcess runs `serve --config FILE` in-process and returns the
@@ -174,4 +175,57 @@ func TestSMTP_smarthostWiring(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling with a deadline
 	}
+}
+
+// Beyond the connection cap a client gets 421 and is closed; closing a
+// connection frees its slot.
+func TestSMTP_connectionCap(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := &trackListener{Listener: ln, conns: map[net.Conn]struct{}{}, accepted: prometheusCounter(), max: 1, plaintext: true}
+	defer tl.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := tl.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	c1, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	s1 := <-accepted
+	c2, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c2.SetDeadline(time.Now().Add(10 * time.Second))
+	b, _ := io.ReadAll(c2)
+	if string(b) != tooBusy {
+		t.Fatalf("over the cap: %q", b)
+	}
+	s1.Close()
+	c3, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	select {
+	case c := <-accepted:
+		c.Close()
+	case <-time.After(10 * time.Second):
+		t.Fatal("a freed slot was not reused")
+	}
+}
+
+func prometheusCounter() prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: "test_connections_total", Help: "test"})
 }
