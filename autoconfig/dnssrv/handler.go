@@ -21,7 +21,8 @@ type Handler struct {
 	zones atomic.Pointer[zones]
 	mu    sync.Mutex // serialises Reload
 	// counts holds an *atomic.Uint64 per countKey (QueryCounts).
-	counts sync.Map
+	counts  sync.Map
+	dropped atomic.Uint64
 }
 
 var _ dns.Handler = (*Handler)(nil)
@@ -72,6 +73,7 @@ func (h *Handler) serve(w dns.ResponseWriter, r *dns.Msg, udp bool) {
 	}()
 	buf, qtype, rcode := h.Answer(r, udp)
 	if buf == nil {
+		h.dropped.Add(1)
 		return
 	}
 	if _, err := w.Write(buf); err != nil {

@@ -82,6 +82,12 @@ func TestServer_malformed(t *testing.T) {
 				if b != nil {
 					t.Fatalf("answered %d bytes, want the packet dropped", len(b))
 				}
+				for deadline := time.Now().Add(5 * time.Second); f.h.Dropped() == 0; {
+					if time.Now().After(deadline) {
+						t.Fatal("dropped packet not counted")
+					}
+					time.Sleep(10 * time.Millisecond) // polling, bounded by the deadline
+				}
 			} else {
 				if len(b) < 12 {
 					t.Fatalf("answer %x, want a DNS header", b)

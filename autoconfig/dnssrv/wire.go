@@ -170,6 +170,7 @@ func (h *Handler) AnswerWire(pkt []byte, udp bool, out []byte) []byte {
 		}
 	}
 	if len(pkt) < 12 || pkt[2]&0x80 != 0 {
+		h.dropped.Add(1)
 		return nil // unreadable header, or a response: never answer (reflection)
 	}
 	req := new(dns.Msg)
@@ -263,6 +264,11 @@ func (h *Handler) QueryCounts(f func(qtype, rcode string, n uint64)) {
 		return true
 	})
 }
+
+// Dropped returns how many packets were dropped unanswered: shorter than
+// a header, or responses (answering those would let anyone aim two
+// servers at each other).
+func (h *Handler) Dropped() uint64 { return h.dropped.Load() }
 
 func itoa(n int) string {
 	if n == 0 {

@@ -92,12 +92,19 @@ type dnsQueries struct{ h *dnssrv.Handler }
 var dnsQueriesDesc = prometheus.NewDesc("skydeskd_dns_queries_total",
 	"DNS queries by query type and response code.", []string{"qtype", "rcode"}, nil)
 
-func (d dnsQueries) Describe(ch chan<- *prometheus.Desc) { ch <- dnsQueriesDesc }
+var dnsDroppedDesc = prometheus.NewDesc("skydeskd_dns_dropped_total",
+	"DNS packets dropped unanswered (shorter than a header, or responses).", nil, nil)
+
+func (d dnsQueries) Describe(ch chan<- *prometheus.Desc) {
+	ch <- dnsQueriesDesc
+	ch <- dnsDroppedDesc
+}
 
 func (d dnsQueries) Collect(ch chan<- prometheus.Metric) {
 	d.h.QueryCounts(func(qtype, rcode string, n uint64) {
 		ch <- prometheus.MustNewConstMetric(dnsQueriesDesc, prometheus.CounterValue, float64(n), qtype, rcode)
 	})
+	ch <- prometheus.MustNewConstMetric(dnsDroppedDesc, prometheus.CounterValue, float64(d.h.Dropped()))
 }
 
 // cmdDNS implements `skydeskd dns records DOMAIN` and
