@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -69,7 +70,8 @@ type Web struct {
 	o        WebOptions
 	r        *web.Renderer
 	sessions *sessionStore
-	qr       qrCache
+	qr       boundedCache[[2]string, template.HTML]
+	pages    boundedCache[pageKey, []byte]
 	webURL   string
 }
 
@@ -103,8 +105,10 @@ func NewWeb(o WebOptions) (*Web, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Web{o: o, r: r, webURL: strings.TrimRight(o.WebURL, "/"),
-		sessions: newSessionStore(o.SessionIdle, o.SessionMax, o.Now)}, nil
+	w := &Web{o: o, r: r, webURL: strings.TrimRight(o.WebURL, "/"),
+		sessions: newSessionStore(o.SessionIdle, o.SessionMax, o.Now)}
+	w.qr.max, w.pages.max = qrCacheEntries, pageCacheEntries
+	return w, nil
 }
 
 // Register adds the page routes. On the plain-HTTP listener (secure
@@ -231,26 +235,46 @@ func (w *Web) setup(c echo.Context) error {
 		email = email[:maxEmailParam]
 	}
 	d := &web.Setup{Base: w.base(l, "setup", "title_setup", "/", c.QueryParams()), Email: email}
+	var addr profiles.Address
+	var p profiles.Profile
+	outcome := ""
 	if email != "" {
-		addr, p, err := w.o.Resolver.Resolve(c.Request().Context(), email)
+		var err error
+		addr, p, err = w.o.Resolver.Resolve(c.Request().Context(), email)
 		switch {
 		case errors.Is(err, profiles.ErrInvalidAddress):
-			d.Problem = "invalid"
+			d.Problem, outcome = "invalid", "invalid"
 		case errors.Is(err, profiles.ErrUnknownDomain):
-			d.Problem, d.Domain = "unknown", profiles.DisplayDomain(addr.Domain)
+			d.Problem, d.Domain, outcome = "unknown", profiles.DisplayDomain(addr.Domain), "unknown"
 		case err != nil:
 			w.o.Log.Error("resolving address", "err", err)
 			return w.fail(c, l, http.StatusInternalServerError, "error_internal")
 		default:
-			res, err := w.result(l, addr, p)
-			if err != nil {
-				w.o.Log.Error("building setup result", "err", err)
-				return w.fail(c, l, http.StatusInternalServerError, "error_internal")
-			}
-			d.Result = res
+			outcome = p.Kind.String()
 		}
 	}
-	return w.render(c, http.StatusOK, l, web.SetupPage, d)
+	raw := c.Request().URL.RawQuery
+	key := pageKey{lang: l, query: raw, outcome: outcome}
+	if b, ok := w.pages.get(key); ok {
+		return c.HTMLBlob(http.StatusOK, b)
+	}
+	if outcome != "" && d.Problem == "" {
+		res, err := w.result(l, addr, p)
+		if err != nil {
+			w.o.Log.Error("building setup result", "err", err)
+			return w.fail(c, l, http.StatusInternalServerError, "error_internal")
+		}
+		d.Result = res
+	}
+	b, err := w.r.Render(l, web.SetupPage, d)
+	if err != nil {
+		w.o.Log.Error("rendering page", "page", "setup", "err", err)
+		return w.fail(c, l, http.StatusInternalServerError, "error_internal")
+	}
+	if len(raw) <= maxCachedQuery {
+		w.pages.put(key, b)
+	}
+	return c.HTMLBlob(http.StatusOK, b)
 }
 
 // ProfilePath is the signed Apple profile download of the autoconfig
@@ -281,7 +305,7 @@ func (w *Web) result(l web.Lang, addr profiles.Address, p profiles.Profile) (*we
 	if err != nil {
 		return nil, err
 	}
-	if r.QR, err = w.qr.get(r.QRURL, label); err != nil {
+	if r.QR, err = w.qrCode(r.QRURL, label); err != nil {
 		return nil, err
 	}
 	return r, nil

@@ -1,8 +1,10 @@
 package autoconfig
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/labstack/echo/v4"
@@ -10,22 +12,30 @@ import (
 	"github.com/skydesk/skydeskd/store"
 )
 
-// BenchmarkWeb_Setup measures the setup page for one address: parse,
-// resolve, QR code, render (the page a help-desk link opens).
+// BenchmarkWeb_Setup measures the setup page: parse, resolve, and either
+// a page-cache hit (the same link opened again) or, for "address-first",
+// a new address each time (QR encoding and rendering).
 func BenchmarkWeb_Setup(b *testing.B) {
 	for _, tc := range []struct{ name, target string }{
 		{"form", "/"},
 		{"address", "/?email=hanako%40example.co.jp"},
 		{"unknown", "/?email=someone%40gmail.com"},
+		{"address-first", "/?email=u%d%%40example.co.jp"},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			env := newWebEnv(b, store.ThrottlePolicy{})
 			e := echo.New()
 			env.web.Register(e, true)
 			b.ReportAllocs()
+			i := 0
 			for b.Loop() {
+				target := tc.target
+				if strings.Contains(target, "%d") {
+					i++
+					target = fmt.Sprintf(target, i)
+				}
 				rec := httptest.NewRecorder()
-				req := httptest.NewRequest(http.MethodGet, tc.target, nil)
+				req := httptest.NewRequest(http.MethodGet, target, nil)
 				req.Header.Set("Accept-Language", "ja")
 				e.ServeHTTP(rec, req)
 				if rec.Code != 200 {

@@ -48,12 +48,13 @@ func (r *recordingStore) last(t *testing.T) store.POPUpdate {
 }
 
 type webEnv struct {
-	t     testing.TB
-	st    *recordingStore
-	srv   *httptest.Server
-	plain *httptest.Server
-	web   *Web
-	clock *fakeClock
+	t       testing.TB
+	st      *recordingStore
+	srv     *httptest.Server
+	plain   *httptest.Server
+	web     *Web
+	clock   *fakeClock
+	domains profiles.DomainSet
 }
 
 type fakeClock struct {
@@ -77,11 +78,12 @@ func newWebEnv(t testing.TB, policy store.ThrottlePolicy) *webEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	domains := profiles.DomainSet{storetest.HostedDomain: true}
 	res := profiles.NewResolver(profiles.Settings{
 		Provider:       profiles.Provider{Name: "SkyDesk Mail"},
 		PersonalDomain: storetest.PersonalDomain, PersonalPOPHost: "pop.skydesk.jp", OrganizationPOPHost: "poppro.skydesk.jp",
 		POPPort: 995, SMTPHost: "smtp.skydesk.jp", SMTPImplicitTLSPort: 465, SMTPSTARTTLSPort: 587,
-	}, profiles.DomainSet{storetest.HostedDomain: true})
+	}, domains)
 	clock := &fakeClock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
 	rs := &recordingStore{Store: s}
 	w, err := NewWeb(WebOptions{Resolver: res, Store: rs, Auth: auth, Provider: "SkyDesk Mail",
@@ -92,7 +94,7 @@ func newWebEnv(t testing.TB, policy store.ThrottlePolicy) *webEnv {
 	e, pe := echo.New(), echo.New()
 	w.Register(e, true)
 	w.Register(pe, false)
-	env := &webEnv{t: t, st: rs, web: w, clock: clock, srv: httptest.NewTLSServer(e), plain: httptest.NewServer(pe)}
+	env := &webEnv{t: t, st: rs, web: w, clock: clock, domains: domains, srv: httptest.NewTLSServer(e), plain: httptest.NewServer(pe)}
 	t.Cleanup(env.srv.Close)
 	t.Cleanup(env.plain.Close)
 	return env
@@ -276,5 +278,27 @@ func TestWeb_Assets(t *testing.T) {
 		if resp, _ := do(t, c, "GET", env.srv.URL+p, nil, nil); resp.StatusCode != http.StatusNotFound {
 			t.Errorf("%s: %d, want 404", p, resp.StatusCode)
 		}
+	}
+}
+
+// TestWeb_Setup_domainChange: the page cache never hides a domain added
+// or removed after a page was shown.
+func TestWeb_Setup_domainChange(t *testing.T) {
+	env := newWebEnv(t, store.ThrottlePolicy{})
+	c := env.client()
+	get := func() string {
+		_, b := do(t, c, "GET", env.srv.URL+"/?email=ken%40newco.example&lang=en", nil, nil)
+		return b
+	}
+	if b := get(); !strings.Contains(b, "newco.example does not use") {
+		t.Fatal("unknown domain not reported")
+	}
+	env.domains["newco.example"] = true
+	if b := get(); !strings.Contains(b, `data-field="pop-host">poppro.skydesk.jp<`) {
+		t.Fatal("a domain added after the first lookup still shows as unknown")
+	}
+	delete(env.domains, "newco.example")
+	if b := get(); !strings.Contains(b, "newco.example does not use") {
+		t.Fatal("a removed domain still shows settings")
 	}
 }

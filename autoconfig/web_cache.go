@@ -1,0 +1,66 @@
+package autoconfig
+
+import (
+	"html/template"
+	"sync"
+
+	"github.com/skydesk/skydeskd/templates/web"
+)
+
+// boundedCache is a map that is emptied when it reaches max entries:
+// cheaper than LRU bookkeeping, and refilling costs one build per key.
+type boundedCache[K comparable, V any] struct {
+	mu  sync.Mutex
+	max int
+	m   map[K]V
+}
+
+func (c *boundedCache[K, V]) get(k K) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.m[k]
+	return v, ok
+}
+
+func (c *boundedCache[K, V]) put(k K, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= c.max {
+		c.m = make(map[K]V)
+	}
+	c.m[k] = v
+}
+
+// QR codes: encoding one costs about a millisecond (all eight masks are
+// scored, ISO/IEC 18004 §7.8). ~6 KiB an entry.
+const qrCacheEntries = 2048
+
+func (w *Web) qrCode(text, label string) (template.HTML, error) {
+	k := [2]string{text, label}
+	if svg, ok := w.qr.get(k); ok {
+		return svg, nil
+	}
+	svg, err := web.QRCode(text, label)
+	if err != nil {
+		return "", err
+	}
+	w.qr.put(k, svg)
+	return svg, nil
+}
+
+// Setup pages: the page is a function of the language, the query string
+// and the outcome of resolving the address (invalid, unknown, or the
+// account kind, whose servers come from static configuration). The
+// outcome is computed fresh for every request — one in-memory lookup —
+// so adding or removing a domain shows at once; only the rendering
+// (html/template, ~0.2 ms) is saved. ~12 KiB an entry.
+const pageCacheEntries = 1024
+
+// maxCachedQuery keeps odd, long queries out of the cache.
+const maxCachedQuery = 512
+
+type pageKey struct {
+	lang    web.Lang
+	query   string
+	outcome string
+}
