@@ -76,6 +76,11 @@ func FuzzAnswerWire(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(b, tc.only != "tcp")
+		// The same with every header flag a query may carry (AA TC RD, Z AD CD).
+		flagged := append([]byte(nil), b...)
+		flagged[2] |= 0x07
+		flagged[3] |= 0x70
+		f.Add(flagged, tc.only != "tcp")
 	}
 	f.Fuzz(func(t *testing.T, pkt []byte, udp bool) {
 		first := h.AnswerWire(pkt, udp, nil)
