@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -176,7 +178,7 @@ func (s *Server) autodiscoverXML(c echo.Context) error {
 
 // autodiscoverError sends a documented <Error> document.
 func (s *Server) autodiscoverError(c echo.Context, status int, code templates.ErrorCode, o outcome, cause error) error {
-	body, err := templates.AutodiscoverError(code, s.serverName, s.now())
+	body, err := s.errorDoc(code)
 	if err != nil {
 		return err
 	}
@@ -246,4 +248,32 @@ func (s *Server) jsonError(c echo.Context, status int, code, message string) err
 		return err
 	}
 	return c.Blob(status, echo.MIMEApplicationJSON, body)
+}
+
+// errorDocs caches the <Error> documents of the current second: their
+// only variable part is the Time attribute, so an unknown domain costs a
+// lookup, not a build, like a hosted one.
+type errorDocs struct {
+	mu   sync.Mutex
+	sec  int64
+	docs map[templates.ErrorCode][]byte
+}
+
+func (s *Server) errorDoc(code templates.ErrorCode) ([]byte, error) {
+	now := s.now()
+	e := &s.errDocs
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if sec := now.Unix(); sec != e.sec || e.docs == nil {
+		e.sec, e.docs = sec, make(map[templates.ErrorCode][]byte, 4)
+	}
+	if b, ok := e.docs[code]; ok {
+		return b, nil
+	}
+	b, err := templates.AutodiscoverError(code, s.serverName, now.Truncate(time.Second))
+	if err != nil {
+		return nil, err
+	}
+	e.docs[code] = b
+	return b, nil
 }

@@ -72,6 +72,7 @@ type Server struct {
 	signer       atomic.Pointer[signerState]
 	cache        *docCache
 	fast         *fastCache
+	errDocs      errorDocs
 	kinds        kindSource // nil: no fast path
 	m            *metrics
 	registrars   []Registrar
