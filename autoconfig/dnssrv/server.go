@@ -183,11 +183,14 @@ func (s *Server) serveConn(c net.Conn) {
 				return
 			}
 		}
+		_ = c.SetReadDeadline(time.Now().Add(timeout))
+		timeout = tcpIdleTimeout
+		// After the deadline is set: Shutdown sets closed before it resets
+		// every deadline to now, so either we see closed here or the read
+		// below is unblocked.
 		if s.isClosed() {
 			return
 		}
-		_ = c.SetReadDeadline(time.Now().Add(timeout))
-		timeout = tcpIdleTimeout
 		var lb [2]byte
 		if _, err := io.ReadFull(br, lb[:]); err != nil {
 			return
