@@ -1,6 +1,7 @@
 package dnssrv_test
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/skydesk/skydeskd/autoconfig/dnssrv"
 )
 
 // rawUDP sends b and returns the answer, or nil when none arrives within
@@ -183,5 +186,47 @@ func TestServer_tcpPipelining(t *testing.T) {
 			t.Fatalf("answer id %d for %v: not one of the queries outstanding %v", r.Id, r.Question, ids)
 		}
 		delete(ids, r.Id)
+	}
+}
+
+// TestServer_shutdownIdleTCP: Shutdown closes idle TCP connections at
+// once instead of waiting for their idle timeout, and both serve loops
+// return nil.
+func TestServer_shutdownIdleTCP(t *testing.T) {
+	f := start(t, nil) // for its handler
+	pcs, l := listenPair(t, "127.0.0.1:0")
+	srv := dnssrv.NewServer(f.h, pcs, l)
+	errs := make(chan error, 2)
+	go func() { errs <- srv.ServeUDP() }()
+	go func() { errs <- srv.ServeTCP() }()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	b := packed(t, query("_pop3s._tcp.skydesk.jp.", dns.TypeSRV, 0))
+	if _, err := c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(b))), b...)); err != nil {
+		t.Fatal(err)
+	}
+	var n [2]byte
+	if _, err := io.ReadFull(c, n[:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, make([]byte, binary.BigEndian.Uint16(n[:]))); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown with an idle connection: %v", err)
+	}
+	if _, err := c.Read(n[:]); !errors.Is(err, io.EOF) {
+		t.Fatalf("idle connection after shutdown: %v, want EOF", err)
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("serve: %v", err)
+		}
 	}
 }
