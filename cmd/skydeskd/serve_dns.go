@@ -51,6 +51,14 @@ func (a *app) dnsComponents() ([]component, error) {
 	}
 	o := dnsOptions(a.cfg, a.resolver)
 	o.Logger = a.log.With("service", "dns")
+	if a.dev {
+		// --dev: every name we hand out is on loopback, the name servers too.
+		for _, ns := range o.Nameservers {
+			if _, ok := o.Addresses[ns]; !ok {
+				o.Addresses[ns] = []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.IPv6Loopback()}
+			}
+		}
+	}
 	h, err := dnssrv.NewHandler(o, func() (uint32, []string) {
 		d := a.store.Domains()
 		return d.Serial, d.List()
