@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -286,4 +287,47 @@ func TestServer_Shutdown(t *testing.T) {
 	if _, err := net.Dial("tcp", ts.tlsAddr); err == nil {
 		t.Error("listener still accepting after Shutdown")
 	}
+}
+
+func TestServer_debugTraceRedactsSecrets(t *testing.T) {
+	var trace syncBuffer
+	ts := newTestServer(t, newMem(t), popd.Options{DebugWriter: &trace})
+	c := ts.dial(t)
+	c.login("taro@skydesk.jp", "secret pw")
+	c.cmd("QUIT", "+OK")
+	c.closed()
+	d := ts.dial(t)
+	d.cmd("AUTH PLAIN "+plain("", "taro@skydesk.jp", "secret pw"), "+OK")
+	d.cmd("QUIT", "+OK")
+	d.closed()
+	e := ts.dial(t)
+	e.cmd("AUTH LOGIN", "+ ")
+	e.cmd(b64("taro@skydesk.jp"), "+ ")
+	e.cmd(b64("secret pw"), "+OK")
+	got := trace.String()
+	for _, secret := range []string{"secret pw", plain("", "taro@skydesk.jp", "secret pw"), b64("secret pw")} {
+		if strings.Contains(got, secret) {
+			t.Errorf("trace contains %q:\n%s", secret, got)
+		}
+	}
+	if !strings.Contains(got, "C: PASS <redacted>") || !strings.Contains(got, "C: USER taro@skydesk.jp") {
+		t.Errorf("trace lacks the expected lines:\n%s", got)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
