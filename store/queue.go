@@ -28,40 +28,82 @@ type Accepted struct {
 // queued (synchronous=FULL: fsync'd before the commit returns). It returns
 // the local UIDs in order and the queue id (0 when nothing was queued).
 func (s *Store) Accept(ctx context.Context, a Accepted) (uids []int64, queueID int64, err error) {
-	if len(a.Local)+len(a.Remote) == 0 {
-		return nil, 0, errors.New("accepted message without recipients")
-	}
-	body := NormalizeCRLF(a.Body)
 	now := s.now().UnixNano()
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		uids = uids[:0]
-		for _, rcpt := range a.Local {
-			uid, err := insertMessage(ctx, tx, rcpt, body, a.Spam, now)
-			if err != nil {
+		uids, queueID, err = acceptTx(ctx, tx, a, now)
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return uids, queueID, nil
+}
+
+// AcceptResult is one message's outcome in AcceptBatch.
+type AcceptResult struct {
+	UIDs    []int64
+	QueueID int64
+	Err     error
+}
+
+// AcceptBatch stores several messages in one transaction (group commit:
+// one fsync for all), each under its own savepoint so one message's
+// failure (a mailbox deleted meanwhile) leaves the others in. When it
+// returns a nil error, every result with a nil Err is on disk.
+func (s *Store) AcceptBatch(ctx context.Context, batch []Accepted) ([]AcceptResult, error) {
+	now := s.now().UnixNano()
+	out := make([]AcceptResult, len(batch))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for i, a := range batch {
+			if _, err := tx.ExecContext(ctx, `SAVEPOINT accept`); err != nil {
 				return err
 			}
-			uids = append(uids, uid)
-		}
-		if len(a.Remote) == 0 {
-			return nil
-		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO queue_messages (mail_from, body, created) VALUES (?, ?, ?)`, a.From, body, now)
-		if err != nil {
-			return fmt.Errorf("queueing message: %w", err)
-		}
-		if queueID, err = res.LastInsertId(); err != nil {
-			return err
-		}
-		for _, r := range a.Remote {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO queue_rcpts (message_id, rcpt, next_attempt) VALUES (?, ?, ?)
-				ON CONFLICT DO NOTHING`, queueID, r, now); err != nil {
-				return fmt.Errorf("queueing recipient: %w", err)
+			uids, qid, err := acceptTx(ctx, tx, a, now)
+			if err != nil {
+				if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO accept`); rerr != nil {
+					return errors.Join(err, rerr)
+				}
 			}
+			if _, err := tx.ExecContext(ctx, `RELEASE accept`); err != nil {
+				return err
+			}
+			out[i] = AcceptResult{UIDs: uids, QueueID: qid, Err: err}
 		}
 		return nil
 	})
 	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func acceptTx(ctx context.Context, tx *sql.Tx, a Accepted, now int64) (uids []int64, queueID int64, err error) {
+	if len(a.Local)+len(a.Remote) == 0 {
+		return nil, 0, errors.New("accepted message without recipients")
+	}
+	body := NormalizeCRLF(a.Body)
+	for _, rcpt := range a.Local {
+		uid, err := insertMessage(ctx, tx, rcpt, body, a.Spam, now)
+		if err != nil {
+			return nil, 0, err
+		}
+		uids = append(uids, uid)
+	}
+	if len(a.Remote) == 0 {
+		return uids, 0, nil
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO queue_messages (mail_from, body, created) VALUES (?, ?, ?)`, a.From, body, now)
+	if err != nil {
+		return nil, 0, fmt.Errorf("queueing message: %w", err)
+	}
+	if queueID, err = res.LastInsertId(); err != nil {
 		return nil, 0, err
+	}
+	for _, r := range a.Remote {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO queue_rcpts (message_id, rcpt, next_attempt) VALUES (?, ?, ?)
+			ON CONFLICT DO NOTHING`, queueID, r, now); err != nil {
+			return nil, 0, fmt.Errorf("queueing recipient: %w", err)
+		}
 	}
 	return uids, queueID, nil
 }

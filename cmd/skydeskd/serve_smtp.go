@@ -52,6 +52,8 @@ func (a *app) smtpComponents() ([]component, error) {
 		}
 		return o
 	}
+	// One group-committing store for every listener (smtpd.Batcher).
+	st := smtpd.NewBatcher(a.store)
 	var out []component
 	fail := func(err error) ([]component, error) {
 		for _, c := range out {
@@ -77,7 +79,7 @@ func (a *app) smtpComponents() ([]component, error) {
 			return fail(err)
 		}
 		o := opts()
-		srv := smtpd.NewServer(l.mode, a.store, a.auth, o)
+		srv := smtpd.NewServer(l.mode, st, a.auth, o)
 		tl := &trackListener{Listener: ln, conns: map[net.Conn]struct{}{}, accepted: m.sessions.WithLabelValues(l.name),
 			max: maxSMTPConns, plaintext: !l.implicit}
 		var serveOn net.Listener = tl
