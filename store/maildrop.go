@@ -43,6 +43,10 @@ type Maildrop struct {
 	s    *Store
 	opts MaildropOptions
 
+	// Prepared once: modernc's SQLite otherwise parses every statement
+	// on every call, which showed at the top of a RETR profile.
+	list, body, settings *sql.Stmt
+
 	mu     sync.Mutex
 	locked map[int64]struct{}
 }
@@ -57,7 +61,25 @@ func (s *Store) NewMaildrop(o MaildropOptions) (*Maildrop, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Maildrop{s: s, opts: o, locked: map[int64]struct{}{}}, nil
+	m := &Maildrop{s: s, opts: o, locked: map[int64]struct{}{}}
+	ctx := context.Background()
+	var err error
+	if m.list, err = s.r.PrepareContext(ctx, `SELECT id, size FROM messages INDEXED BY messages_pop
+		WHERE account_id = ? AND in_pop = 1 AND (? OR spam = 0) AND received >= ? ORDER BY id`); err != nil {
+		return nil, fmt.Errorf("preparing maildrop listing: %w", err)
+	}
+	if m.body, err = s.r.PrepareContext(ctx, `SELECT substr(body, ?, ?) FROM messages WHERE id = ? AND account_id = ?`); err != nil {
+		return nil, fmt.Errorf("preparing message read: %w", err)
+	}
+	if m.settings, err = s.r.PrepareContext(ctx, `SELECT access, since, include_spam, on_delete FROM pop_settings WHERE account_id = ?`); err != nil {
+		return nil, fmt.Errorf("preparing POP settings read: %w", err)
+	}
+	return m, nil
+}
+
+// Close releases the prepared statements.
+func (m *Maildrop) Close() error {
+	return errors.Join(m.list.Close(), m.body.Close(), m.settings.Close())
 }
 
 // Locked reports whether a POP3 session holds the account's maildrop.
@@ -100,7 +122,7 @@ func (p *popSession) Login(ctx context.Context, username, password string) error
 		}
 		return fmt.Errorf("POP3 login: %w", err)
 	}
-	st, err := popSettings(ctx, p.m.s.r, l.Account.ID)
+	st, err := p.m.readSettings(ctx, l.Account.ID)
 	if err != nil {
 		return err
 	}
@@ -116,6 +138,19 @@ func (p *popSession) Login(ctx context.Context, username, password string) error
 	p.m.locked[l.Account.ID] = struct{}{}
 	p.account, p.settings = l.Account.ID, st
 	return nil
+}
+
+// readSettings is popSettings over the prepared statement.
+func (m *Maildrop) readSettings(ctx context.Context, account int64) (POPSettings, error) {
+	var p POPSettings
+	var since sql.NullInt64
+	if err := m.settings.QueryRowContext(ctx, account).Scan(&p.Access, &since, &p.IncludeSpam, &p.OnDelete); err != nil {
+		return POPSettings{}, fmt.Errorf("reading POP settings: %w", err)
+	}
+	if since.Valid {
+		p.Since = time.Unix(0, since.Int64)
+	}
+	return p, nil
 }
 
 func (m *Maildrop) at() string {
@@ -153,9 +188,7 @@ func (p *popSession) Messages(ctx context.Context) ([]popd.Message, error) {
 	if p.settings.Access == POPSince {
 		since = p.settings.Since.UnixNano()
 	}
-	rows, err := p.m.s.r.QueryContext(ctx, `SELECT id, size FROM messages INDEXED BY messages_pop
-		WHERE account_id = ? AND in_pop = 1 AND (? OR spam = 0) AND received >= ? ORDER BY id`,
-		p.account, boolInt(p.settings.IncludeSpam), since)
+	rows, err := p.m.list.QueryContext(ctx, p.account, boolInt(p.settings.IncludeSpam), since)
 	if err != nil {
 		return nil, fmt.Errorf("listing maildrop: %w", err)
 	}
@@ -189,11 +222,11 @@ var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 func (p *popSession) Open(ctx context.Context, n int) (io.ReadCloser, error) {
 	id, size := p.ids[n-1], p.sizes[n-1]
 	if size > bodyChunk {
-		return &chunkReader{ctx: ctx, s: p.m.s, account: p.account, id: id, size: size}, nil
+		return &chunkReader{ctx: ctx, m: p.m, account: p.account, id: id, size: size}, nil
 	}
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
-	if err := p.m.s.readBody(ctx, p.account, id, 1, size, buf); err != nil {
+	if err := p.m.readBody(ctx, p.account, id, 1, size, buf); err != nil {
 		bodyPool.Put(buf)
 		return nil, err
 	}
@@ -201,8 +234,8 @@ func (p *popSession) Open(ctx context.Context, n int) (io.ReadCloser, error) {
 }
 
 // readBody appends octets [off, off+n) (1-based, SQL substr) of a body.
-func (s *Store) readBody(ctx context.Context, account, id, off, n int64, buf *bytes.Buffer) error {
-	rows, err := s.r.QueryContext(ctx, `SELECT substr(body, ?, ?) FROM messages WHERE id = ? AND account_id = ?`, off, n, id, account)
+func (m *Maildrop) readBody(ctx context.Context, account, id, off, n int64, buf *bytes.Buffer) error {
+	rows, err := m.body.QueryContext(ctx, off, n, id, account)
 	if err != nil {
 		return fmt.Errorf("reading message: %w", err)
 	}
@@ -237,7 +270,7 @@ func (b *pooledBody) Close() error {
 // chunkReader streams a large body in bodyChunk pieces.
 type chunkReader struct {
 	ctx     context.Context
-	s       *Store
+	m       *Maildrop
 	account int64
 	id      int64
 	size    int64
@@ -252,7 +285,7 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 		}
 		n := min(bodyChunk, r.size-r.off)
 		r.buf.Reset()
-		if err := r.s.readBody(r.ctx, r.account, r.id, r.off+1, n, &r.buf); err != nil {
+		if err := r.m.readBody(r.ctx, r.account, r.id, r.off+1, n, &r.buf); err != nil {
 			return 0, err
 		}
 		if int64(r.buf.Len()) == 0 {
