@@ -254,6 +254,10 @@ func TestWebBrowser_settings(t *testing.T) {
 	step(t, b, "create app password", chromedp.SendKeys(chromedp.ID("app-name"), "Phone mail"),
 		chromedp.Click(chromedp.ID("app-create")), chromedp.WaitVisible(chromedp.ID("secret")))
 	secret := value(t, b, "secret", chromedp.Text(chromedp.ID("secret")))
+	shot := value(t, b, "screenshot", chromedp.FullScreenshot(100))
+	if err := os.WriteFile(filepath.Join(screenshotDir(t), "settings-new-app-password-en-desktop.png"), shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if len(strings.ReplaceAll(secret, " ", "")) != 16 {
 		t.Fatalf("secret %q", secret)
 	}
