@@ -212,6 +212,11 @@ func (c *Conn) login(user, pass string) bool {
 		return c.failed()
 	}
 	if err := c.sess.Login(c.ctx, user, pass); err != nil {
+		if pe, ok := wireError(err); ok {
+			// One line per refusal for operators (fail2ban and the like);
+			// never the password.
+			c.log.Info("login refused", "user", user, "code", pe.Code, "tls", c.tls)
+		}
 		c.reply(err)
 		if errors.Is(err, ErrInUse) {
 			// Not a credential failure: the client may retry.
@@ -230,7 +235,7 @@ func (c *Conn) login(user, pass string) bool {
 	}
 	c.msgs, c.deleted, c.state = msgs, make([]bool, len(msgs)), stateTransaction
 	c.log = c.log.With("user", user)
-	c.log.Debug("logged in", "messages", len(msgs), "octets", total)
+	c.log.Info("logged in", "messages", len(msgs), "octets", total, "tls", c.tls)
 	c.ok(fmt.Sprintf("logged in, %d messages (%d octets)", len(msgs), total))
 	return true
 }

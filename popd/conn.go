@@ -43,6 +43,12 @@ type Conn struct {
 	nDeleted   int
 	authFails  int
 	badCommand int
+
+	// For the end-of-session log line (as Dovecot's "Logged out retr=…").
+	start     time.Time
+	retrieved int
+	sent      int64
+	expunged  int
 }
 
 // ID is the connection's number, as logged under "cid".
@@ -79,7 +85,7 @@ func (w deadlineWriter) Write(p []byte) (int, error) {
 }
 
 func (s *Server) newConn(nc net.Conn) *Conn {
-	c := &Conn{srv: s, nc: nc, id: s.nextID.Add(1), ctx: s.ctx}
+	c := &Conn{srv: s, nc: nc, id: s.nextID.Add(1), ctx: s.ctx, start: time.Now()}
 	c.log = s.opts.Logger.With("cid", c.id, "remote", nc.RemoteAddr().String())
 	return c
 }
@@ -116,6 +122,10 @@ func (c *Conn) serve() {
 			if err := c.sess.Logout(); err != nil {
 				c.log.Warn("logout", "err", err)
 			}
+		}
+		if c.state == stateTransaction {
+			c.log.Info("logged out", "retrieved", c.retrieved, "octets_sent", c.sent,
+				"marked", c.nDeleted, "expunged", c.expunged, "duration", time.Since(c.start).Round(time.Millisecond))
 		}
 		_ = c.flush()
 		c.nc.Close()

@@ -159,6 +159,8 @@ func (c *Conn) retr(arg string, lines int) bool {
 		c.log.Warn("sending message", "msg", i+1, "err", err)
 		return false
 	}
+	c.retrieved++
+	c.sent += d.written
 	return true
 }
 
@@ -183,6 +185,6 @@ func (c *Conn) quit() {
 		c.reply(err)
 		return
 	}
-	c.log.Info("expunged", "messages", len(nums))
+	c.expunged = len(nums)
 	c.ok(fmt.Sprintf("bye, %d messages deleted", len(nums)))
 }
