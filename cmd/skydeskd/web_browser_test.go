@@ -125,6 +125,15 @@ func TestWebBrowser_setup(t *testing.T) {
 		t.Error("the QR URL serves a different profile than the button")
 	}
 
+	// The plain-HTTP listener sends people to the HTTPS pages.
+	presp, err := w.client.Get("http://" + w.addrs["http"] + "/settings?lang=ja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	presp.Body.Close()
+	if loc := presp.Header.Get("Location"); presp.StatusCode != http.StatusMovedPermanently || loc != w.webURL+"/settings?lang=ja" {
+		t.Errorf("plain HTTP /settings: %d → %q", presp.StatusCode, loc)
+	}
 	keyboardLookUp(t, ctx, w)
 	for _, l := range []string{"en", "ja"} {
 		auditPage(t, ctx, w.webURL+"/?lang="+l+"&email=hanako%40example.co.jp")
