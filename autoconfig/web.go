@@ -195,7 +195,7 @@ func (w *Web) base(l web.Lang, nav, title, path string, query url.Values) web.Ba
 	}
 	q.Set("lang", string(l.Other()))
 	return web.Base{Lang: l, Provider: w.o.Provider, HelpURL: w.o.HelpURL, Nav: nav, Title: title,
-		SwitchURL: path + "?" + q.Encode()}
+		SwitchURL: path + "?" + q.Encode(), NoIndex: path != "/" || len(q) > 1}
 }
 
 // render writes a page, or the generic error page if rendering fails.

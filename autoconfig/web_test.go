@@ -302,3 +302,17 @@ func TestWeb_Setup_domainChange(t *testing.T) {
 		t.Fatal("a removed domain still shows settings")
 	}
 }
+
+func TestWeb_NoIndex(t *testing.T) {
+	env := newWebEnv(t, store.ThrottlePolicy{})
+	c := env.client()
+	for _, tc := range []struct {
+		path string
+		want bool
+	}{{"/", false}, {"/?lang=en", false}, {"/?email=taro%40skydesk.jp", true}, {"/settings", true}} {
+		_, body := do(t, c, "GET", env.srv.URL+tc.path, nil, nil)
+		if got := strings.Contains(body, `<meta name="robots" content="noindex">`); got != tc.want {
+			t.Errorf("%s: noindex %v, want %v", tc.path, got, tc.want)
+		}
+	}
+}

@@ -19,6 +19,9 @@ type Base struct {
 	SwitchURL string
 	// Title is the catalogue key of the page title.
 	Title string
+	// NoIndex asks search engines not to index the page (pages for one
+	// address, the settings screen).
+	NoIndex bool
 }
 
 // OtherLang is the language the switch offers.

@@ -173,6 +173,8 @@ func base(l Lang, nav, title string) Base {
 		Nav: nav, Title: title, SwitchURL: "/?lang=" + string(l.Other())}
 }
 
+func noIndex(b Base) Base { b.NoIndex = true; return b }
+
 // TestRender_golden renders every page in both languages with fixed data.
 func TestRender_golden(t *testing.T) {
 	r, err := New()
@@ -198,7 +200,7 @@ func TestRender_golden(t *testing.T) {
 					ProfileURL: "/apple/mobileconfig?email=hanako%40example.co.jp", QRURL: "https://autoconfig.skydesk.jp/apple/mobileconfig?email=hanako%40example.co.jp", QR: qr}}},
 			{"setup-unknown", SetupPage, &Setup{Base: base(l, "setup", "title_setup"), Email: "a@gmail.com", Problem: "unknown", Domain: "gmail.com"}},
 			{"signin-federated", SignInPage, &SignIn{Base: base(l, "settings", "title_signin"), CSRF: "tok", Email: "sso@example.co.jp", Problem: "no_password"}},
-			{"settings", SettingsPage, &Settings{Base: base(l, "settings", "title_settings"), CSRF: "tok", Address: "taro@skydesk.jp",
+			{"settings", SettingsPage, &Settings{Base: noIndex(base(l, "settings", "title_settings")), CSRF: "tok", Address: "taro@skydesk.jp",
 				Kind: "personal", TwoStep: true, POP: POP{Access: "since", Since: FormatTime(l, when), OnDelete: "keep"},
 				Apps:  []AppPassword{{Name: "iPhone <Mail>", Created: FormatTime(l, when)}, {Name: "PC", Created: FormatTime(l, when), LastUsed: FormatTime(l, when)}},
 				Saved: []string{"saved_access_since", "saved_spam_exclude"}, NewApp: "PC", NewSecret: "abcd efgh ijkl mnop"}},
