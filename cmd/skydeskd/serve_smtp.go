@@ -30,6 +30,9 @@ func (a *app) smtpComponents() ([]component, error) {
 		if err != nil {
 			return nil, err // Validate already refused it
 		}
+		if sh.TLS == "none" && sh.Username != "" && !loopbackHost(sh.Host) {
+			return nil, errors.New("smtp.smarthost: tls none with a username would send the password in clear; use implicit or starttls")
+		}
 		relay = smtpd.NewRelay(a.store, smtpd.RelayOptions{
 			Host: sh.Host, Port: sh.Port, TLS: sh.TLS, Username: sh.Username, Password: sh.Password,
 			RetryPeriod: period, Hostname: a.cfg.SMTP.Hostname, Logger: a.log.With("service", "smtp-relay"),
@@ -146,6 +149,15 @@ func (a *app) smtpMetrics() smtpMetrics {
 	})
 	a.reg.MustRegister(m.sessions, m.messages, queue)
 	return m
+}
+
+// loopbackHost reports whether host names this machine.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // relayAddr names the smarthost in the listener list.

@@ -229,3 +229,14 @@ func TestSMTP_connectionCap(t *testing.T) {
 func prometheusCounter() prometheus.Counter {
 	return prometheus.NewCounter(prometheus.CounterOpts{Name: "test_connections_total", Help: "test"})
 }
+
+// A smarthost password is never configured to travel in clear.
+func TestSMTP_smarthostCleartextPasswordRefused(t *testing.T) {
+	dir := t.TempDir()
+	file := writeSMTPConfig(t, dir, "smtp: {smarthost: {host: relay.example.net, port: 25, tls: none, username: u, password: p}}\n")
+	var errb strings.Builder
+	code := run(context.Background(), []string{"serve", "--config", file}, env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &errb, getenv: os.Getenv})
+	if code == exitOK || !strings.Contains(errb.String(), "smtp.smarthost") {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+}
