@@ -316,3 +316,19 @@ func TestWeb_NoIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestWeb_Offline: pages load nothing from another origin (no CDN): every
+// src and href is a path on this server (or the configured help link).
+func TestWeb_Offline(t *testing.T) {
+	env := newWebEnv(t, store.ThrottlePolicy{})
+	c := env.client()
+	ref := regexp.MustCompile(`(?:src|href)="([^"]*)"`)
+	for _, p := range []string{"/?email=taro%40skydesk.jp", "/settings", "/?email=x%40gmail.com"} {
+		_, body := do(t, c, "GET", env.srv.URL+p, nil, nil)
+		for _, m := range ref.FindAllStringSubmatch(body, -1) {
+			if !strings.HasPrefix(m[1], "#") && (!strings.HasPrefix(m[1], "/") || strings.HasPrefix(m[1], "//")) {
+				t.Errorf("%s refers to %q", p, m[1])
+			}
+		}
+	}
+}
