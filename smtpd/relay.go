@@ -212,7 +212,7 @@ func (r *Relay) send(ctx context.Context, m store.QueuedMessage) []rcptResult {
 		return all(errSmarthost)
 	}
 	defer c.Close()
-	if err := c.Mail(m.From, nil); err != nil {
+	if err := c.Mail(m.From, mailOptions(c, m)); err != nil {
 		return all(connErr(r.o.Logger, err))
 	}
 	out := make([]rcptResult, 0, len(m.Rcpts))
@@ -249,6 +249,33 @@ func (r *Relay) send(ctx context.Context, m store.QueuedMessage) []rcptResult {
 	}
 	_ = c.Quit()
 	return out
+}
+
+// mailOptions declares 8-bit content and UTF-8 addresses when the
+// smarthost supports them (RFC 6152, RFC 6531); otherwise the message goes
+// as is, which nearly every server accepts for 8-bit bodies.
+func mailOptions(c *smtp.Client, m store.QueuedMessage) *smtp.MailOptions {
+	o := &smtp.MailOptions{}
+	if ok, _ := c.Extension("8BITMIME"); ok && !ascii(string(m.Body)) {
+		o.Body = smtp.Body8BitMIME
+	}
+	if ok, _ := c.Extension("SMTPUTF8"); ok {
+		addrs := m.From
+		for _, r := range m.Rcpts {
+			addrs += r.Address
+		}
+		o.UTF8 = !ascii(addrs)
+	}
+	return o
+}
+
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // connErr keeps the smarthost's SMTP replies (they belong in a DSN) and

@@ -30,16 +30,18 @@ type smarthost struct {
 }
 
 type relayed struct {
-	from  string
-	rcpts []string
-	body  string
+	from     string
+	rcpts    []string
+	body     string
+	bodyType smtp.BodyType
 }
 
 type smarthostSession struct {
-	h     *smarthost
-	from  string
-	rcpts []string
-	user  string
+	h        *smarthost
+	from     string
+	rcpts    []string
+	user     string
+	bodyType smtp.BodyType
 }
 
 func (h *smarthost) NewSession(*smtp.Conn) (smtp.Session, error) { return &smarthostSession{h: h}, nil }
@@ -57,11 +59,11 @@ func (s *smarthostSession) Auth(string) (sasl.Server, error) {
 		return nil
 	}), nil
 }
-func (s *smarthostSession) Mail(from string, _ *smtp.MailOptions) error {
+func (s *smarthostSession) Mail(from string, o *smtp.MailOptions) error {
 	if s.user == "" {
 		return smtp.ErrAuthRequired
 	}
-	s.from = from
+	s.from, s.bodyType = from, o.Body
 	return nil
 }
 func (s *smarthostSession) Rcpt(to string, _ *smtp.RcptOptions) error {
@@ -80,7 +82,7 @@ func (s *smarthostSession) Data(r io.Reader) error {
 		return err
 	}
 	s.h.mu.Lock()
-	s.h.received = append(s.h.received, relayed{s.from, s.rcpts, string(b)})
+	s.h.received = append(s.h.received, relayed{s.from, s.rcpts, string(b), s.bodyType})
 	s.h.mu.Unlock()
 	return nil
 }
@@ -171,7 +173,7 @@ func TestRelay_smarthost(t *testing.T) {
 	for _, r := range []string{"ok@remote.example", "perm@remote.example", "temp@remote.example", hanako} {
 		w.must("RCPT TO:<"+r+">", 250)
 	}
-	if c, text := w.data(msg(taro, "friends", "to the world", "hello")); c != 250 {
+	if c, text := w.data(msg(taro, "friends", "to the world", "こんにちは")); c != 250 {
 		t.Fatalf("%d %q", c, text)
 	}
 	select {
@@ -191,8 +193,11 @@ func TestRelay_smarthost(t *testing.T) {
 	}
 	got := h.got()
 	if len(got) != 1 || got[0].from != taro || strings.Join(got[0].rcpts, ",") != "ok@remote.example" ||
-		!strings.Contains(got[0].body, "Subject: to the world") {
+		!strings.Contains(got[0].body, "Subject: to the world") || !strings.Contains(got[0].body, "\r\n\r\nこんにちは\r\n") {
 		t.Fatalf("smarthost received %+v", got)
+	}
+	if got[0].bodyType != smtp.Body8BitMIME {
+		t.Errorf("8-bit body relayed as BODY=%q, want 8BITMIME", got[0].bodyType)
 	}
 	if len(q.dsns) != 1 || q.dsnTo[0] != taro || !strings.Contains(q.dsns[0], "Final-Recipient: rfc822; perm@remote.example\r\nAction: failed\r\nStatus: 5.1.1\r\n") ||
 		!strings.Contains(q.dsns[0], "Diagnostic-Code: smtp; 550 5.1.1 no such user") || !strings.Contains(q.dsns[0], "Subject: to the world") {
