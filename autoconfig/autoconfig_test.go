@@ -125,13 +125,15 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
-// counter returns the value of a counter with the given labels (0 if absent).
+// counter returns the sum of a counter's series matching the given
+// labels (0 if none).
 func counter(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	sum := 0.0
 	for _, mf := range mfs {
 		if mf.GetName() != name {
 			continue
@@ -143,12 +145,10 @@ func counter(t testing.TB, reg *prometheus.Registry, name string, labels map[str
 					continue next
 				}
 			}
-			if m.GetCounter() != nil {
-				return m.GetCounter().GetValue()
-			}
+			sum += m.GetCounter().GetValue()
 		}
 	}
-	return 0
+	return sum
 }
 
 // fakeSource fails for one domain, to test internal errors.

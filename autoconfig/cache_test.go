@@ -1,6 +1,7 @@
 package autoconfig
 
 import (
+	"fmt"
 	"strconv"
 	"testing"
 
@@ -80,6 +81,47 @@ func TestCache_unknownDomainSamePath(t *testing.T) {
 		}
 		if first.Code != second.Code || first.Body.String() != second.Body.String() {
 			t.Errorf("%s: cached answer differs", target)
+		}
+	}
+}
+
+// TestFront_sameAsEcho: the cached fast path in front of echo sends the
+// same status, headers and bytes as the echo handlers that filled it,
+// for documents and for "not found", on both listeners.
+func TestFront_sameAsEcho(t *testing.T) {
+	signer, _ := signerOf(t)
+	ts := newTestServer(t, nil, signer)
+	for _, tc := range []struct {
+		plain  bool
+		target string
+		host   string
+	}{
+		{false, "/mail/config-v1.1.xml?emailaddress=hanako%40example.co.jp", ""},
+		{true, "/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=taro%40skydesk.jp", ""},
+		{false, "/mail/config-v1.1.xml", "autoconfig.example.co.jp"},
+		{false, "/mail/config-v1.1.xml?emailaddress=taro%40gmail.com", ""},
+		{false, "/apple/mobileconfig?email=hanako%2Bnews%40example.co.jp", ""},
+		{false, "/apple/mobileconfig?email=taro%40gmail.com", ""},
+	} {
+		h := ts.secure
+		if tc.plain {
+			h = ts.plain
+		}
+		var hdr []string
+		if tc.host != "" {
+			hdr = []string{"Host", tc.host}
+		}
+		first := serveReq(h, "GET", tc.target, "", hdr...)
+		before := counter(t, ts.reg, "skydeskd_autoconfig_cache_total", map[string]string{"result": "hit"})
+		second := serveReq(h, "GET", tc.target, "", hdr...)
+		if counter(t, ts.reg, "skydeskd_autoconfig_cache_total", map[string]string{"result": "hit"}) == before {
+			t.Errorf("%s: second request not served from the cache", tc.target)
+		}
+		if first.Code != second.Code || first.Body.String() != second.Body.String() {
+			t.Errorf("%s: %d vs %d, bodies equal %v", tc.target, first.Code, second.Code, first.Body.String() == second.Body.String())
+		}
+		if a, b := fmt.Sprint(first.Header()), fmt.Sprint(second.Header()); a != b {
+			t.Errorf("%s: headers differ:\n echo  %s\n front %s", tc.target, a, b)
 		}
 	}
 }

@@ -2,10 +2,13 @@ package autoconfig
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/skydesk/skydeskd/profiles"
+	"github.com/skydesk/skydeskd/templates"
 )
 
 // kindSource is the optional fast interface of a Source whose Profile is
@@ -106,4 +109,87 @@ func rawQueryParam(q, name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// front serves cached answers to the hot GET routes before echo: a
+// Thunderbird document or an Apple profile that is already built costs a
+// map lookup, a Kind check and one write, without echo's context, router
+// and middleware. Everything else, and every first request, goes through
+// echo, whose handlers fill the cache; the bytes and headers are the
+// same either way (TestFront_sameAsEcho).
+type front struct {
+	s      *Server
+	secure bool
+	next   http.Handler
+}
+
+// Header values shared by every response (net/http only reads them).
+var (
+	hdrXML        = []string{contentTypeXML}
+	hdrText       = []string{"text/plain; charset=UTF-8"}
+	hdrNoSniff    = []string{"nosniff"}
+	hdrNoStore    = []string{"no-store"}
+	hdrPrivate    = []string{"private, no-store"}
+	hdrAspen      = []string{templates.MobileConfigContentType}
+	bodyNotHosted = []byte("no configuration for this address\n")
+)
+
+func (h *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && h.s.kinds != nil {
+		switch r.URL.Path {
+		case pathTBConfig, pathTBWellKnown:
+			if h.serveCached(w, r, fmtThunderbird) {
+				return
+			}
+		case pathMobileConfig:
+			if h.secure && h.serveCached(w, r, fmtMobileConfig) {
+				return
+			}
+		}
+	}
+	h.next.ServeHTTP(w, r)
+}
+
+func (h *front) serveCached(w http.ResponseWriter, r *http.Request, f format) bool {
+	start := time.Now()
+	key := fastKey{f: f}
+	if f == fmtThunderbird {
+		raw, ok := rawQueryParam(r.URL.RawQuery, "emailaddress")
+		if ok && raw != "" {
+			key.raw = raw
+		} else {
+			key.host = r.Host
+		}
+	} else {
+		key.raw, _ = rawQueryParam(r.URL.RawQuery, "email")
+		if key.raw == "" {
+			return false
+		}
+	}
+	e, ok := h.s.fastHit(r.Context(), key)
+	if !ok {
+		return false
+	}
+	hdr := w.Header()
+	status, o := http.StatusOK, outcomeOK
+	switch {
+	case e.kind == profiles.Unknown:
+		// As errorHandler writes errNotHosted.
+		hdr["Content-Type"], hdr["X-Content-Type-Options"], hdr["Cache-Control"] = hdrText, hdrNoSniff, hdrNoStore
+		status, o = http.StatusNotFound, outcomeNotFound
+		w.WriteHeader(status)
+		_, _ = w.Write(bodyNotHosted)
+	case f == fmtThunderbird:
+		hdr["Content-Type"] = hdrXML
+		w.WriteHeader(status)
+		_, _ = w.Write(e.body)
+	default:
+		hdr["Content-Disposition"] = []string{e.disposition}
+		hdr["X-Content-Type-Options"], hdr["Cache-Control"], hdr["Content-Type"] = hdrNoSniff, hdrPrivate, hdrAspen
+		w.WriteHeader(status)
+		_, _ = w.Write(e.body)
+	}
+	h.s.m.request(f, o, clientFamily(r.UserAgent()))
+	h.s.m.latency[f].Observe(time.Since(start).Seconds())
+	return true
 }
