@@ -227,7 +227,9 @@ func (c *Conn) step() bool {
 	c.trace("C", redact(cmd, line))
 	if err != nil {
 		c.reply(&Error{Text: "invalid command line"})
-		if c.state == stateAuthorization {
+		if c.state == stateAuthorization && !errors.Is(err, errEmptyLine) {
+			// Not POP3 at all (a TLS hello on 110, an HTTP request):
+			// close, as for an unknown command.
 			return false
 		}
 		return c.countBad()

@@ -1,6 +1,7 @@
 package popd_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -330,4 +331,38 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func TestServer_garbageBeforeLogin(t *testing.T) {
+	ts := newTestServer(t, newMem(t), popd.Options{})
+	c := ts.dial(t)
+	c.cmd("", "-ERR invalid command line") // an empty line is only a bad command
+	c.cmd("CAPA", "+OK")
+	c.multi()
+	c.cmd("\x16\x03\x01 hello", "-ERR invalid command line")
+	c.closed()
+}
+
+// Without a TLS configuration there is no STLS and no way to log in.
+func TestServer_noTLSConfig(t *testing.T) {
+	srv := popd.NewServer(newMem(t), popd.Options{})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { srv.Close() })
+	conn, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &client{t: t, conn: conn, r: bufio.NewReader(conn)}
+	t.Cleanup(func() { conn.Close() })
+	c.expect("+OK POP3 server ready")
+	c.cmd("CAPA", "+OK")
+	if caps := c.multi(); strings.Contains(caps, "STLS") || strings.Contains(caps, "USER") {
+		t.Errorf("CAPA = %q", caps)
+	}
+	c.cmd("STLS", "-ERR STLS is not available on this port")
+	c.cmd("USER taro@skydesk.jp", "-ERR [AUTH] TLS required")
 }
