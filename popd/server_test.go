@@ -199,8 +199,6 @@ func TestServer_lineTooLong(t *testing.T) {
 
 func TestServer_idleTimeout(t *testing.T) {
 	ts := newTestServer(t, newMem(t), popd.Options{ReadTimeout: 100 * time.Millisecond})
-	be := newMem(t)
-	_ = be
 	c := ts.dial(t)
 	c.expect("-ERR autologout: idle for too long")
 	c.closed()
