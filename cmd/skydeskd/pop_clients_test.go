@@ -14,8 +14,8 @@ import (
 
 // popRig is a real skydeskd process with POP3S and POP3+STLS.
 type popRig struct {
-	bin, dir, ca string
-	pop3s, pop3  string // host:port
+	bin, dir, ca      string
+	pop3s, pop3, http string // host:port
 }
 
 func startPOPRig(t *testing.T) *popRig {
@@ -28,8 +28,9 @@ func startPOPRig(t *testing.T) *popRig {
 	for _, u := range []string{"curl", "mpop", "fetch", "py", "ossl"} {
 		popUser(t, dir, u+"@skydesk.jp", "pw-"+u+"-123", "delete")
 	}
-	p := startProc(t, bin, []string{"pop3s", "pop3"}, "serve", "--config", cfg)
-	return &popRig{bin: bin, dir: dir, ca: filepath.Join(dir, config.SelfSignedCert), pop3s: p.addrs["pop3s"], pop3: p.addrs["pop3"]}
+	p := startProc(t, bin, []string{"pop3s", "pop3", "http"}, "serve", "--config", cfg)
+	return &popRig{bin: bin, dir: dir, ca: filepath.Join(dir, config.SelfSignedCert),
+		pop3s: p.addrs["pop3s"], pop3: p.addrs["pop3"], http: p.addrs["http"]}
 }
 
 // fill delivers n messages with `skydeskd deliver` and returns their UIDs.

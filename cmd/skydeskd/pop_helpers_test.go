@@ -13,13 +13,13 @@ import (
 	"time"
 )
 
-// writePOPConfig writes a config with POP3S and POP3 (STLS) on 127.0.0.1:0
-// and every other listener off.
+// writePOPConfig writes a config with POP3S, POP3 (STLS) and HTTP (for
+// /metrics) on 127.0.0.1:0 and every other listener off.
 func writePOPConfig(t *testing.T, dir string) string {
 	t.Helper()
 	cfg := fmt.Sprintf(`data_dir: %s
 log: {format: json, level: info}
-listen: {http: "", https: "", dns: "", pop3s: "127.0.0.1:0", pop3: "127.0.0.1:0", smtps: "", submission: "", mx: ""}
+listen: {http: "127.0.0.1:0", https: "", dns: "", pop3s: "127.0.0.1:0", pop3: "127.0.0.1:0", smtps: "", submission: "", mx: ""}
 `, dir)
 	file := filepath.Join(dir, "skydeskd.yaml")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"io"
+	"net/http"
+	"regexp"
 	"slices"
 	"testing"
 )
@@ -44,4 +47,21 @@ func TestPOP_settingsThroughCLI(t *testing.T) {
 	p := popDial(t, r.pop3s, tc)
 	p.cmd("USER "+user, "+OK")
 	p.cmd("PASS "+pw, "-ERR [SYS/PERM] POP access is disabled")
+	p.cmd("USER "+user, "+OK")
+	p.cmd("PASS wrong-password", "-ERR [AUTH] invalid user name or password")
+
+	// Operators see sessions and login outcomes on /metrics.
+	resp, err := http.Get("http://" + r.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, re := range []string{`skydeskd_pop3_sessions_total [1-9]`, `skydeskd_pop3_sessions_active [0-9]`,
+		`skydeskd_logins_total\{outcome="ok",service="pop3"\} [1-9]`,
+		`skydeskd_logins_total\{outcome="bad_credentials",service="pop3"\} 1\b`} {
+		if !regexp.MustCompile(re).Match(body) {
+			t.Errorf("/metrics lacks %s", re)
+		}
+	}
 }
