@@ -87,3 +87,46 @@ func BenchmarkEndpointPlainRedirect(b *testing.B) {
 	ts := newTestServer(b, nil, nil)
 	benchEndpoint(b, ts.plain, "POST", "/autodiscover/autodiscover.xml", pox("hanako@example.co.jp"))
 }
+
+// discardWriter is a ResponseWriter that keeps nothing, so the handler
+// benchmarks below measure our code, not httptest's recorder.
+type discardWriter struct{ h http.Header }
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *discardWriter) WriteHeader(int)             {}
+
+func benchHandlerOnly(b *testing.B, h http.Handler, target string) {
+	b.Helper()
+	r := httptest.NewRequest("GET", target, nil)
+	r.Header.Set("User-Agent", "Mozilla/5.0 Thunderbird/128.0")
+	w := &discardWriter{h: http.Header{}}
+	path := r.URL.Path
+	h.ServeHTTP(w, r) // fill the cache
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(w.h)
+		r.URL.Path = path // canonicalPath rewrites it in place
+		h.ServeHTTP(w, r)
+	}
+}
+
+// BenchmarkHandlerThunderbirdCached is the per-request cost of a cached
+// Thunderbird answer inside our handler (net/http excluded).
+func BenchmarkHandlerThunderbirdCached(b *testing.B) {
+	ts := newTestServer(b, nil, nil)
+	benchHandlerOnly(b, ts.secure, "/mail/config-v1.1.xml?emailaddress=hanako%40example.co.jp")
+}
+
+func BenchmarkHandlerMobileConfigCached(b *testing.B) {
+	signer, _ := signerOf(b)
+	ts := newTestServer(b, nil, signer)
+	benchHandlerOnly(b, ts.secure, "/apple/mobileconfig?email=hanako%40example.co.jp")
+}
+
+// BenchmarkHandlerThunderbirdEcho is the same request through echo (a
+// path spelling the fast path does not take).
+func BenchmarkHandlerThunderbirdEcho(b *testing.B) {
+	ts := newTestServer(b, nil, nil)
+	benchHandlerOnly(b, ts.secure, "/Mail/config-v1.1.xml?emailaddress=hanako%40example.co.jp")
+}
