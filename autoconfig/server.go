@@ -134,9 +134,9 @@ func (s *Server) SetSigner(sg *templates.Signer) {
 	s.signer.Store(&signerState{Signer: *sg, fingerprint: sha256.Sum256(sg.Cert.Raw)})
 }
 
-// recover turns a handler panic into a logged 500 (the request boundary,
+// recoverPanics turns a handler panic into a logged 500 (the request boundary,
 // as go-smtp and CoreDNS recover per connection or query).
-func (s *Server) recover(next echo.HandlerFunc) echo.HandlerFunc {
+func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) (err error) {
 		defer func() {
 			if v := recover(); v != nil {
@@ -163,7 +163,7 @@ func (s *Server) Handler(secure bool) http.Handler {
 	e.HTTPErrorHandler = s.errorHandler
 	e.Pre(canonicalPath)
 	e.Use(s.observe)
-	e.Use(s.recover)
+	e.Use(s.recoverPanics)
 	getHead := []string{http.MethodGet, http.MethodHead}
 	e.Match(getHead, pathTBConfig, s.thunderbird)
 	e.Match(getHead, pathTBWellKnown, s.thunderbird)
