@@ -155,6 +155,9 @@ func counter(t testing.TB, reg *prometheus.Registry, name string, labels map[str
 type fakeSource struct{ profiles.Source }
 
 func (f fakeSource) Lookup(ctx context.Context, d string) (profiles.Profile, error) {
+	if d == "panic.example" {
+		panic("secret detail")
+	}
 	if d == "broken.example" {
 		return profiles.Profile{}, fmt.Errorf("store: database is locked (/var/lib/skydeskd/skydeskd.db)")
 	}

@@ -165,9 +165,11 @@ func TestEndpoints_sameAnswers(t *testing.T) {
 // says nothing about the cause.
 func TestEndpoints_internalErrorHidden(t *testing.T) {
 	ts := newTestServer(t, fakeSource{testResolver(t)}, nil)
-	for _, target := range []string{"/mail/config-v1.1.xml?emailaddress=a%40broken.example", "/apple/mobileconfig?email=a%40broken.example"} {
+	for _, target := range []string{"/mail/config-v1.1.xml?emailaddress=a%40broken.example", "/apple/mobileconfig?email=a%40broken.example",
+		"/mail/config-v1.1.xml?emailaddress=a%40panic.example"} {
 		rec := serveReq(ts.secure, "GET", target, "")
-		if rec.Code != 500 || strings.Contains(rec.Body.String(), "database") || strings.Contains(rec.Body.String(), "/var/") {
+		if rec.Code != 500 || strings.Contains(rec.Body.String(), "database") || strings.Contains(rec.Body.String(), "/var/") ||
+			strings.Contains(rec.Body.String(), "secret") {
 			t.Errorf("%s: %d %q", target, rec.Code, rec.Body)
 		}
 	}
