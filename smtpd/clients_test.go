@@ -25,6 +25,7 @@ func runTool(t *testing.T, stdin string, name string, args ...string) (string, e
 	cmd.Stdin = strings.NewReader(stdin)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = 5 * time.Second // a stray child holding the pipe cannot hang the test
 	err := cmd.Run()
 	return out.String(), err
 }

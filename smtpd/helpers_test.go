@@ -123,7 +123,9 @@ func newFixture(t *testing.T, fo fixtureOpts) *fixture {
 		}
 		done := make(chan struct{})
 		go func() { defer close(done); _ = srv.Serve(ln) }()
-		t.Cleanup(func() { srv.Close(); <-done })
+		// Closing l too: a Close before Serve registered the listener
+		// would otherwise leave Serve blocked in Accept forever.
+		t.Cleanup(func() { srv.Close(); l.Close(); <-done })
 		return l.Addr().String()
 	}
 	f.smtps = start(smtpd.Submission, true)

@@ -191,11 +191,11 @@ func (s *session) received(now interface{ Format(string) string }) string {
 	helo := heloName(s.helo)
 	var b strings.Builder
 	b.WriteString("Received: from " + helo + " ([" + remoteIP(s.remote) + "])\r\n")
-	b.WriteString("\tby " + s.b.opts.Hostname + " (skydeskd) with " + proto + " id " + s.id + "\r\n")
+	b.WriteString("\tby " + s.b.opts.Hostname + " (skydeskd) with " + proto + " id " + s.id)
+	// The for-clause only with one recipient: listing them all would
+	// reveal Bcc recipients to each other.
 	if rc := append(append([]string(nil), s.local...), s.rcptOut...); len(rc) == 1 {
-		b.WriteString("\tfor <" + rc[0] + ">")
-	} else {
-		b.WriteString("\t")
+		b.WriteString("\r\n\tfor <" + rc[0] + ">")
 	}
 	b.WriteString("; " + now.Format(dateLayout) + "\r\n")
 	return b.String()

@@ -134,7 +134,7 @@ func startSmarthost(t *testing.T, tlsCfg *tls.Config) (*smarthost, int) {
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(l) }()
-	t.Cleanup(func() { srv.Close(); <-done })
+	t.Cleanup(func() { srv.Close(); l.Close(); <-done }) // l: see newFixture
 	return h, l.Addr().(*net.TCPAddr).Port
 }
 

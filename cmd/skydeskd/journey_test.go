@@ -469,6 +469,7 @@ func runClient(t *testing.T, stdin, name string, args ...string) (string, error)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = 5 * time.Second
 	err := cmd.Run()
 	return out.String(), err
 }

@@ -101,15 +101,21 @@ func (a *app) smtpComponents() ([]component, error) {
 	}
 	if relay != nil {
 		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
+		started, done := make(chan struct{}), make(chan struct{})
 		out = append(out, component{name: "smtp-relay", addr: relayAddr(net.JoinHostPort(sh.Host, strconv.Itoa(sh.Port))),
 			serve: func() error {
+				close(started)
 				defer close(done)
 				relay.Run(ctx)
 				return nil
 			},
 			shutdown: func(sctx context.Context) error {
 				cancel()
+				select {
+				case <-started:
+				default:
+					return nil // never started; a late start sees ctx done at once
+				}
 				select {
 				case <-done:
 					return nil
@@ -170,6 +176,9 @@ func (r relayAddr) String() string  { return "→ " + string(r) }
 // then closes the remaining (idle) connections. go-smtp's Shutdown alone
 // would wait for idle clients until their read timeout.
 func shutdownSMTP(ctx context.Context, srv *smtp.Server, tl *trackListener) error {
+	// Close the listener ourselves as well: go-smtp closes only listeners
+	// Serve has registered, and Serve may not have started yet.
+	_ = tl.Close()
 	gctx, cancel := context.WithTimeout(ctx, smtpGrace)
 	defer cancel()
 	errc := make(chan error, 1)

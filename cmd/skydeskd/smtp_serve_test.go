@@ -150,7 +150,7 @@ func TestSMTP_smarthostWiring(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { _ = srv.Serve(l) }()
-	t.Cleanup(func() { srv.Close() })
+	t.Cleanup(func() { srv.Close(); l.Close() })
 	_, port, _ := net.SplitHostPort(l.Addr().String())
 
 	dir := t.TempDir()
