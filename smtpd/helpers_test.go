@@ -77,6 +77,9 @@ type fixtureOpts struct {
 	relay   bool
 	queued  func()
 	maxSize int64
+	// batch serves through a smtpd.Batcher (group commit) as serve does;
+	// the recording store then sees nothing.
+	batch bool
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -86,7 +89,7 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func newFixture(t *testing.T, fo fixtureOpts) *fixture {
+func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 	t.Helper()
 	s := storetest.New(t)
 	storetest.AddUser(t, s, taro, taroPW)
@@ -112,7 +115,11 @@ func newFixture(t *testing.T, fo fixtureOpts) *fixture {
 		o := smtpd.Options{Hostname: "smtp.skydesk.jp", TLSConfig: cert.ServerTLS(), MaxMessageSize: fo.maxSize,
 			Relay: fo.relay, Queued: fo.queued, Logger: testLogger(t),
 			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
-		srv := smtpd.NewServer(mode, f.st, auth, o)
+		var st smtpd.Store = f.st
+		if fo.batch {
+			st = smtpd.NewBatcher(s)
+		}
+		srv := smtpd.NewServer(mode, st, auth, o)
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
