@@ -20,8 +20,10 @@ var _ BatchStore = (*store.Store)(nil)
 // while a commit is in progress are stored together in the next
 // transaction, so concurrent sessions share one fsync instead of queueing
 // for one each. Every caller still returns only after the commit holding
-// its message (the 250 stays durable). No goroutine: the first caller to
-// find no commit running becomes the committer until the queue is empty.
+// its message (the 250 stays durable). No goroutine of its own: the caller
+// that finds no commit running commits the queue's head batch, then hands
+// the committer role to the first session still waiting, so no session
+// commits more than one batch (none is starved under sustained load).
 // Share one Batcher between all listeners of a store.
 type Batcher struct {
 	BatchStore
@@ -29,14 +31,15 @@ type Batcher struct {
 	MaxBatch int
 
 	mu       sync.Mutex
-	queue    []*pendingAccept
+	queue    []*pendingAccept // invariant: empty whenever !flushing
 	flushing bool
 }
 
 type pendingAccept struct {
 	a    store.Accepted
 	res  store.AcceptResult
-	done chan struct{}
+	done chan struct{} // closed when res is set
+	lead chan struct{} // closed when this caller becomes the committer
 }
 
 // batchTimeout bounds one group commit (it is not tied to one caller's
@@ -48,27 +51,41 @@ func NewBatcher(st BatchStore) *Batcher { return &Batcher{BatchStore: st, MaxBat
 
 // Accept implements Store.
 func (b *Batcher) Accept(_ context.Context, a store.Accepted) ([]int64, int64, error) {
-	p := &pendingAccept{a: a, done: make(chan struct{})}
+	p := &pendingAccept{a: a, done: make(chan struct{}), lead: make(chan struct{})}
 	b.mu.Lock()
 	b.queue = append(b.queue, p)
-	if b.flushing {
+	if !b.flushing {
+		b.flushing = true // the queue was empty: p is its head
 		b.mu.Unlock()
-		<-p.done
-		return p.res.UIDs, p.res.QueueID, p.res.Err
-	}
-	b.flushing = true
-	for len(b.queue) > 0 {
-		n := min(len(b.queue), max(b.MaxBatch, 1))
-		batch := b.queue[:n:n]
-		b.queue = b.queue[n:]
+		b.flush()
+	} else {
 		b.mu.Unlock()
-		b.commit(batch)
-		b.mu.Lock()
+		select {
+		case <-p.done:
+		case <-p.lead:
+			b.flush() // p is the queue's head
+		}
 	}
-	b.flushing = false
-	b.mu.Unlock()
 	<-p.done
 	return p.res.UIDs, p.res.QueueID, p.res.Err
+}
+
+// flush commits the head batch (which holds the caller's message), then
+// promotes the next waiter or ends the flushing.
+func (b *Batcher) flush() {
+	b.mu.Lock()
+	n := min(len(b.queue), max(b.MaxBatch, 1))
+	batch := b.queue[:n:n]
+	b.queue = b.queue[n:]
+	b.mu.Unlock()
+	b.commit(batch)
+	b.mu.Lock()
+	if len(b.queue) > 0 {
+		close(b.queue[0].lead)
+	} else {
+		b.flushing = false
+	}
+	b.mu.Unlock()
 }
 
 func (b *Batcher) commit(batch []*pendingAccept) {

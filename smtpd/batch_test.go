@@ -73,3 +73,29 @@ func TestBatcher_groupCommit(t *testing.T) {
 		t.Fatalf("%d transactions for %d concurrent messages: no group commit", cs.txs.Load(), n)
 	}
 }
+
+// With batches of one, every message is its own commit and the committer
+// role is handed from waiter to waiter until the queue is empty.
+func TestBatcher_handOff(t *testing.T) {
+	s := storetest.New(t)
+	storetest.AddUser(t, s, taro, taroPW)
+	cs := &countingStore{Store: s}
+	b := smtpd.NewBatcher(cs)
+	b.MaxBatch = 1
+	const n = 16
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, err := b.Accept(t.Context(), store.Accepted{Body: []byte("x"), Local: []string{taro}}); err != nil {
+				failed.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() != 0 || cs.txs.Load() != n || cs.batched.Load() != 0 {
+		t.Fatalf("failed %d, transactions %d, batched %d; want 0, %d, 0", failed.Load(), cs.txs.Load(), cs.batched.Load(), n)
+	}
+}
