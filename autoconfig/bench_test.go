@@ -130,3 +130,20 @@ func BenchmarkHandlerThunderbirdEcho(b *testing.B) {
 	ts := newTestServer(b, nil, nil)
 	benchHandlerOnly(b, ts.secure, "/Mail/config-v1.1.xml?emailaddress=hanako%40example.co.jp")
 }
+
+// BenchmarkHandlerThunderbirdCachedParallel shows the cost of shared
+// state (cache, counters) when both cores serve at once.
+func BenchmarkHandlerThunderbirdCachedParallel(b *testing.B) {
+	ts := newTestServer(b, nil, nil)
+	warm := httptest.NewRequest("GET", "/mail/config-v1.1.xml?emailaddress=hanako%40example.co.jp", nil)
+	ts.secure.ServeHTTP(&discardWriter{h: http.Header{}}, warm)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		r := httptest.NewRequest("GET", "/mail/config-v1.1.xml?emailaddress=hanako%40example.co.jp", nil)
+		w := &discardWriter{h: http.Header{}}
+		for pb.Next() {
+			clear(w.h)
+			ts.secure.ServeHTTP(w, r)
+		}
+	})
+}

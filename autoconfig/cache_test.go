@@ -52,10 +52,7 @@ func TestCache_bounded(t *testing.T) {
 	if n := s.cache.len(); n > 50 {
 		t.Errorf("document cache has %d entries, bound 50", n)
 	}
-	s.fast.mu.RLock()
-	n := len(s.fast.entries)
-	s.fast.mu.RUnlock()
-	if n > 50 {
+	if n := s.fast.len(); n > 50 {
 		t.Errorf("fast cache has %d entries, bound 50", n)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/skydesk/skydeskd/profiles"
@@ -45,36 +46,50 @@ type fastEntry struct {
 	disposition string // mobileconfig: the Content-Disposition value
 }
 
+// fastCache is read on every request from both cores, so reads must not
+// write shared memory: a sync.Map's read path is one atomic load (an
+// RWMutex's RLock/RUnlock would bounce a cache line between cores). The
+// size is kept approximately by an atomic counter; when full, arbitrary
+// entries are evicted.
 type fastCache struct {
-	mu      sync.RWMutex
-	max     int
-	entries map[fastKey]fastEntry
+	max     int64
+	n       atomic.Int64
+	entries sync.Map // fastKey → fastEntry
 }
 
-func newFastCache(max int) *fastCache {
-	return &fastCache{max: max, entries: make(map[fastKey]fastEntry, min(max, 1024))}
-}
+func newFastCache(max int) *fastCache { return &fastCache{max: int64(max)} }
 
 func (c *fastCache) get(k fastKey) (fastEntry, bool) {
-	c.mu.RLock()
-	e, ok := c.entries[k]
-	c.mu.RUnlock()
-	return e, ok
+	v, ok := c.entries.Load(k)
+	if !ok {
+		return fastEntry{}, false
+	}
+	return v.(fastEntry), true
 }
 
 func (c *fastCache) put(k fastKey, e fastEntry) {
 	// Keys are substrings of the request; don't pin its memory.
 	k.raw, k.host = strings.Clone(k.raw), strings.Clone(k.host)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.entries[k]; !ok && len(c.entries) >= c.max {
-		for old := range c.entries {
-			delete(c.entries, old)
-			break
-		}
+	if _, loaded := c.entries.Swap(k, e); loaded {
+		return
 	}
-	c.entries[k] = e
+	if c.n.Add(1) <= c.max {
+		return
+	}
+	// Full: evict one other entry.
+	c.entries.Range(func(old, _ any) bool {
+		if old.(fastKey) == k {
+			return true
+		}
+		if _, ok := c.entries.LoadAndDelete(old); ok {
+			c.n.Add(-1)
+			return false
+		}
+		return true
+	})
 }
+
+func (c *fastCache) len() int { return int(c.n.Load()) }
 
 // fastHit returns a cached answer that is still valid: the domain's kind
 // is unchanged and, for signed profiles, the certificate too.
