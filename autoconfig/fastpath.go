@@ -43,7 +43,7 @@ type fastEntry struct {
 	kind        profiles.Kind
 	signer      *signerState // mobileconfig: the certificate it was signed with
 	body        []byte
-	disposition string // mobileconfig: the Content-Disposition value
+	disposition []string // mobileconfig: the Content-Disposition header value
 }
 
 // fastCache is read on every request from both cores, so reads must not
@@ -199,7 +199,7 @@ func (h *front) serveCached(w http.ResponseWriter, r *http.Request, f format) bo
 		w.WriteHeader(status)
 		_, _ = w.Write(e.body)
 	default:
-		hdr["Content-Disposition"] = []string{e.disposition}
+		hdr["Content-Disposition"] = e.disposition
 		hdr["X-Content-Type-Options"], hdr["Cache-Control"], hdr["Content-Type"] = hdrNoSniff, hdrPrivate, hdrAspen
 		w.WriteHeader(status)
 		_, _ = w.Write(e.body)
