@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -167,7 +166,5 @@ func (s *Store) ListDomains(ctx context.Context) ([]string, error) {
 	if _, err := s.RefreshDomains(ctx); err != nil {
 		return nil, err
 	}
-	l := s.Domains().List()
-	sort.Strings(l)
-	return l, nil
+	return s.Domains().List(), nil // the snapshot is built in name order
 }
