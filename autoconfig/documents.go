@@ -86,13 +86,7 @@ func hostDomain(host string) string {
 // %EMAILADDRESS%.
 func (s *Server) thunderbird(c echo.Context) error {
 	r := c.Request()
-	key := fastKey{f: fmtThunderbird}
-	raw, ok := rawQueryParam(r.URL.RawQuery, "emailaddress")
-	if ok && raw != "" {
-		key.raw = raw
-	} else {
-		key.host = r.Host
-	}
+	key, _ := hotKey(fmtThunderbird, r.URL.RawQuery, r.Host)
 	if e, ok := s.fastHit(r.Context(), key); ok {
 		if e.kind == profiles.Unknown {
 			return errNotHosted
@@ -119,7 +113,7 @@ func (s *Server) thunderbird(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.fast.put(key, fastEntry{domain: p.Domain, kind: p.Kind, body: body})
+	s.fast.put(key, fastEntry{domain: p.Domain, kind: p.Kind, body: body, wire: wireXML})
 	return c.Blob(http.StatusOK, contentTypeXML, body)
 }
 
@@ -169,7 +163,7 @@ func (s *Server) mobileconfig(c echo.Context) error {
 		return err
 	}
 	disp := `attachment; filename="` + profileFileName(p, a) + `"`
-	s.fast.put(key, fastEntry{domain: p.Domain, kind: p.Kind, signer: sg, body: body, disposition: []string{disp}})
+	s.fast.put(key, fastEntry{domain: p.Domain, kind: p.Kind, signer: sg, body: body, disposition: []string{disp}, wire: wireProfile(disp)})
 	return s.writeProfile(c, disp, body)
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/skydesk/skydeskd/autoconfig/httpfront"
 	"github.com/skydesk/skydeskd/profiles"
 	"github.com/skydesk/skydeskd/templates"
 )
@@ -44,6 +45,7 @@ type fastEntry struct {
 	signer      *signerState // mobileconfig: the certificate it was signed with
 	body        []byte
 	disposition []string // mobileconfig: the Content-Disposition header value
+	wire        []byte   // the header block httpfront sends (see Hot)
 }
 
 // fastCache is read on every request from both cores, so reads must not
@@ -165,21 +167,29 @@ func (h *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.next.ServeHTTP(w, r)
 }
 
+// hotKey is the cache key of a request to a hot route: the raw
+// emailaddress (Thunderbird) or email (Apple) parameter, or for a
+// Thunderbird request without one, the Host header. ok is false when the
+// request cannot be a cache hit (an Apple request needs its address).
+func hotKey(f format, rawQuery, host string) (k fastKey, ok bool) {
+	k.f = f
+	if f == fmtThunderbird {
+		if raw, ok := rawQueryParam(rawQuery, "emailaddress"); ok && raw != "" {
+			k.raw = raw
+		} else {
+			k.host = host
+		}
+		return k, true
+	}
+	k.raw, _ = rawQueryParam(rawQuery, "email")
+	return k, k.raw != ""
+}
+
 func (h *front) serveCached(w http.ResponseWriter, r *http.Request, f format) bool {
 	start := time.Now()
-	key := fastKey{f: f}
-	if f == fmtThunderbird {
-		raw, ok := rawQueryParam(r.URL.RawQuery, "emailaddress")
-		if ok && raw != "" {
-			key.raw = raw
-		} else {
-			key.host = r.Host
-		}
-	} else {
-		key.raw, _ = rawQueryParam(r.URL.RawQuery, "email")
-		if key.raw == "" {
-			return false
-		}
+	key, ok := hotKey(f, r.URL.RawQuery, r.Host)
+	if !ok {
+		return false
 	}
 	e, ok := h.s.fastHit(r.Context(), key)
 	if !ok {
@@ -207,4 +217,62 @@ func (h *front) serveCached(w http.ResponseWriter, r *http.Request, f format) bo
 	h.s.m.request(f, o, clientFamily(r.UserAgent()))
 	h.s.m.latency[f].Observe(time.Since(start).Seconds())
 	return true
+}
+
+// Hot returns the Responder for an httpfront loop in front of
+// Handler(secure): it answers the same cached requests as the handler's
+// own fast path, with the same status, headers and body
+// (TestHot_sameAsHandler), before net/http builds a Request at all.
+func (s *Server) Hot(secure bool) httpfront.Responder { return &hot{s: s, secure: secure} }
+
+type hot struct {
+	s      *Server
+	secure bool
+}
+
+// Header blocks as net/http writes the handler's headers: sorted, one
+// "Name: value" line each.
+var (
+	wireXML      = []byte("Content-Type: " + contentTypeXML + "\r\n")
+	wireNotFound = []byte("Cache-Control: no-store\r\nContent-Type: text/plain; charset=UTF-8\r\nX-Content-Type-Options: nosniff\r\n")
+)
+
+// wireProfile is the header block of a signed Apple profile.
+func wireProfile(disposition string) []byte {
+	return []byte("Cache-Control: private, no-store\r\nContent-Disposition: " + disposition +
+		"\r\nContent-Type: " + templates.MobileConfigContentType + "\r\nX-Content-Type-Options: nosniff\r\n")
+}
+
+func (h *hot) Respond(r *httpfront.Request) (httpfront.Answer, bool) {
+	if h.s.kinds == nil {
+		return httpfront.Answer{}, false
+	}
+	var f format
+	switch r.Path {
+	case pathTBConfig, pathTBWellKnown:
+		f = fmtThunderbird
+	case pathMobileConfig:
+		if !h.secure {
+			return httpfront.Answer{}, false // redirected to HTTPS by the handler
+		}
+		f = fmtMobileConfig
+	default:
+		return httpfront.Answer{}, false
+	}
+	start := time.Now()
+	key, ok := hotKey(f, r.RawQuery, r.Host)
+	if !ok {
+		return httpfront.Answer{}, false
+	}
+	e, ok := h.s.fastHit(context.Background(), key)
+	if !ok {
+		return httpfront.Answer{}, false
+	}
+	a, o := httpfront.Answer{Status: http.StatusOK, Header: e.wire, Body: e.body}, outcomeOK
+	if e.kind == profiles.Unknown {
+		a, o = httpfront.Answer{Status: http.StatusNotFound, Header: wireNotFound, Body: bodyNotHosted}, outcomeNotFound
+	}
+	h.s.m.request(f, o, clientFamily(r.UserAgent))
+	h.s.m.latency[f].Observe(time.Since(start).Seconds())
+	return a, true
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/skydesk/skydeskd/autoconfig"
+	"github.com/skydesk/skydeskd/autoconfig/httpfront"
 	"github.com/skydesk/skydeskd/templates"
 )
 
@@ -13,10 +14,18 @@ import (
 // listeners: the autoconfig service (Thunderbird, Autodiscover POX and
 // JSON, signed Apple profiles) with the web pages registered on it.
 // serve_http.go wraps both with /healthz and /metrics.
-func (a *app) webHandlers() (plain, secure http.Handler, err error) {
+//
+// hot answers cached documents on the connection itself, before net/http
+// (autoconfig/httpfront); plain and secure take everything else.
+type webHandlers struct {
+	plain, secure       http.Handler
+	hotPlain, hotSecure httpfront.Responder
+}
+
+func (a *app) webHandlers() (webHandlers, error) {
 	regs, err := a.webRegistrars()
 	if err != nil {
-		return nil, nil, err
+		return webHandlers{}, err
 	}
 	prov := a.resolver.Settings().Provider
 	// Plain-HTTP Autodiscover and Apple requests go to the autodiscover
@@ -39,7 +48,10 @@ func (a *app) webHandlers() (plain, secure http.Handler, err error) {
 	}
 	srv, err := autoconfig.New(opts)
 	if err != nil {
-		return nil, nil, fmt.Errorf("autoconfig service: %w", err)
+		return webHandlers{}, fmt.Errorf("autoconfig service: %w", err)
 	}
-	return srv.Handler(false), srv.Handler(true), nil
+	return webHandlers{
+		plain: srv.Handler(false), secure: srv.Handler(true),
+		hotPlain: srv.Hot(false), hotSecure: srv.Hot(true),
+	}, nil
 }

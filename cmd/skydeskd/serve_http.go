@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/skydesk/skydeskd/autoconfig/httpfront"
 )
 
 // httpServer returns a server with bounded reads and writes.
@@ -40,9 +42,11 @@ func (a *app) opsMux(next http.Handler) http.Handler {
 }
 
 // httpComponents starts the plain HTTP listener (autoconfig, which
-// Thunderbird falls back to, and redirects) and the HTTPS listener.
+// Thunderbird falls back to, and redirects) and the HTTPS listener. Each
+// runs an httpfront loop that answers cached autoconfig documents itself
+// and hands every other connection to a net/http server.
 func (a *app) httpComponents() ([]component, error) {
-	plain, secure, err := a.webHandlers()
+	h, err := a.webHandlers()
 	if err != nil {
 		return nil, err
 	}
@@ -52,10 +56,10 @@ func (a *app) httpComponents() ([]component, error) {
 		if err != nil {
 			return nil, err
 		}
-		srv := httpServer(a.opsMux(plain))
+		fr := httpfront.New(h.hotPlain, httpServer(a.opsMux(h.plain)), a.log.With("service", "http"))
 		out = append(out, component{name: "http", addr: l.Addr(),
-			serve:    func() error { return ignoreClosed(srv.Serve(l)) },
-			shutdown: srv.Shutdown})
+			serve:    func() error { return ignoreClosed(fr.Serve(l)) },
+			shutdown: fr.Shutdown})
 	}
 	if addr := a.cfg.Listen.HTTPS; addr != "" {
 		l, err := listen(addr)
@@ -65,13 +69,14 @@ func (a *app) httpComponents() ([]component, error) {
 			}
 			return nil, err
 		}
-		srv := httpServer(a.opsMux(secure))
+		srv := httpServer(a.opsMux(h.secure))
 		srv.TLSConfig = a.cert.ServerTLS()
 		srv.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
+		fr := httpfront.New(h.hotSecure, srv, a.log.With("service", "https"))
 		tl := tls.NewListener(l, srv.TLSConfig)
 		out = append(out, component{name: "https", addr: l.Addr(),
-			serve:    func() error { return ignoreClosed(srv.Serve(tl)) },
-			shutdown: srv.Shutdown})
+			serve:    func() error { return ignoreClosed(fr.Serve(tl)) },
+			shutdown: fr.Shutdown})
 	}
 	return out, nil
 }
