@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -163,7 +164,8 @@ func (s *Server) mobileconfig(c echo.Context) error {
 		return err
 	}
 	disp := `attachment; filename="` + profileFileName(p, a) + `"`
-	s.fast.put(key, fastEntry{domain: p.Domain, kind: p.Kind, signer: sg, body: body, disposition: []string{disp}, wire: wireProfile(disp)})
+	s.fast.put(key, fastEntry{domain: p.Domain, kind: p.Kind, signer: sg, body: body, disposition: []string{disp},
+		length: []string{strconv.Itoa(len(body))}, wire: wireProfile(disp)})
 	return s.writeProfile(c, disp, body)
 }
 
@@ -172,6 +174,9 @@ func (s *Server) writeProfile(c echo.Context, disposition string, body []byte) e
 	h.Set("Content-Disposition", disposition)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "private, no-store")
+	// A length, not chunks: iOS shows download progress, and the answer
+	// is framed as httpfront frames it.
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	return c.Blob(http.StatusOK, templates.MobileConfigContentType, body)
 }
 

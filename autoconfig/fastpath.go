@@ -45,6 +45,7 @@ type fastEntry struct {
 	signer      *signerState // mobileconfig: the certificate it was signed with
 	body        []byte
 	disposition []string // mobileconfig: the Content-Disposition header value
+	length      []string // mobileconfig: the Content-Length header value
 	wire        []byte   // the header block httpfront sends (see Hot)
 }
 
@@ -211,6 +212,7 @@ func (h *front) serveCached(w http.ResponseWriter, r *http.Request, f format) bo
 	default:
 		hdr["Content-Disposition"] = e.disposition
 		hdr["X-Content-Type-Options"], hdr["Cache-Control"], hdr["Content-Type"] = hdrNoSniff, hdrPrivate, hdrAspen
+		hdr["Content-Length"] = e.length
 		w.WriteHeader(status)
 		_, _ = w.Write(e.body)
 	}

@@ -116,25 +116,30 @@ func parseHead(head []byte, r *Request) (ok bool) {
 		if !validToken(name) || !validValue(value) {
 			return false
 		}
-		switch {
-		case equalFold(name, "host"):
-			hosts++
-			r.Host = str(value)
-		case equalFold(name, "user-agent"):
-			if r.UserAgent == "" {
-				r.UserAgent = str(value)
+		// Most headers (Accept-*, Cookie) are none of these: the length
+		// test skips the comparisons for them.
+		switch len(name) {
+		case len("host"):
+			if equalFold(name, "host") {
+				hosts++
+				r.Host = str(value)
 			}
-		case equalFold(name, "connection"):
-			if !connectionTokens(value, r) {
+		case len("user-agent"): // and "connection"
+			if equalFold(name, "user-agent") {
+				if r.UserAgent == "" {
+					r.UserAgent = str(value)
+				}
+			} else if equalFold(name, "connection") && !connectionTokens(value, r) {
 				return false
 			}
-		case equalFold(name, "content-length"):
-			if string(value) != "0" {
+		case len("content-length"): // and "http2-settings"
+			if equalFold(name, "content-length") && string(value) != "0" || equalFold(name, "http2-settings") {
 				return false
 			}
-		case equalFold(name, "transfer-encoding"), equalFold(name, "expect"),
-			equalFold(name, "upgrade"), equalFold(name, "http2-settings"):
-			return false
+		case len("transfer-encoding"), len("expect"), len("upgrade"):
+			if equalFold(name, "transfer-encoding") || equalFold(name, "expect") || equalFold(name, "upgrade") {
+				return false
+			}
 		}
 	}
 	// RFC 9112 §3.2: exactly one Host in HTTP/1.1; net/http answers 400
@@ -212,30 +217,32 @@ func validToken(b []byte) bool {
 		return false
 	}
 	for _, c := range b {
-		if !isTchar(c) {
+		if !tchar[c] {
 			return false
 		}
 	}
 	return true
 }
 
-func isTchar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
+// tchar is the RFC 9110 §5.6.2 token alphabet.
+var tchar = func() (t [256]bool) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
 	}
-	switch c {
-	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-		return true
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
 	}
-	return false
-}
+	for _, c := range "!#$%&'*+-.^_`|~" {
+		t[c] = true
+	}
+	return t
+}()
 
 // validValue: RFC 9110 §5.5 field-value, no CTL but HTAB (obs-text, bytes
 // ≥ 0x80, is allowed, as net/http does).
 func validValue(b []byte) bool {
 	for _, c := range b {
-		if (c < ' ' && c != '\t') || c == 0x7f {
+		if c < ' ' && c != '\t' || c == 0x7f {
 			return false
 		}
 	}
