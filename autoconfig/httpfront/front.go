@@ -68,6 +68,24 @@ type Front struct {
 	conns     map[*conn]struct{}
 	closing   atomic.Bool
 	active    sync.WaitGroup
+
+	nConns, nAnswers, nHandoffs atomic.Uint64
+}
+
+// Stats are a Front's counters since New.
+type Stats struct {
+	// Connections accepted (TLS ones counted before the handshake).
+	Connections uint64
+	// Answers the front sent itself, from the Responder.
+	Answers uint64
+	// HandedOff counts connections given to the http.Server, HTTP/2 ones
+	// included.
+	HandedOff uint64
+}
+
+// Stats returns the counters (for metrics).
+func (f *Front) Stats() Stats {
+	return Stats{Connections: f.nConns.Load(), Answers: f.nAnswers.Load(), HandedOff: f.nHandoffs.Load()}
 }
 
 // New returns a Front. srv's Handler serves everything the Responder
@@ -156,6 +174,7 @@ func (f *Front) track(c *conn) bool {
 	}
 	f.conns[c] = struct{}{}
 	f.active.Add(1)
+	f.nConns.Add(1)
 	return true
 }
 
@@ -292,6 +311,7 @@ func (c *conn) serve() {
 			handedOff = c.handOff(&replayConn{Conn: c.nc, br: c.br})
 			return
 		}
+		c.f.nAnswers.Add(1)
 		closeAfter := req.close || c.f.closing.Load()
 		c.appendAnswer(&req, &a, closeAfter)
 		_, _ = c.br.Discard(n)
@@ -492,7 +512,9 @@ func appendStatusLine(b []byte, status int) []byte {
 func (c *conn) handOff(nc net.Conn) bool {
 	// The http.Server sets its own deadlines; clear ours.
 	_ = c.nc.SetDeadline(time.Time{})
+	c.f.nHandoffs.Add(1) // before: the http.Server's answer implies the count
 	if !c.f.handoff.give(nc) {
+		c.f.nHandoffs.Add(^uint64(0))
 		return false
 	}
 	c.br = nil // the replayConn owns it now

@@ -259,7 +259,7 @@ func TestFront_sameBytesAsNetHTTP(t *testing.T) {
 // the same as one that arrives whole.
 func TestFront_byteByByte(t *testing.T) {
 	m := testResponder()
-	addr, _ := startFront(t, m, testServer(reference(m)), nil)
+	addr, f := startFront(t, m, testServer(reference(m)), nil)
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -284,6 +284,15 @@ func TestFront_byteByByte(t *testing.T) {
 	}
 	if m.hits.Load() != 2 {
 		t.Errorf("front answered %d, want 2", m.hits.Load())
+	}
+	c.Close()
+	// The counts are taken before an answer is written or a connection
+	// handed on: once the answer is read, they are there.
+	if got := exchange(t, addr, "GET /cold HTTP/1.1\r\nHost: a\r\n\r\n"); !strings.Contains(got, "cold GET") {
+		t.Fatalf("cold: %q", got)
+	}
+	if st := f.Stats(); st != (Stats{Connections: 2, Answers: 2, HandedOff: 1}) {
+		t.Errorf("Stats = %+v", st)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/skydesk/skydeskd/autoconfig/httpfront"
@@ -57,6 +58,7 @@ func (a *app) httpComponents() ([]component, error) {
 			return nil, err
 		}
 		fr := httpfront.New(h.hotPlain, httpServer(a.opsMux(h.plain)), a.log.With("service", "http"))
+		a.frontMetrics("http", fr)
 		out = append(out, component{name: "http", addr: l.Addr(),
 			serve:    func() error { return ignoreClosed(fr.Serve(l)) },
 			shutdown: fr.Shutdown})
@@ -73,12 +75,31 @@ func (a *app) httpComponents() ([]component, error) {
 		srv.TLSConfig = a.cert.ServerTLS()
 		srv.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
 		fr := httpfront.New(h.hotSecure, srv, a.log.With("service", "https"))
+		a.frontMetrics("https", fr)
 		tl := tls.NewListener(l, srv.TLSConfig)
 		out = append(out, component{name: "https", addr: l.Addr(),
 			serve:    func() error { return ignoreClosed(fr.Serve(tl)) },
 			shutdown: fr.Shutdown})
 	}
 	return out, nil
+}
+
+// frontMetrics exports a listener's httpfront counters: how many
+// requests the front answered itself and how many connections went on to
+// net/http (a browser's, a POST, an uncached first request).
+func (a *app) frontMetrics(listener string, fr *httpfront.Front) {
+	labels := prometheus.Labels{"listener": listener}
+	for _, m := range []struct {
+		name, help string
+		get        func(httpfront.Stats) uint64
+	}{
+		{"skydeskd_http_connections_total", "HTTP connections accepted.", func(s httpfront.Stats) uint64 { return s.Connections }},
+		{"skydeskd_http_front_answers_total", "Requests answered from the autoconfig cache on the connection, before net/http.", func(s httpfront.Stats) uint64 { return s.Answers }},
+		{"skydeskd_http_handoffs_total", "Connections handed to net/http (first request not a cached answer, HTTP/2).", func(s httpfront.Stats) uint64 { return s.HandedOff }},
+	} {
+		a.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: m.name, Help: m.help, ConstLabels: labels},
+			func() float64 { return float64(m.get(fr.Stats())) }))
+	}
 }
 
 func ignoreClosed(err error) error {

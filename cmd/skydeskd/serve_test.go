@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -99,5 +101,77 @@ func TestServeRefusesBadConfig(t *testing.T) {
 	code := run(context.Background(), []string{"serve", "--config", file}, env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: &errb, getenv: os.Getenv})
 	if code != exitRefused || !strings.Contains(errb.String(), "provider.pop.port") {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// TestServeHTTPFront: on both listeners, a cached autoconfig answer is
+// sent by the connection front itself (autoconfig/httpfront), everything
+// else by net/http, and /metrics tells them apart.
+func TestServeHTTPFront(t *testing.T) {
+	addrs := startServe(t, "")
+	const tb = "/mail/config-v1.1.xml?emailaddress=taro%40skydesk.jp"
+	const apple = "/apple/mobileconfig?email=taro%40skydesk.jp"
+	dialers := map[string]func() net.Conn{
+		"http": func() net.Conn {
+			c, err := net.Dial("tcp", addrs["http"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		},
+		"https": func() net.Conn {
+			c, err := tls.Dial("tcp", addrs["https"], &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}) //nolint:gosec // the test's self-signed cert
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		},
+	}
+	// requests sends the requests on one connection and checks each
+	// answer is 200 with a body (HEAD: without).
+	requests := func(listener string, reqs ...string) {
+		t.Helper()
+		c := dialers[listener]()
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		for _, r := range reqs {
+			method, target, _ := strings.Cut(r, " ")
+			if _, err := io.WriteString(c, method+" "+target+" HTTP/1.1\r\nHost: autoconfig.skydesk.jp\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			req, _ := http.NewRequest(method, target, nil)
+			resp, err := http.ReadResponse(br, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || (method == "GET") != (len(body) > 0) || resp.ContentLength <= 0 {
+				t.Errorf("%s %s: %d, %d bytes, Content-Length %d", listener, r, resp.StatusCode, len(body), resp.ContentLength)
+			}
+		}
+	}
+	requests("http", "GET "+tb)                               // first: built by the handler
+	requests("http", "GET "+tb, "HEAD "+tb, "GET "+tb)        // then: the front
+	requests("https", "GET "+apple)                           // signed by the handler
+	requests("https", "GET "+apple, "GET "+tb, "HEAD "+apple) // the front
+
+	resp, err := http.Get("http://" + addrs["http"] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`skydeskd_http_front_answers_total{listener="http"} 3`,
+		`skydeskd_http_front_answers_total{listener="https"} 3`,
+		`skydeskd_http_handoffs_total{listener="http"} 2`, // the first request, and this one
+		`skydeskd_http_handoffs_total{listener="https"} 1`,
+		`skydeskd_http_connections_total{listener="http"} 3`,
+		`skydeskd_http_connections_total{listener="https"} 2`,
+	} {
+		if !strings.Contains(string(body), want+"\n") {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
