@@ -4,7 +4,7 @@ DATA     ?= ./data
 BIN      ?= bin/skydeskd
 FUZZTIME ?= 10s
 
-.PHONY: run test build bench fuzz lint golden docker clean
+.PHONY: run test build bench bench-http fuzz lint golden docker clean
 
 run: ## the quick start: 127.0.0.1 only, self-signed cert, demo data
 	$(GO) run ./cmd/skydeskd serve --dev --data $(DATA)
@@ -17,6 +17,9 @@ build:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+bench-http: ## wrk vs nginx on the autoconfig endpoints (issue 3); RIG = a set-up copy of ../shared/bench
+	RIG=$(or $(RIG),/tmp/skydesk-bench) autoconfig/httpfront/testdata/wrk-vs-nginx.sh
 
 fuzz: ## each fuzz target for $(FUZZTIME)
 	@for pkg in $$($(GO) list ./...); do \

@@ -322,6 +322,10 @@ func TestWeb_Session(t *testing.T) {
 	if _, p := do(t, c, "GET", env.srv.URL+"/settings", nil, nil); strings.Contains(p, `id="account"`) {
 		t.Fatal("session outlived its 12-hour limit")
 	}
+	resp, _ = do(t, c, "POST", env.srv.URL+"/settings/pop", url.Values{"csrf": {token}, "access": {"disabled"}, "spam": {"exclude"}, "on_delete": {"keep"}}, nil)
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("POST after the 12-hour limit: %d", resp.StatusCode)
+	}
 	// Sign-out ends the session on the server: the old cookie is dead.
 	page := env.signIn(c, "taro@skydesk.jp", "correct horse")
 	u, _ := url.Parse(env.srv.URL)
