@@ -13,6 +13,12 @@
 // parses the head in place and writes one prepared buffer, is what lets
 // the autoconfig endpoints match nginx (issue 3).
 //
+// A connection handed on after the front has read from it reaches
+// net/http wrapped (its first bytes replayed), so for HTTP/1.1 over TLS
+// Request.TLS is nil: handlers must know which listener they serve, as
+// autoconfig's Handler(secure) does. HTTP/2 connections are handed on
+// unread, as the *tls.Conn they are.
+//
 // The front never answers with an error itself: a request it does not
 // take is answered by net/http, so status codes, limits and logging stay
 // net/http's. Its own duties are RFC 9112's for what it does answer:

@@ -47,9 +47,14 @@ for r in $(seq "$ROUNDS"); do
   run ours-apple  "https://127.0.0.1:8443$APPLE"
   run nginx-apple "https://127.0.0.1:10443/example.test.mobileconfig"
 done
-echo "# medians"
+echo "# medians over $ROUNDS rounds"
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ms() { sed -e 's/ms$//' -e 's/^\([0-9.]*\)us$/\1 1000/' | awk 'NF == 2 {print $1 / $2; next} {print $1}'; }
 for w in tb apple; do
-  o=$(awk -v n="ours-$w" '$1 == n {print $2}' "$WORK/all" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  g=$(awk -v n="nginx-$w" '$1 == n {print $2}' "$WORK/all" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  awk -v w="$w" -v o="$o" -v g="$g" 'BEGIN {printf "%-6s ours %.0f  nginx %.0f  ratio %.2f\n", w, o, g, o / g}'
+  o=$(awk -v n="ours-$w" '$1 == n {print $2}' "$WORK/all" | median)
+  g=$(awk -v n="nginx-$w" '$1 == n {print $2}' "$WORK/all" | median)
+  op=$(awk -v n="ours-$w" '$1 == n {print $3}' "$WORK/all" | ms | median)
+  gp=$(awk -v n="nginx-$w" '$1 == n {print $3}' "$WORK/all" | ms | median)
+  awk -v w="$w" -v o="$o" -v g="$g" -v op="$op" -v gp="$gp" \
+    'BEGIN {printf "%-6s ours %.0f req/s p99 %.2fms  nginx %.0f req/s p99 %.2fms  rate ratio %.2f\n", w, o, op, g, gp, o / g}'
 done
