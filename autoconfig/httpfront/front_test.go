@@ -404,6 +404,33 @@ func TestFront_timeouts(t *testing.T) {
 	}
 }
 
+// TestFront_handshakeTimeout: a TLS client that never finishes its
+// handshake is dropped after the head timeout.
+func TestFront_handshakeTimeout(t *testing.T) {
+	m := testResponder()
+	srv := testServer(reference(m))
+	srv.ReadHeaderTimeout = 200 * time.Millisecond
+	serverTLS, _ := testTLS(t)
+	addr, f := startFront(t, m, srv, serverTLS)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	_, _ = c.Write([]byte{0x16, 0x03, 0x01}) // a record header, cut short
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el < 150*time.Millisecond || el > 5*time.Second {
+		t.Errorf("closed after %v, want about 200ms", el)
+	}
+	if st := f.Stats(); st.Answers != 0 || st.HandedOff != 0 {
+		t.Errorf("Stats = %+v", st)
+	}
+}
+
 // TestFront_shutdown: Shutdown closes idle connections, lets an answer
 // in progress finish (with Connection: close), and closes connections
 // handed to net/http; Serve returns ErrClosed.
