@@ -14,6 +14,7 @@ import (
 
 	"howett.net/plist"
 
+	"github.com/skydesk/skydeskd/autoconfig/httpfront"
 	"github.com/skydesk/skydeskd/profiles"
 	"github.com/skydesk/skydeskd/store/storetest"
 	"github.com/skydesk/skydeskd/templates"
@@ -148,9 +149,11 @@ func TestRealTLS_curl(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secureAddr := serveT(t, s.Handler(true), &tls.Config{Certificates: []tls.Certificate{cert.TLS}, MinVersion: tls.VersionTLS12})
+	secureHot, plainHot := &countingResponder{Responder: s.Hot(true)}, &countingResponder{Responder: s.Hot(false)}
+	secureAddr := serveT(t, s.Handler(true), secureHot, &tls.Config{Certificates: []tls.Certificate{cert.TLS},
+		MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
 	s.redirectBase = "https://" + secureAddr // as --dev does: the local HTTPS listener
-	plainAddr := serveT(t, s.Handler(false), nil)
+	plainAddr := serveT(t, s.Handler(false), plainHot, nil)
 	run := func(args ...string) string {
 		t.Helper()
 		out, err := exec.Command(curl, append([]string{"-sS", "--max-time", "10", "--cacert", cert.CertFile,
@@ -162,7 +165,7 @@ func TestRealTLS_curl(t *testing.T) {
 	}
 	https := "https://autoconfig.skydesk.jp:" + portOf(secureAddr)
 	tb := run("-i", https+"/mail/config-v1.1.xml?emailaddress=taro%40skydesk.jp")
-	if !strings.Contains(tb, "200") || !strings.Contains(tb, "Content-Type: text/xml; charset=utf-8") || !strings.Contains(tb, "<hostname>pop.skydesk.jp</hostname>") {
+	if !strings.Contains(tb, "200") || !strings.Contains(strings.ToLower(tb), "content-type: text/xml; charset=utf-8") || !strings.Contains(tb, "<hostname>pop.skydesk.jp</hostname>") {
 		t.Errorf("thunderbird over TLS:\n%s", tb)
 	}
 	plainTB := run("http://" + plainAddr + "/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=hanako%40example.co.jp")
@@ -181,19 +184,58 @@ func TestRealTLS_curl(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "skydesk.mobileconfig")
 	hdr := run("-D", "-", "-o", file, https+"/apple/mobileconfig?email=hanako%40example.co.jp")
-	if !strings.Contains(hdr, "Content-Type: application/x-apple-aspen-config") || !strings.Contains(hdr, `filename="skydesk-hanako_example.co.jp.mobileconfig"`) {
+	if !strings.Contains(strings.ToLower(hdr), "content-type: application/x-apple-aspen-config") || !strings.Contains(hdr, `filename="skydesk-hanako_example.co.jp.mobileconfig"`) {
 		t.Errorf("apple headers:\n%s", hdr)
 	}
 	if msg, err := exec.Command(openssl, "cms", "-verify", "-inform", "DER", "-in", file, "-CAfile", cert.CertFile,
 		"-purpose", "any", "-out", filepath.Join(dir, "c.plist")).CombinedOutput(); err != nil {
 		t.Errorf("downloaded profile does not verify: %v\n%s", err, msg)
 	}
+
+	// Repeats on one keep-alive connection: the connection front
+	// (httpfront) answers them over HTTP/1.1, net/http over HTTP/2; curl
+	// gets the same bytes either way.
+	profile, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apple := https + "/apple/mobileconfig?email=hanako%40example.co.jp"
+	for _, proto := range []string{"--http1.1", "--http2"} {
+		before := secureHot.n.Load()
+		out := run(proto, "-w", "%{http_version} %{num_connects}\n", "-o", file+"1", apple, "-o", file+"2", apple)
+		wantVersion, wantFront := "1.1", int64(2)
+		if proto == "--http2" {
+			wantVersion, wantFront = "2", 0
+		}
+		if out != wantVersion+" 1\n"+wantVersion+" 0\n" {
+			t.Errorf("curl %s: versions and connects %q", proto, out)
+		}
+		if got := secureHot.n.Load() - before; got != wantFront {
+			t.Errorf("curl %s: the front answered %d of 2", proto, got)
+		}
+		for _, f := range []string{file + "1", file + "2"} {
+			if b, err := os.ReadFile(f); err != nil || !bytes.Equal(b, profile) {
+				t.Errorf("curl %s: repeat download differs (%v)", proto, err)
+			}
+		}
+	}
+	before := plainHot.n.Load()
+	tbURL := "http://" + plainAddr + "/mail/config-v1.1.xml?emailaddress=taro%40skydesk.jp"
+	if out := run(tbURL, tbURL, tbURL); strings.Count(out, "<hostname>pop.skydesk.jp</hostname>") != 3 {
+		t.Errorf("three documents over plain HTTP keep-alive:\n%s", out)
+	}
+	// The HTTPS request above cached this document (one cache serves both
+	// listeners): all three are the front's.
+	if got := plainHot.n.Load() - before; got != 3 {
+		t.Errorf("plain HTTP: the front answered %d of 3", got)
+	}
 }
 
-// serveT serves h on 127.0.0.1:0 (with TLS if cfg is set) until the test
-// ends and returns the address. Readiness: the listener is bound before
-// Serve starts, so connections queue; no sleep is needed.
-func serveT(t *testing.T, h http.Handler, cfg *tls.Config) string {
+// serveT serves h behind an httpfront loop with hot, as the service
+// does, on 127.0.0.1:0 (with TLS if cfg is set) until the test ends and
+// returns the address. Readiness: the listener is bound before Serve
+// starts, so connections queue; no sleep is needed.
+func serveT(t *testing.T, h http.Handler, hot httpfront.Responder, cfg *tls.Config) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -202,10 +244,11 @@ func serveT(t *testing.T, h http.Handler, cfg *tls.Config) string {
 	if cfg != nil {
 		l = tls.NewListener(l, cfg)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5e9}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5e9, TLSConfig: cfg}
+	f := httpfront.New(hot, srv, nil)
 	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(l) }()
-	t.Cleanup(func() { _ = srv.Close(); <-done })
+	go func() { defer close(done); _ = f.Serve(l) }()
+	t.Cleanup(func() { _ = f.Close(); <-done })
 	return l.Addr().String()
 }
 
