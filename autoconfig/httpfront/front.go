@@ -38,6 +38,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -151,10 +152,9 @@ func (f *Front) Serve(l net.Listener) error {
 			if f.closing.Load() {
 				return ErrClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if temporary(err) {
 				// As net/http: back off on temporary accept errors
-				// (EMFILE) instead of spinning.
+				// (out of file descriptors) instead of failing or spinning.
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				f.log.Warn("http accept", "err", err, "retry_in", delay)
 				time.Sleep(delay)
@@ -170,6 +170,21 @@ func (f *Front) Serve(l net.Listener) error {
 		}
 		go c.serve()
 	}
+}
+
+// temporary reports an accept error that passes: out of descriptors or
+// buffers, or a connection aborted before it was accepted (accept(2)).
+func temporary(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EAGAIN, syscall.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 func (f *Front) track(c *conn) bool {

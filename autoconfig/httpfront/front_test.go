@@ -15,12 +15,14 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -560,4 +562,39 @@ func TestFront_concurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// flakyListener fails its first Accept with EMFILE, as a process out of
+// file descriptors sees.
+type flakyListener struct {
+	net.Listener
+	failed atomic.Bool
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if !l.failed.Swap(true) {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestFront_acceptRetry: a temporary accept error does not stop the
+// listener (net/http's behaviour); a closed listener does.
+func TestFront_acceptRetry(t *testing.T) {
+	m := testResponder()
+	l := &flakyListener{Listener: listen(t)}
+	f := New(m, testServer(reference(m)), nil)
+	done := make(chan error, 1)
+	go func() { done <- f.Serve(l) }()
+	if got := exchange(t, l.Addr().String(), "GET /hot HTTP/1.1\r\nHost: a\r\n\r\n"); !strings.Contains(got, "<hot/>") {
+		t.Fatalf("after EMFILE: %q", got)
+	}
+	if !l.failed.Load() {
+		t.Fatal("the failing Accept was not called")
+	}
+	_ = l.Listener.Close() // closed under the front, not by Shutdown
+	if err := <-done; err == nil || errors.Is(err, ErrClosed) {
+		t.Errorf("Serve after its listener closed: %v, want the accept error", err)
+	}
+	_ = f.Close()
 }
