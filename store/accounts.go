@@ -164,14 +164,22 @@ func (s *Store) SetPassword(ctx context.Context, address, password string) error
 }
 
 // SetTwoStep turns two-step verification on or off. With it on, only
-// app-specific passwords work for POP and SMTP.
+// app-specific passwords work for POP and SMTP, and the settings page also
+// needs a code from the authenticator app registered with EnrolTOTP (none
+// registered: sign-in is refused with AuthNoAuthenticator). Turning it off
+// clears the authenticator secret. Cached logins are dropped.
 func (s *Store) SetTwoStep(ctx context.Context, address string, on bool) error {
 	return s.inTx(ctx, func(tx *sql.Tx) error {
 		id, _, err := accountID(ctx, tx, address)
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE accounts SET two_step = ?, credential_gen = credential_gen + 1 WHERE id = ?`, boolInt(on), id)
+		q := `UPDATE accounts SET two_step = 1, credential_gen = credential_gen + 1 WHERE id = ?`
+		if !on {
+			q = `UPDATE accounts SET two_step = 0, totp_secret = NULL, totp_last_step = NULL,
+				credential_gen = credential_gen + 1 WHERE id = ?`
+		}
+		_, err = tx.ExecContext(ctx, q, id)
 		return err
 	})
 }

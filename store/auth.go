@@ -23,7 +23,8 @@ const (
 	ServicePOP3 Service = "pop3"
 	ServiceSMTP Service = "smtp"
 	// ServiceWeb is the settings page: the account password only, never an
-	// app password.
+	// app password; with two-step verification on, also a current code from
+	// the authenticator app (TOTP, RFC 6238).
 	ServiceWeb Service = "web"
 )
 
@@ -49,6 +50,10 @@ const (
 	AuthNoPassword
 	// AuthLocked: too many failures from this address or for this account.
 	AuthLocked
+	// AuthNoAuthenticator: the settings page, two-step verification on, the
+	// account password right, but no authenticator app registered, so no
+	// code can ever be right. Only an administrator can register one.
+	AuthNoAuthenticator
 )
 
 // AuthError is a refused login.
@@ -67,6 +72,8 @@ func (e *AuthError) Error() string {
 		return "account has no mail password"
 	case AuthLocked:
 		return fmt.Sprintf("too many failed logins, locked for %s", e.RetryAfter.Round(time.Second))
+	case AuthNoAuthenticator:
+		return "two-step verification is on but no authenticator app is registered; ask the administrator"
 	}
 	return "authentication failed"
 }
@@ -75,8 +82,11 @@ func (e *AuthError) Error() string {
 type LoginRequest struct {
 	Username string
 	Password string
-	Remote   netip.Addr // the client's address, for throttling
-	Service  Service
+	// OTP is the authenticator app's current code. Only ServiceWeb reads
+	// it, and only for accounts with two-step verification on.
+	OTP     string
+	Remote  netip.Addr // the client's address, for throttling
+	Service Service
 }
 
 // Login is a successful login.
@@ -88,9 +98,9 @@ type Login struct {
 }
 
 // Authenticator applies the credential rules of DESIGN.md §4 in one place:
-// full address as user name, two-step → app passwords only, federated → no
-// password until set, failed-login throttling, and the verified-login
-// cache. popd's backend, smtpd and the settings page all call it.
+// full address as user name, two-step → app passwords only for mail and
+// password + TOTP code for the settings page, federated → no password
+// until set, failed-login throttling, and the verified-login cache. popd's backend, smtpd and the settings page all call it.
 type Authenticator struct {
 	s       *Store
 	byIP    *throttle
@@ -122,8 +132,8 @@ const maxCacheEntries = 100_000
 type AuthOptions struct {
 	Policy ThrottlePolicy
 	// Observe, if set, is told every outcome ("ok", "bad_credentials",
-	// "not_full_address", "need_app_password", "no_password", "locked",
-	// "delayed") for metrics.
+	// "not_full_address", "need_app_password", "no_password",
+	// "no_authenticator", "locked", "delayed") for metrics.
 	Observe func(svc Service, outcome string)
 }
 
@@ -164,12 +174,14 @@ func (a *Authenticator) note(svc Service, outcome string) {
 }
 
 type credRow struct {
-	id        int64
-	hash      sql.NullString
-	twoStep   bool
-	federated bool
-	gen       int64
-	acc       Account
+	id         int64
+	hash       sql.NullString
+	twoStep    bool
+	federated  bool
+	gen        int64
+	totpSecret sql.NullString
+	totpLast   sql.NullInt64
+	acc        Account
 }
 
 type appRow struct {
@@ -213,22 +225,34 @@ func (a *Authenticator) Login(ctx context.Context, req LoginRequest) (Login, err
 		return Login{}, err
 	}
 
+	// Only mail logins use the cache. A settings sign-in is rare, and under
+	// two-step verification it needs a fresh one-time code every time: a
+	// cached (account, password) verification must never stand in for it.
+	useCache := req.Service.mail()
 	ck := a.cacheKey(req.Service, userKey, req.Password)
-	if l, ok := a.cached(ctx, ck, row); ok {
-		a.byIP.succeed(ipKey)
-		a.byUser.succeed(userKey)
-		a.note(req.Service, "ok")
-		return l, nil
+	if useCache {
+		if l, ok := a.cached(ctx, ck, row); ok {
+			a.byIP.succeed(ipKey)
+			a.byUser.succeed(userKey)
+			a.note(req.Service, "ok")
+			return l, nil
+		}
 	}
 
-	login, aerr := a.verify(ctx, req, row)
-	if aerr != nil {
+	login, err := a.verify(ctx, req, row)
+	var aerr *AuthError
+	if errors.As(err, &aerr) {
 		a.note(req.Service, reasonLabel(aerr.Reason))
 		return Login{}, a.failed(ctx, req, ipKey, userKey, aerr)
 	}
+	if err != nil {
+		return Login{}, err
+	}
 	a.byIP.succeed(ipKey)
 	a.byUser.succeed(userKey)
-	a.remember(ck, row, login.AppPassword)
+	if useCache {
+		a.remember(ck, row, login.AppPassword)
+	}
 	if login.AppPassword != "" {
 		if err := a.touchApp(ctx, row.id, login.AppPassword); err != nil {
 			return Login{}, err
@@ -248,13 +272,16 @@ func reasonLabel(r AuthReason) string {
 		return "no_password"
 	case AuthLocked:
 		return "locked"
+	case AuthNoAuthenticator:
+		return "no_authenticator"
 	}
 	return "bad_credentials"
 }
 
-// verify applies the rules after the cache missed.
-func (a *Authenticator) verify(ctx context.Context, req LoginRequest, row credRow) (Login, *AuthError) {
-	ok := func(app string) (Login, *AuthError) { return Login{Account: row.acc, AppPassword: app}, nil }
+// verify applies the rules after the cache missed. A refusal is an
+// *AuthError; any other error is a failure of the store.
+func (a *Authenticator) verify(ctx context.Context, req LoginRequest, row credRow) (Login, error) {
+	ok := func(app string) (Login, error) { return Login{Account: row.acc, AppPassword: app}, nil }
 	accountPassword := func() bool {
 		if !row.hash.Valid {
 			return false
@@ -268,10 +295,13 @@ func (a *Authenticator) verify(ctx context.Context, req LoginRequest, row credRo
 			_, _ = verifyPassword(a.dummy, req.Password)
 			return Login{}, &AuthError{Reason: AuthNoPassword}
 		}
-		if accountPassword() {
-			return ok("")
+		if !accountPassword() {
+			return Login{}, &AuthError{Reason: AuthBadCredentials}
 		}
-		return Login{}, &AuthError{Reason: AuthBadCredentials}
+		if !row.twoStep {
+			return ok("") // the code field is ignored
+		}
+		return a.verifyTOTP(ctx, req, row)
 	}
 	if !row.twoStep && accountPassword() {
 		return ok("")
@@ -291,10 +321,40 @@ func (a *Authenticator) verify(ctx context.Context, req LoginRequest, row credRo
 	return Login{}, &AuthError{Reason: AuthBadCredentials}
 }
 
+// verifyTOTP is the second factor of a settings sign-in under two-step
+// verification, after the account password matched: a code of the
+// registered secret for the current time step ±1, newer than the last
+// accepted one (RFC 6238 §5.2: a code is accepted once). A missing or
+// wrong code is AuthBadCredentials, throttled like a wrong password and
+// indistinguishable from one, so the 10⁶ codes cannot be tried out.
+func (a *Authenticator) verifyTOTP(ctx context.Context, req LoginRequest, row credRow) (Login, error) {
+	if !row.totpSecret.Valid {
+		return Login{}, &AuthError{Reason: AuthNoAuthenticator}
+	}
+	last := int64(-1)
+	if row.totpLast.Valid {
+		last = row.totpLast.Int64
+	}
+	step, match := matchTOTP(row.totpSecret.String, req.OTP, a.s.now(), last)
+	if !match {
+		return Login{}, &AuthError{Reason: AuthBadCredentials}
+	}
+	used, err := a.useTOTPStep(ctx, row.id, row.totpSecret.String, step)
+	if err != nil {
+		return Login{}, err
+	}
+	if !used {
+		return Login{}, &AuthError{Reason: AuthBadCredentials} // replayed by a concurrent sign-in
+	}
+	return Login{Account: row.acc}, nil
+}
+
 // failed counts the failure, waits the throttle's delay and returns e.
 func (a *Authenticator) failed(ctx context.Context, req LoginRequest, ipKey, userKey string, e *AuthError) error {
 	d, locked := a.byIP.fail(ipKey)
-	if userKey != "" && e.Reason != AuthNoPassword {
+	// AuthNoPassword and AuthNoAuthenticator: the account cannot sign in
+	// however often it tries; counting would only lock out its owner.
+	if userKey != "" && e.Reason != AuthNoPassword && e.Reason != AuthNoAuthenticator {
 		d2, locked2 := a.byUser.fail(userKey)
 		d, locked = max(d, d2), locked || locked2
 	}
@@ -314,9 +374,9 @@ func (a *Authenticator) credentials(ctx context.Context, address string) (credRo
 	var r credRow
 	var kind string
 	var created int64
-	err := a.s.r.QueryRowContext(ctx, `SELECT id, address, kind, password_hash, two_step, federated, credential_gen, created
-		FROM accounts WHERE address = ?`, address).
-		Scan(&r.id, &r.acc.Address, &kind, &r.hash, &r.twoStep, &r.federated, &r.gen, &created)
+	err := a.s.r.QueryRowContext(ctx, `SELECT id, address, kind, password_hash, two_step, federated, credential_gen, created,
+		totp_secret, totp_last_step FROM accounts WHERE address = ?`, address).
+		Scan(&r.id, &r.acc.Address, &kind, &r.hash, &r.twoStep, &r.federated, &r.gen, &created, &r.totpSecret, &r.totpLast)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, ErrNotFound
 	}

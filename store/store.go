@@ -52,6 +52,9 @@ type Options struct {
 	PersonalDomain string
 	// HashParams tunes password hashing; zero means DefaultHashParams.
 	HashParams HashParams
+	// TOTPIssuer names the service in authenticator apps (the provider's
+	// display name); empty means DefaultTOTPIssuer.
+	TOTPIssuer string
 }
 
 // Errors callers test with errors.Is.
