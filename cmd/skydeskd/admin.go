@@ -159,13 +159,33 @@ func cmdUser(ctx context.Context, args []string, e env) error {
 			return err
 		}
 		return c.withStore(ctx, func(s *store.Store) error {
-			if err := s.SetTwoStep(ctx, pos[0], on); err != nil {
+			if !on {
+				if err := s.SetTwoStep(ctx, pos[0], false); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "two-step verification off for %s (authenticator app removed)\n", pos[0])
+				return nil
+			}
+			// On, or on again: a new authenticator secret every time, so
+			// running it again rotates a lost or leaked one.
+			k, err := s.EnrolTOTP(ctx, pos[0])
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "two-step verification %s for %s\n", *twoStep, pos[0])
+			printTOTP(e.stdout, pos[0], k)
 			return nil
 		})
 	}
+}
+
+// printTOTP shows a new authenticator secret, the one time it is shown.
+func printTOTP(w io.Writer, address string, k store.TOTPKey) {
+	fmt.Fprintf(w, "two-step verification on for %s\n", address)
+	fmt.Fprintln(w, "Authenticator app (TOTP) for signing in to the settings screen; give it to the user,")
+	fmt.Fprintln(w, "it is not shown again (running this command again replaces it):")
+	fmt.Fprintf(w, "  otpauth URL: %s\n", k.URL)
+	fmt.Fprintf(w, "  secret:      %s\n", k.Secret)
+	fmt.Fprintln(w, "Mail apps (POP/SMTP) now need an app password: skydeskd app-password create ADDRESS --name NAME")
 }
 
 func yesNo(b bool) string {

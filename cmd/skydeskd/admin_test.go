@@ -5,8 +5,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
 )
 
 // cli runs one command in-process against dir, like the real binary.
@@ -125,5 +130,63 @@ func TestAdminRefusals(t *testing.T) {
 	// Nothing half-written: the refused commands changed no account.
 	if after := mustCLI(t, dir, "", "user", "list"); after != before {
 		t.Errorf("refused commands changed accounts:\n%s\n%s", before, after)
+	}
+}
+
+// TestAdminTwoStep: `user set --two-step on` prints a new authenticator
+// secret once (a working otpauth URL), again rotates it, off removes it.
+func TestAdminTwoStep(t *testing.T) {
+	dir := t.TempDir()
+	mustCLI(t, dir, "taro-password\n", "user", "add", "taro@skydesk.jp", "--password-stdin")
+	enrol := func() (secret string) {
+		t.Helper()
+		out := mustCLI(t, dir, "", "user", "set", "taro@skydesk.jp", "--two-step", "on")
+		for _, want := range []string{"two-step verification on for taro@skydesk.jp", "give it to the user", "not shown again"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+		m := regexp.MustCompile(`(?m)^  otpauth URL: (otpauth://\S+)\n  secret: +([A-Z2-7]+)$`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("no otpauth URL and secret in:\n%s", out)
+		}
+		k, err := otp.NewKeyFromURL(m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k.Secret() != m[2] || k.Issuer() != "SkyDesk Mail" || k.AccountName() != "taro@skydesk.jp" || k.Type() != "totp" {
+			t.Errorf("key %s: issuer %q account %q secret %q", m[1], k.Issuer(), k.AccountName(), k.Secret())
+		}
+		if _, err := totp.GenerateCode(k.Secret(), time.Now()); err != nil {
+			t.Errorf("secret does not make codes: %v", err)
+		}
+		return m[2]
+	}
+	first := enrol()
+	if out := mustCLI(t, dir, "", "user", "list"); !strings.Contains(out, "taro@skydesk.jp  personal  yes       on") {
+		t.Errorf("user list:\n%s", out)
+	}
+	if second := enrol(); second == first {
+		t.Error("running it again did not rotate the secret")
+	}
+	out := mustCLI(t, dir, "", "user", "set", "taro@skydesk.jp", "--two-step", "off")
+	if !strings.Contains(out, "two-step verification off for taro@skydesk.jp") || strings.Contains(out, "otpauth") {
+		t.Errorf("off: %q", out)
+	}
+	if out := mustCLI(t, dir, "", "user", "list"); !strings.Contains(out, "taro@skydesk.jp  personal  yes       off") {
+		t.Errorf("user list after off:\n%s", out)
+	}
+	// The issuer follows provider.name.
+	cfg := filepath.Join(dir, "skydeskd.yaml")
+	if err := os.WriteFile(cfg, []byte("provider:\n  name: Other Mail\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out = mustCLI(t, dir, "", "user", "set", "taro@skydesk.jp", "--two-step", "on", "--config", cfg)
+	if !strings.Contains(out, "issuer=Other+Mail") && !strings.Contains(out, "issuer=Other%20Mail") {
+		t.Errorf("issuer not from provider.name:\n%s", out)
+	}
+	code, stdout, errs := cli(t, dir, "", "user", "set", "ghost@skydesk.jp", "--two-step", "on")
+	if code != exitRefused || stdout != "" || !strings.Contains(errs, "not found") {
+		t.Errorf("unknown account: exit %d, stdout %q, stderr %q", code, stdout, errs)
 	}
 }

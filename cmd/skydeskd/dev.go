@@ -16,8 +16,12 @@ import (
 // print them again.
 const demoFile = "demo-credentials.txt"
 
-// demo accounts of the quick start (issue #2).
-var demoAccounts = []string{"taro@skydesk.jp", "hanako@example.co.jp"}
+// demo accounts of the quick start (issue #2). The last has two-step
+// verification on: the settings screen asks it for an authenticator code,
+// and mail apps need its app password.
+var demoAccounts = []string{"taro@skydesk.jp", "hanako@example.co.jp", demoTwoStep}
+
+const demoTwoStep = "jiro@example.co.jp"
 
 const demoDomain = "example.co.jp"
 
@@ -35,7 +39,9 @@ func randomPassword() (string, error) {
 
 // seedDemo fills an empty data directory: the demo hosted domain, the demo
 // accounts with random passwords and POP access "all mail", and a welcome
-// message each.
+// message each; for the two-step account also an authenticator secret and
+// an app password. Each account is an "ADDRESS PASSWORD" line of the
+// credentials file; the two-step details follow on indented lines.
 func (a *app) seedDemo(ctx context.Context, e env) error {
 	accs, err := a.store.ListAccounts(ctx)
 	if err != nil {
@@ -71,8 +77,34 @@ func (a *app) seedDemo(ctx context.Context, e env) error {
 			return err
 		}
 		lines = append(lines, addr+" "+pw)
+		if addr == demoTwoStep {
+			more, err := a.seedTwoStep(ctx, addr)
+			if err != nil {
+				return err
+			}
+			lines = append(lines, more...)
+		}
 	}
 	return os.WriteFile(filepath.Join(a.cfg.DataDir, demoFile), []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+}
+
+// seedTwoStep turns two-step verification on for the demo account and
+// returns the lines that tell a demo user how to sign in with it.
+func (a *app) seedTwoStep(ctx context.Context, addr string) ([]string, error) {
+	k, err := a.store.EnrolTOTP(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	app, err := a.store.CreateAppPassword(ctx, addr, "demo")
+	if err != nil {
+		return nil, err
+	}
+	return []string{
+		"  two-step verification on: /settings also asks for a code from an authenticator app",
+		"  authenticator secret: " + k.Secret,
+		"  authenticator URL:    " + k.URL,
+		"  app password for POP/SMTP: " + app,
+	}, nil
 }
 
 func (a *app) printDev(e env, comps []component) {
@@ -97,5 +129,6 @@ func (a *app) printDev(e env, comps []component) {
 	fmt.Fprintln(w, "  dig @127.0.0.1 -p 8053 _pop3s._tcp.example.co.jp SRV")
 	fmt.Fprintln(w, "  curl -k --user 'taro@skydesk.jp:PASSWORD' pop3s://127.0.0.1:9995/")
 	fmt.Fprintln(w, "  open https://127.0.0.1:8443/ in a browser (self-signed certificate)")
+	fmt.Fprintln(w, "  open https://127.0.0.1:8443/settings: "+demoTwoStep+" also needs a code from an authenticator app holding its secret")
 	fmt.Fprintf(w, "Certificate: %s\n", a.cert.CertFile)
 }

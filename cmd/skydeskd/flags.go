@@ -75,7 +75,7 @@ func openStore(ctx context.Context, cfg *config.Config, hp store.HashParams) (*s
 	if err != nil {
 		return nil, fmt.Errorf("provider.personal_domain: %w", err)
 	}
-	return store.Open(ctx, cfg.DataDir, store.Options{PersonalDomain: pd, HashParams: hp})
+	return store.Open(ctx, cfg.DataDir, store.Options{PersonalDomain: pd, HashParams: hp, TOTPIssuer: cfg.Provider.Name})
 }
 
 // withStore runs f with the store of the flags' configuration.

@@ -53,6 +53,8 @@ Accounts:
   user add ADDRESS [--password-stdin] [--federated]
   user passwd ADDRESS --password-stdin
   user set ADDRESS --two-step on|off
+                                on: registers a new authenticator app (TOTP) secret and
+                                prints it once; again: rotates it; off: removes it
   user list
 App-specific passwords:
   app-password create ADDRESS --name NAME
