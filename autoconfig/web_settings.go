@@ -134,10 +134,13 @@ func remoteAddr(r *http.Request) netip.Addr {
 	return ap.Addr()
 }
 
-// signIn checks the address and account password through the shared
+// signIn checks the address, account password and — for accounts with
+// two-step verification on — the authenticator code through the shared
 // Authenticator (ServiceWeb: app passwords are refused, federated accounts
-// without a password get AuthNoPassword, failures are throttled as for
-// POP and SMTP).
+// without a password get AuthNoPassword, two-step accounts without an
+// authenticator app AuthNoAuthenticator, failures and wrong codes are
+// throttled as for POP and SMTP). A wrong password and a wrong or missing
+// code get the same answer.
 func (w *Web) signIn(c echo.Context) error {
 	l := w.lang(c)
 	req := c.Request()
@@ -146,7 +149,7 @@ func (w *Web) signIn(c echo.Context) error {
 		email = email[:maxEmailParam]
 	}
 	login, err := w.o.Auth.Login(req.Context(), store.LoginRequest{Username: email,
-		Password: req.PostForm.Get("password"), Remote: remoteAddr(req), Service: store.ServiceWeb})
+		Password: req.PostForm.Get("password"), OTP: req.PostForm.Get("otp"), Remote: remoteAddr(req), Service: store.ServiceWeb})
 	var ae *store.AuthError
 	if errors.As(err, &ae) {
 		w.o.Log.Info("settings sign-in refused", "user", email, "remote", remoteAddr(req).String(), "reason", ae.Error())
@@ -155,6 +158,8 @@ func (w *Web) signIn(c echo.Context) error {
 			return w.signInPage(c, l, http.StatusUnauthorized, "not_full", email, 0)
 		case store.AuthNoPassword:
 			return w.signInPage(c, l, http.StatusUnauthorized, "no_password", email, 0)
+		case store.AuthNoAuthenticator:
+			return w.signInPage(c, l, http.StatusUnauthorized, "no_authenticator", email, 0)
 		case store.AuthLocked:
 			mins := max(1, int(math.Ceil(ae.RetryAfter.Minutes())))
 			c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ae.RetryAfter.Seconds()))))

@@ -2,6 +2,8 @@ package autoconfig
 
 import (
 	"context"
+	"fmt"
+	"html"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -10,9 +12,170 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pquerna/otp/totp"
+
 	"github.com/skydesk/skydeskd/store"
 	"github.com/skydesk/skydeskd/store/storetest"
 )
+
+// totpCode is the authenticator code for now+offset. The Authenticator
+// runs on the real clock (storetest), and accepts ±1 step.
+func totpCode(t testing.TB, secret string, offset time.Duration) string {
+	t.Helper()
+	c, err := totp.GenerateCode(secret, time.Now().Add(offset))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// wrongCodes returns n six-digit codes that none of the steps around now
+// accepts, so a guess can never be right by chance.
+func wrongCodes(t testing.TB, secret string, n int) []string {
+	t.Helper()
+	valid := map[string]bool{}
+	for i := -2; i <= 2; i++ {
+		valid[totpCode(t, secret, time.Duration(i)*30*time.Second)] = true
+	}
+	var out []string
+	for i := 0; len(out) < n; i++ {
+		if c := fmt.Sprintf("%06d", i*104729%1000000); !valid[c] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// signInCode is env.signIn with a verification code.
+func (env *webEnv) signInCode(c *http.Client, address, password, code string) string {
+	t := env.t
+	t.Helper()
+	_, page := do(t, c, "GET", env.srv.URL+"/settings", nil, nil)
+	resp, body := do(t, c, "POST", env.srv.URL+"/settings/signin",
+		url.Values{"csrf": {csrfOf(t, page)}, "address": {address}, "password": {password}, "otp": {code}}, nil)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: status %d:\n%s", resp.StatusCode, body)
+	}
+	_, page = do(t, c, "GET", env.srv.URL+"/settings", nil, nil)
+	if !strings.Contains(page, `id="account">`+address) {
+		t.Fatalf("not signed in:\n%s", page)
+	}
+	return page
+}
+
+var alertRE = regexp.MustCompile(`(?s)<div class="notice warn" role="alert"[^>]*>(.*?)</div>`)
+
+// TestWeb_SignIn_twoStep: with two-step verification on, the settings
+// screen needs the account password and a current authenticator code; a
+// wrong password, a missing code and a wrong code get one and the same
+// answer, and wrong codes are throttled like wrong passwords.
+func TestWeb_SignIn_twoStep(t *testing.T) {
+	env := newWebEnv(t, store.ThrottlePolicy{FreeFailures: 100, LockAfter: 1000, LockFor: time.Minute,
+		BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, Window: time.Hour})
+	ctx := context.Background()
+	storetest.AddUser(t, env.st.Store, "jiro@example.co.jp", "correct horse")
+	storetest.AddUser(t, env.st.Store, "noapp@example.co.jp", "correct horse")
+	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
+	key, err := env.st.EnrolTOTP(ctx, "jiro@example.co.jp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.st.SetTwoStep(ctx, "noapp@example.co.jp", true); err != nil {
+		t.Fatal(err)
+	}
+	post := func(lang, address, password, code string) (*http.Response, string) {
+		t.Helper()
+		c := env.client()
+		_, page := do(t, c, "GET", env.srv.URL+"/settings?lang="+lang, nil, nil)
+		return do(t, c, "POST", env.srv.URL+"/settings/signin",
+			url.Values{"csrf": {csrfOf(t, page)}, "address": {address}, "password": {password}, "otp": {code}}, nil)
+	}
+	wrong := wrongCodes(t, key.Secret, 1)[0]
+	var alerts []string
+	for _, tc := range []struct{ name, address, password, code string }{
+		{"wrong password, right code", "jiro@example.co.jp", "wrong horse", totpCode(t, key.Secret, 0)},
+		{"right password, no code", "jiro@example.co.jp", "correct horse", ""},
+		{"right password, wrong code", "jiro@example.co.jp", "correct horse", wrong},
+		{"right password, letters", "jiro@example.co.jp", "correct horse", "abcdef"},
+	} {
+		resp, body := post("en", tc.address, tc.password, tc.code)
+		m := alertRE.FindStringSubmatch(body)
+		if resp.StatusCode != http.StatusUnauthorized || m == nil || !strings.Contains(m[1], "The address, password or verification code is not correct") {
+			t.Fatalf("%s: status %d:\n%s", tc.name, resp.StatusCode, body)
+		}
+		alerts = append(alerts, m[0])
+	}
+	for _, a := range alerts[1:] {
+		if a != alerts[0] {
+			t.Errorf("answers differ, telling which part was wrong:\n%s\n%s", alerts[0], a)
+		}
+	}
+	for _, tc := range []struct{ lang, want string }{
+		{"en", "no authenticator app is registered"},
+		{"ja", "認証アプリが登録されていない"},
+	} {
+		resp, body := post(tc.lang, "noapp@example.co.jp", "correct horse", "123456")
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(html.UnescapeString(body), tc.want) || !strings.Contains(body, `id="no-authenticator"`) {
+			t.Fatalf("no authenticator (%s): status %d:\n%s", tc.lang, resp.StatusCode, body)
+		}
+	}
+	// …but only after the right password.
+	if _, body := post("en", "noapp@example.co.jp", "wrong horse", ""); strings.Contains(body, "no-authenticator") {
+		t.Error("no-authenticator told without the password")
+	}
+	// The field is on the form, optional, numeric, for one-time codes.
+	_, page := do(t, env.client(), "GET", env.srv.URL+"/settings?lang=en", nil, nil)
+	field := regexp.MustCompile(`<input id="otp"[^>]*>`).FindString(page)
+	for _, attr := range []string{`name="otp"`, `inputmode="numeric"`, `autocomplete="one-time-code"`, `maxlength="8"`} {
+		if !strings.Contains(field, attr) {
+			t.Errorf("code field %q lacks %s", field, attr)
+		}
+	}
+	if strings.Contains(field, "required") || !strings.Contains(page, `<label for="otp">Verification code`) {
+		t.Errorf("code field %q: required or unlabelled", field)
+	}
+	// Right password and code: signed in; the same code again is refused.
+	code := totpCode(t, key.Secret, 0)
+	env.signInCode(env.client(), "jiro@example.co.jp", "correct horse", code)
+	if resp, _ := post("en", "jiro@example.co.jp", "correct horse", code); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("replayed code: status %d", resp.StatusCode)
+	}
+	// The next step's code (clock skew) works once more, with spaces.
+	next := totpCode(t, key.Secret, 30*time.Second)
+	env.signInCode(env.client(), "jiro@example.co.jp", "correct horse", next[:3]+" "+next[3:])
+	// Without two-step the field is ignored.
+	env.signInCode(env.client(), "taro@skydesk.jp", "correct horse", "999999")
+	env.signInCode(env.client(), "taro@skydesk.jp", "correct horse", "")
+}
+
+// TestWeb_SignIn_twoStep_throttled: guessing codes after the right
+// password locks the account like guessing passwords.
+func TestWeb_SignIn_twoStep_throttled(t *testing.T) {
+	env := newWebEnv(t, store.ThrottlePolicy{FreeFailures: 1, LockAfter: 3, LockFor: 10 * time.Minute,
+		BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, Window: time.Hour})
+	storetest.AddUser(t, env.st.Store, "jiro@example.co.jp", "correct horse")
+	key, err := env.st.EnrolTOTP(context.Background(), "jiro@example.co.jp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := env.client()
+	var resp *http.Response
+	var body string
+	for _, guess := range wrongCodes(t, key.Secret, 4) {
+		_, page := do(t, c, "GET", env.srv.URL+"/settings?lang=en", nil, nil)
+		resp, body = do(t, c, "POST", env.srv.URL+"/settings/signin",
+			url.Values{"csrf": {csrfOf(t, page)}, "address": {"jiro@example.co.jp"}, "password": {"correct horse"}, "otp": {guess}}, nil)
+	}
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(body, "try again in 10 minutes") {
+		t.Fatalf("after 4 wrong codes: %d:\n%s", resp.StatusCode, body)
+	}
+	_, page := do(t, c, "GET", env.srv.URL+"/settings", nil, nil)
+	resp, _ = do(t, c, "POST", env.srv.URL+"/settings/signin",
+		url.Values{"csrf": {csrfOf(t, page)}, "address": {"jiro@example.co.jp"}, "password": {"correct horse"}, "otp": {totpCode(t, key.Secret, 0)}}, nil)
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("right code while locked: %d", resp.StatusCode)
+	}
+}
 
 func TestWeb_SignIn(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{FreeFailures: 100, LockAfter: 1000, LockFor: time.Minute,
@@ -31,8 +194,8 @@ func TestWeb_SignIn(t *testing.T) {
 		status                  int
 		want                    string
 	}{
-		{"wrong password", "taro@skydesk.jp", "wrong horse", 401, "The address or password is not correct"},
-		{"no such account", "nobody@skydesk.jp", "correct horse", 401, "The address or password is not correct"},
+		{"wrong password", "taro@skydesk.jp", "wrong horse", 401, "The address, password or verification code is not correct"},
+		{"no such account", "nobody@skydesk.jp", "correct horse", 401, "The address, password or verification code is not correct"},
 		{"app password refused", "taro@skydesk.jp", app, 401, "App passwords cannot be used here"},
 		{"bare local part", "taro", "correct horse", 401, "Enter your full email address"},
 		{"federated", "sso@example.co.jp", "anything at all", 401, "Your account has no mail password yet"},
@@ -241,7 +404,8 @@ func TestWeb_AppPasswords(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{})
 	ctx := context.Background()
 	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
-	if err := env.st.SetTwoStep(ctx, "taro@skydesk.jp", true); err != nil {
+	key, err := env.st.EnrolTOTP(ctx, "taro@skydesk.jp")
+	if err != nil {
 		t.Fatal(err)
 	}
 	auth, err := env.st.NewAuthenticator(store.AuthOptions{})
@@ -254,7 +418,7 @@ func TestWeb_AppPasswords(t *testing.T) {
 		return err
 	}
 	c := env.client()
-	page := env.signIn(c, "taro@skydesk.jp", "correct horse")
+	page := env.signInCode(c, "taro@skydesk.jp", "correct horse", totpCode(t, key.Secret, 0))
 	if !strings.Contains(page, "twostep_on") && !strings.Contains(page, `class="badge on"`) {
 		t.Fatalf("two-step status not shown:\n%s", page)
 	}

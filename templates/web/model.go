@@ -70,8 +70,10 @@ type SignIn struct {
 	Base
 	CSRF  string
 	Email string
-	// Problem is "", "bad", "not_full", "no_password" (federated: explain
-	// how to set one), "locked" (RetryMinutes) or "expired" (the form or
+	// Problem is "", "bad" (address, password or verification code: never
+	// which), "not_full", "no_password" (federated: explain how to set
+	// one), "no_authenticator" (two-step on, no authenticator app
+	// registered), "locked" (RetryMinutes) or "expired" (the form or
 	// session went stale).
 	Problem      string
 	RetryMinutes int
