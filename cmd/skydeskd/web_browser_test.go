@@ -17,8 +17,10 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/makiuchi-d/gozxing"
 	"github.com/makiuchi-d/gozxing/qrcode"
+	"github.com/pquerna/otp/totp"
 	"github.com/smallstep/pkcs7"
 	"howett.net/plist"
 
@@ -388,4 +390,61 @@ func sessionCookieOf(t *testing.T, w *webApp, b context.Context) string {
 	}
 	t.Fatal("browser holds no session cookie")
 	return ""
+}
+
+// TestWebBrowser_twoStep: an account with two-step verification signs in
+// with its password alone and is refused; with the password and a code
+// from its authenticator secret (computed here as an authenticator app
+// would) it reaches the settings screen.
+func TestWebBrowser_twoStep(t *testing.T) {
+	w := startWebApp(t)
+	ctx := context.Background()
+	const user, pass = "taro@skydesk.jp", "correct horse battery"
+	if _, err := w.store.AddAccount(ctx, store.NewAccount{Address: user, Password: pass}); err != nil {
+		t.Fatal(err)
+	}
+	key, err := w.store.EnrolTOTP(ctx, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t)
+	step(t, b, "sign in without a code", chromedp.Navigate(w.webURL+"/settings?lang=en"),
+		chromedp.SendKeys(chromedp.ID("address"), user),
+		chromedp.SendKeys(chromedp.ID("password"), pass),
+		chromedp.Submit(chromedp.ID("password")),
+		chromedp.WaitVisible(chromedp.CSS(`.notice[role="alert"]`)))
+	if txt := value(t, b, "notice", chromedp.Text(chromedp.CSS(`.notice[role="alert"]`))); !strings.Contains(txt, "verification code is not correct") {
+		t.Fatalf("refusal says %q", txt)
+	}
+	shot := value(t, b, "screenshot", chromedp.FullScreenshot(100))
+	if err := os.WriteFile(filepath.Join(screenshotDir(t), "signin-two-step-refused-en-desktop.png"), shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The form keeps the address; the keyboard reaches the code field
+	// from the password field.
+	if got := value(t, b, "address kept", chromedp.Value(chromedp.ID("address"))); got != user {
+		t.Errorf("address field %q after the refusal", got)
+	}
+	code, err := totp.GenerateCode(key.Secret, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	step(t, b, "type the password", chromedp.SendKeys(chromedp.ID("password"), pass), chromedp.Focus(chromedp.ID("password")),
+		chromedp.KeyEvent(kb.Tab))
+	if f := value(t, b, "focus", chromedp.Evaluate[string](`document.activeElement.id`)); f != "otp" {
+		t.Errorf("Tab from the password focuses %q, want the code field", f)
+	}
+	step(t, b, "sign in with a code", chromedp.KeyEvent(code), chromedp.KeyEvent(kb.Enter),
+		chromedp.WaitVisible(chromedp.ID("account")))
+	if got := value(t, b, "account", chromedp.Text(chromedp.ID("account"))); got != user {
+		t.Errorf("signed in as %q", got)
+	}
+	// The sign-in form with the code field, phone and desktop, both
+	// languages, passes the accessibility audit.
+	step(t, b, "sign out", chromedp.Click(chromedp.CSS(`form[action="/settings/signout"] button`)),
+		chromedp.WaitVisible(chromedp.ID("otp")))
+	for _, l := range []string{"en", "ja"} {
+		auditPage(t, b, w.webURL+"/settings?lang="+l)
+		screenshots(t, b, "signin-two-step-"+l, w.webURL+"/settings?lang="+l)
+	}
 }
