@@ -165,7 +165,7 @@ func TestLoginWeb_TOTP(t *testing.T) {
 		{"two steps ago", "two@example.co.jp", "the-password", func() string { return f.code(t, k.Secret, -2*totpPeriod*time.Second) }, AuthBadCredentials},
 		{"two steps ahead", "two@example.co.jp", "the-password", func() string { return f.code(t, k.Secret, 2*totpPeriod*time.Second) }, AuthBadCredentials},
 		{"password without code", "two@example.co.jp", "the-password", func() string { return "" }, AuthBadCredentials},
-		{"wrong code", "two@example.co.jp", "the-password", func() string { return wrongCode(f.code(t, k.Secret, 0)) }, AuthBadCredentials},
+		{"wrong code", "two@example.co.jp", "the-password", func() string { return f.wrongCode(t, k.Secret, f.code(t, k.Secret, 0)) }, AuthBadCredentials},
 		{"not digits", "two@example.co.jp", "the-password", func() string { return "abcdef" }, AuthBadCredentials},
 		{"right code, wrong password", "two@example.co.jp", "not-the-password", func() string { return f.code(t, k.Secret, 0) }, AuthBadCredentials},
 		{"app password and code", "two@example.co.jp", app, func() string { return f.code(t, k.Secret, 0) }, AuthBadCredentials},
@@ -194,9 +194,18 @@ func TestLoginWeb_TOTP(t *testing.T) {
 	}
 }
 
-func wrongCode(c string) string {
+// wrongCode changes the last digit of c until no step within ±2 of the
+// fake clock accepts it, so the code can never be right by chance.
+func (f *authFixture) wrongCode(t *testing.T, secret, c string) string {
+	t.Helper()
+	valid := map[string]bool{}
+	for i := -2; i <= 2; i++ {
+		valid[f.code(t, secret, time.Duration(i)*totpPeriod*time.Second)] = true
+	}
 	b := []byte(c)
-	b[5] = '0' + (b[5]-'0'+1)%10
+	for valid[string(b)] {
+		b[5] = '0' + (b[5]-'0'+1)%10
+	}
 	return string(b)
 }
 
@@ -251,7 +260,7 @@ func TestLoginWeb_TOTP_throttled(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.next()
-	bad := wrongCode(f.code(t, k.Secret, 0))
+	bad := f.wrongCode(t, k.Secret, f.code(t, k.Secret, 0))
 	// Policy: 2 free failures, then 1 s, 2 s, lock at the 5th.
 	for i := 1; i <= 5; i++ {
 		if _, err := f.web("two@example.co.jp", "the-password", bad, "192.0.2.1"); reason(err) != AuthBadCredentials {
