@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/skydesk/skydeskd/internal/acceptretry"
 )
 
 // Options configure a Server. The zero value of each field is a safe
@@ -123,25 +125,24 @@ func (s *Server) Serve(l net.Listener) error {
 		delete(s.listeners, l)
 		s.mu.Unlock()
 	}()
-	var delay time.Duration
+	var backoff acceptretry.Backoff
 	for {
 		nc, err := l.Accept()
 		if err != nil {
 			if s.closing.Load() {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if acceptretry.Temporary(err) {
 				// Out of file descriptors and the like: back off as
 				// net/http does.
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.opts.Logger.Warn("accept", "err", err, "retry_in", delay)
-				time.Sleep(delay)
+				d := backoff.Next()
+				s.opts.Logger.Warn("accept", "err", err, "retry_in", d)
+				time.Sleep(d)
 				continue
 			}
 			return err
 		}
-		delay = 0
+		backoff.Reset()
 		c := s.newConn(nc)
 		s.mu.Lock()
 		if s.closing.Load() {

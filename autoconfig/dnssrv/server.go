@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/skydesk/skydeskd/internal/acceptretry"
 )
 
 // Server serves a Handler on UDP sockets and a TCP listener. It reads
@@ -129,18 +131,22 @@ func (s *Server) ServeTCP() error {
 	if s.l == nil {
 		return nil
 	}
+	var backoff acceptretry.Backoff
 	for {
 		c, err := s.l.Accept()
 		if err != nil {
 			if s.isClosed() || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			if acceptretry.Temporary(err) {
+				d := backoff.Next()
+				s.h.opts.Logger.Warn("dns: accept", "err", err, "retry_in", d)
+				time.Sleep(d)
 				continue
 			}
 			return err
 		}
+		backoff.Reset()
 		if !s.track(c) {
 			c.Close()
 			continue

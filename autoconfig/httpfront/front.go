@@ -38,8 +38,9 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/skydesk/skydeskd/internal/acceptretry"
 )
 
 // Answer is a complete response a Responder has ready.
@@ -145,24 +146,22 @@ func (f *Front) Serve(l net.Listener) error {
 		f.mu.Unlock()
 	}()
 
-	var delay time.Duration
+	var backoff acceptretry.Backoff
 	for {
 		nc, err := l.Accept()
 		if err != nil {
 			if f.closing.Load() {
 				return ErrClosed
 			}
-			if temporary(err) {
-				// As net/http: back off on temporary accept errors
-				// (out of file descriptors) instead of failing or spinning.
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				f.log.Warn("http accept", "err", err, "retry_in", delay)
-				time.Sleep(delay)
+			if acceptretry.Temporary(err) {
+				d := backoff.Next()
+				f.log.Warn("http accept", "err", err, "retry_in", d)
+				time.Sleep(d)
 				continue
 			}
 			return err
 		}
-		delay = 0
+		backoff.Reset()
 		c := &conn{f: f, nc: nc}
 		if !f.track(c) {
 			_ = nc.Close()
@@ -170,21 +169,6 @@ func (f *Front) Serve(l net.Listener) error {
 		}
 		go c.serve()
 	}
-}
-
-// temporary reports an accept error that passes: out of descriptors or
-// buffers, or a connection aborted before it was accepted (accept(2)).
-func temporary(err error) bool {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return true
-	}
-	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EAGAIN, syscall.EINTR} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
 }
 
 func (f *Front) track(c *conn) bool {
