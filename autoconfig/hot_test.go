@@ -107,6 +107,8 @@ func TestHot_sameAsHandler(t *testing.T) {
 		{true, "GET", "/apple/mobileconfig?email=hanako%2Bnews%40example.co.jp", "autoconfig.skydesk.jp", true},
 		{true, "HEAD", "/apple/mobileconfig?email=hanako%40example.co.jp", "autoconfig.skydesk.jp", true},
 		{true, "GET", "/apple/mobileconfig?email=taro%40gmail.com", "autoconfig.skydesk.jp", true},
+		{true, "HEAD", "/apple/mobileconfig?email=taro%40gmail.com", "autoconfig.skydesk.jp", true},
+		{false, "HEAD", "/mail/config-v1.1.xml?emailaddress=taro%40gmail.com", "autoconfig.skydesk.jp", true},
 		// Not the front's: a redirect on plain HTTP, other spellings, errors.
 		{false, "GET", "/apple/mobileconfig?email=hanako%40example.co.jp", "autoconfig.skydesk.jp", false},
 		{true, "GET", "/Mail/Config-v1.1.xml?emailaddress=hanako%40example.co.jp", "autoconfig.skydesk.jp", false},

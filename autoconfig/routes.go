@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -159,6 +160,10 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
 	if c.Request().Method == http.MethodHead {
+		// The headers a GET would get (RFC 9110 §9.3.2), as httpfront
+		// sends them for a cached "not found".
+		h.Set("Content-Type", echo.MIMETextPlainCharsetUTF8)
+		h.Set("Content-Length", strconv.Itoa(len(reason)+1))
 		_ = c.NoContent(status)
 		return
 	}
