@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/skydesk/skydeskd/autoconfig/httpfront"
 )
 
 // benchEndpoint measures one route through the full echo stack
@@ -112,7 +114,8 @@ func benchHandlerOnly(b *testing.B, h http.Handler, target string) {
 }
 
 // BenchmarkHandlerThunderbirdCached is the per-request cost of a cached
-// Thunderbird answer inside our handler (net/http excluded).
+// Thunderbird answer through echo (net/http excluded): what an HTTP/2
+// client, or one whose connection httpfront handed on, pays.
 func BenchmarkHandlerThunderbirdCached(b *testing.B) {
 	ts := newTestServer(b, nil, nil)
 	benchHandlerOnly(b, ts.secure, "/mail/config-v1.1.xml?emailaddress=hanako%40example.co.jp")
@@ -124,26 +127,41 @@ func BenchmarkHandlerMobileConfigCached(b *testing.B) {
 	benchHandlerOnly(b, ts.secure, "/apple/mobileconfig?email=hanako%40example.co.jp")
 }
 
-// BenchmarkHandlerThunderbirdEcho is the same request through echo (a
-// path spelling the fast path does not take).
-func BenchmarkHandlerThunderbirdEcho(b *testing.B) {
-	ts := newTestServer(b, nil, nil)
-	benchHandlerOnly(b, ts.secure, "/Mail/config-v1.1.xml?emailaddress=hanako%40example.co.jp")
-}
-
-// BenchmarkHandlerThunderbirdCachedParallel shows the cost of shared
-// state (cache, counters) when both cores serve at once.
-func BenchmarkHandlerThunderbirdCachedParallel(b *testing.B) {
-	ts := newTestServer(b, nil, nil)
-	warm := httptest.NewRequest("GET", "/mail/config-v1.1.xml?emailaddress=hanako%40example.co.jp", nil)
-	ts.secure.ServeHTTP(&discardWriter{h: http.Header{}}, warm)
+// benchHot measures the httpfront Responder on a cached answer: the
+// per-request cost of the hot path apart from parsing and the socket.
+func benchHot(b *testing.B, ts *testServer, path, query string, parallel bool) {
+	b.Helper()
+	warm := httptest.NewRequest("GET", path+"?"+query, nil)
+	ts.secure.ServeHTTP(&discardWriter{h: http.Header{}}, warm) // fill the cache
+	h := ts.Hot(true)
+	r := &httpfront.Request{Method: "GET", Path: path, RawQuery: query, Host: "autoconfig.skydesk.jp", UserAgent: "Mozilla/5.0 Thunderbird/128.0"}
+	if _, ok := h.Respond(r); !ok {
+		b.Fatal("not answered from the cache")
+	}
 	b.ReportAllocs()
+	if !parallel {
+		for b.Loop() {
+			h.Respond(r)
+		}
+		return
+	}
+	// Both cores at once: the cost of shared state (cache, counters).
 	b.RunParallel(func(pb *testing.PB) {
-		r := httptest.NewRequest("GET", "/mail/config-v1.1.xml?emailaddress=hanako%40example.co.jp", nil)
-		w := &discardWriter{h: http.Header{}}
 		for pb.Next() {
-			clear(w.h)
-			ts.secure.ServeHTTP(w, r)
+			h.Respond(r)
 		}
 	})
+}
+
+func BenchmarkHotThunderbird(b *testing.B) {
+	benchHot(b, newTestServer(b, nil, nil), pathTBConfig, "emailaddress=hanako%40example.co.jp", false)
+}
+
+func BenchmarkHotThunderbirdParallel(b *testing.B) {
+	benchHot(b, newTestServer(b, nil, nil), pathTBConfig, "emailaddress=hanako%40example.co.jp", true)
+}
+
+func BenchmarkHotMobileConfig(b *testing.B) {
+	signer, _ := signerOf(b)
+	benchHot(b, newTestServer(b, nil, signer), pathMobileConfig, "email=hanako%40example.co.jp", false)
 }

@@ -82,10 +82,10 @@ func TestCache_unknownDomainSamePath(t *testing.T) {
 	}
 }
 
-// TestFront_sameAsEcho: the cached fast path in front of echo sends the
-// same status, headers and bytes as the echo handlers that filled it,
+// TestCache_repeatSameAsFirst: a repeat answered from the cache sends the
+// same status, headers and bytes as the first request that filled it,
 // for documents and for "not found", on both listeners.
-func TestFront_sameAsEcho(t *testing.T) {
+func TestCache_repeatSameAsFirst(t *testing.T) {
 	signer, _ := signerOf(t)
 	ts := newTestServer(t, nil, signer)
 	for _, tc := range []struct {
@@ -118,7 +118,7 @@ func TestFront_sameAsEcho(t *testing.T) {
 			t.Errorf("%s: %d vs %d, bodies equal %v", tc.target, first.Code, second.Code, first.Body.String() == second.Body.String())
 		}
 		if a, b := fmt.Sprint(first.Header()), fmt.Sprint(second.Header()); a != b {
-			t.Errorf("%s: headers differ:\n echo  %s\n front %s", tc.target, a, b)
+			t.Errorf("%s: headers differ:\n first  %s\n cached %s", tc.target, a, b)
 		}
 	}
 }

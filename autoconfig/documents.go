@@ -142,7 +142,7 @@ func (s *Server) mobileconfig(c echo.Context) error {
 			if e.kind == profiles.Unknown {
 				return errNotHosted
 			}
-			return s.writeProfile(c, e.disposition[0], e.body)
+			return s.writeProfile(c, e.disposition, e.body)
 		}
 	}
 	v, ok := queryParam(r, "email")
@@ -164,8 +164,8 @@ func (s *Server) mobileconfig(c echo.Context) error {
 		return err
 	}
 	disp := `attachment; filename="` + profileFileName(p, a) + `"`
-	s.fast.put(key, fastEntry{domain: p.Domain, kind: p.Kind, signer: sg, body: body, disposition: []string{disp},
-		length: []string{strconv.Itoa(len(body))}, wire: wireProfile(disp)})
+	s.fast.put(key, fastEntry{domain: p.Domain, kind: p.Kind, signer: sg, body: body, disposition: disp,
+		wire: wireProfile(disp)})
 	return s.writeProfile(c, disp, body)
 }
 

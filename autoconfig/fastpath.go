@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/skydesk/skydeskd/autoconfig/httpfront"
 	"github.com/skydesk/skydeskd/profiles"
 	"github.com/skydesk/skydeskd/templates"
@@ -44,9 +46,8 @@ type fastEntry struct {
 	kind        profiles.Kind
 	signer      *signerState // mobileconfig: the certificate it was signed with
 	body        []byte
-	disposition []string // mobileconfig: the Content-Disposition header value
-	length      []string // mobileconfig: the Content-Length header value
-	wire        []byte   // the header block httpfront sends (see Hot)
+	disposition string // mobileconfig: the Content-Disposition header value
+	wire        []byte // the header block httpfront sends (see Hot)
 }
 
 // fastCache is read on every request from both cores, so reads must not
@@ -129,45 +130,6 @@ func rawQueryParam(q, name string) (string, bool) {
 	return "", false
 }
 
-// front serves cached answers to the hot GET routes before echo: a
-// Thunderbird document or an Apple profile that is already built costs a
-// map lookup, a Kind check and one write, without echo's context, router
-// and middleware. Everything else, and every first request, goes through
-// echo, whose handlers fill the cache; the bytes and headers are the
-// same either way (TestFront_sameAsEcho).
-type front struct {
-	s      *Server
-	secure bool
-	next   http.Handler
-}
-
-// Header values shared by every response (net/http only reads them).
-var (
-	hdrXML        = []string{contentTypeXML}
-	hdrText       = []string{"text/plain; charset=UTF-8"}
-	hdrNoSniff    = []string{"nosniff"}
-	hdrNoStore    = []string{"no-store"}
-	hdrPrivate    = []string{"private, no-store"}
-	hdrAspen      = []string{templates.MobileConfigContentType}
-	bodyNotHosted = []byte("no configuration for this address\n")
-)
-
-func (h *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && h.s.kinds != nil {
-		switch r.URL.Path {
-		case pathTBConfig, pathTBWellKnown:
-			if h.serveCached(w, r, fmtThunderbird) {
-				return
-			}
-		case pathMobileConfig:
-			if h.secure && h.serveCached(w, r, fmtMobileConfig) {
-				return
-			}
-		}
-	}
-	h.next.ServeHTTP(w, r)
-}
-
 // hotKey is the cache key of a request to a hot route: the raw
 // emailaddress (Thunderbird) or email (Apple) parameter, or for a
 // Thunderbird request without one, the Host header. ok is false when the
@@ -186,41 +148,6 @@ func hotKey(f format, rawQuery, host string) (k fastKey, ok bool) {
 	return k, k.raw != ""
 }
 
-func (h *front) serveCached(w http.ResponseWriter, r *http.Request, f format) bool {
-	start := time.Now()
-	key, ok := hotKey(f, r.URL.RawQuery, r.Host)
-	if !ok {
-		return false
-	}
-	e, ok := h.s.fastHit(r.Context(), key)
-	if !ok {
-		return false
-	}
-	hdr := w.Header()
-	status, o := http.StatusOK, outcomeOK
-	switch {
-	case e.kind == profiles.Unknown:
-		// As errorHandler writes errNotHosted.
-		hdr["Content-Type"], hdr["X-Content-Type-Options"], hdr["Cache-Control"] = hdrText, hdrNoSniff, hdrNoStore
-		status, o = http.StatusNotFound, outcomeNotFound
-		w.WriteHeader(status)
-		_, _ = w.Write(bodyNotHosted)
-	case f == fmtThunderbird:
-		hdr["Content-Type"] = hdrXML
-		w.WriteHeader(status)
-		_, _ = w.Write(e.body)
-	default:
-		hdr["Content-Disposition"] = e.disposition
-		hdr["X-Content-Type-Options"], hdr["Cache-Control"], hdr["Content-Type"] = hdrNoSniff, hdrPrivate, hdrAspen
-		hdr["Content-Length"] = e.length
-		w.WriteHeader(status)
-		_, _ = w.Write(e.body)
-	}
-	h.s.m.request(f, o, clientFamily(r.UserAgent()))
-	h.s.m.latency[f].Observe(time.Since(start).Seconds())
-	return true
-}
-
 // Hot returns the Responder for an httpfront loop in front of
 // Handler(secure): it answers the same cached requests as the handler's
 // own fast path, with the same status, headers and body
@@ -236,7 +163,9 @@ type hot struct {
 // "Name: value" line each.
 var (
 	wireXML      = []byte("Content-Type: " + contentTypeXML + "\r\n")
-	wireNotFound = []byte("Cache-Control: no-store\r\nContent-Type: text/plain; charset=UTF-8\r\nX-Content-Type-Options: nosniff\r\n")
+	wireNotFound = []byte("Cache-Control: no-store\r\nContent-Type: " + echo.MIMETextPlainCharsetUTF8 + "\r\nX-Content-Type-Options: nosniff\r\n")
+	// bodyNotHosted is what errorHandler writes for errNotHosted.
+	bodyNotHosted = []byte(errNotHosted.(*statusError).reason + "\n")
 )
 
 // wireProfile is the header block of a signed Apple profile.

@@ -181,5 +181,5 @@ func (s *Server) Handler(secure bool) http.Handler {
 	for _, r := range s.registrars {
 		r.Register(e, secure)
 	}
-	return &front{s: s, secure: secure, next: e}
+	return e
 }
