@@ -43,6 +43,20 @@ func (f *authFixture) next() {
 	f.clock.add(time.Duration(totpPeriod-now.Unix()%totpPeriod+2*totpPeriod) * time.Second)
 }
 
+// twoStepAccount adds two@example.co.jp (password "the-password") with an
+// authenticator registered, and returns its key.
+func (f *authFixture) twoStepAccount(t *testing.T, ctx context.Context) TOTPKey {
+	t.Helper()
+	if _, err := f.s.AddAccount(ctx, NewAccount{Address: "two@example.co.jp", Password: "the-password"}); err != nil {
+		t.Fatal(err)
+	}
+	k, err := f.s.EnrolTOTP(ctx, "two@example.co.jp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 func TestEnrolTOTP(t *testing.T) {
 	f := newAuthFixture(t)
 	ctx := context.Background()
@@ -214,13 +228,7 @@ func (f *authFixture) wrongCode(t *testing.T, secret, c string) string {
 func TestLoginWeb_TOTP_replay(t *testing.T) {
 	f := newAuthFixture(t)
 	ctx := context.Background()
-	if _, err := f.s.AddAccount(ctx, NewAccount{Address: "two@example.co.jp", Password: "the-password"}); err != nil {
-		t.Fatal(err)
-	}
-	k, err := f.s.EnrolTOTP(ctx, "two@example.co.jp")
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := f.twoStepAccount(t, ctx)
 	f.next()
 	now := f.code(t, k.Secret, 0)
 	if _, err := f.web("two@example.co.jp", "the-password", now, "192.0.2.1"); err != nil {
@@ -252,13 +260,7 @@ func TestLoginWeb_TOTP_replay(t *testing.T) {
 func TestLoginWeb_TOTP_throttled(t *testing.T) {
 	f := newAuthFixture(t)
 	ctx := context.Background()
-	if _, err := f.s.AddAccount(ctx, NewAccount{Address: "two@example.co.jp", Password: "the-password"}); err != nil {
-		t.Fatal(err)
-	}
-	k, err := f.s.EnrolTOTP(ctx, "two@example.co.jp")
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := f.twoStepAccount(t, ctx)
 	f.next()
 	bad := f.wrongCode(t, k.Secret, f.code(t, k.Secret, 0))
 	// Policy: 2 free failures, then 1 s, 2 s, lock at the 5th.
@@ -291,13 +293,7 @@ func TestLoginWeb_TOTP_throttled(t *testing.T) {
 func TestLoginWeb_TOTP_neverCached(t *testing.T) {
 	f := newAuthFixture(t)
 	ctx := context.Background()
-	if _, err := f.s.AddAccount(ctx, NewAccount{Address: "two@example.co.jp", Password: "the-password"}); err != nil {
-		t.Fatal(err)
-	}
-	k, err := f.s.EnrolTOTP(ctx, "two@example.co.jp")
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := f.twoStepAccount(t, ctx)
 	app, err := f.s.CreateAppPassword(ctx, "two@example.co.jp", "mpop")
 	if err != nil {
 		t.Fatal(err)
