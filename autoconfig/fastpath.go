@@ -175,9 +175,6 @@ func wireProfile(disposition string) []byte {
 }
 
 func (h *hot) Respond(r *httpfront.Request) (httpfront.Answer, bool) {
-	if h.s.kinds == nil {
-		return httpfront.Answer{}, false
-	}
 	var f format
 	switch r.Path {
 	case pathTBConfig, pathTBWellKnown:
