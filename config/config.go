@@ -95,6 +95,14 @@ type SMTP struct {
 	Hostname       string    `yaml:"hostname"`
 	MaxMessageSize int64     `yaml:"max_message_size"`
 	Smarthost      Smarthost `yaml:"smarthost"`
+	// Postmaster is the account that receives mail for postmaster@ every
+	// local domain (the personal domain and every hosted domain) that has
+	// no account of its own named postmaster: RFC 5321 §4.5.1 requires
+	// every domain a server delivers for to accept that mailbox. Empty
+	// means no service-wide postmaster. Default: postmaster@ the personal
+	// domain, following provider.personal_domain when a file changes that
+	// without naming this key.
+	Postmaster string `yaml:"postmaster"`
 }
 
 // Smarthost relays mail for recipients outside our domains (submission
@@ -139,7 +147,7 @@ type Auth struct {
 // Default returns the shipped configuration: SkyDesk's published values
 // and the production ports.
 func Default() *Config {
-	return &Config{
+	c := &Config{
 		DataDir: "/var/lib/skydeskd",
 		Provider: Provider{
 			ID:               "skydesk.jp",
@@ -172,7 +180,12 @@ func Default() *Config {
 		Log:  Log{Level: "info", Format: "auto"},
 		Auth: Auth{FailuresBeforeDelay: 3, FailuresBeforeLock: 10, LockDuration: "15m"},
 	}
+	c.SMTP.Postmaster = postmasterOf(c.Provider.PersonalDomain)
+	return c
 }
+
+// postmasterOf is the default smtp.postmaster for a personal domain.
+func postmasterOf(domain string) string { return "postmaster@" + domain }
 
 // Dev returns the quick-start configuration of `serve --dev`: everything on
 // 127.0.0.1 and unprivileged ports (README, DESIGN.md §6).
@@ -236,10 +249,17 @@ func Decode(r io.Reader, c *Config) error {
 		return fmt.Errorf("reading config: %w", err)
 	}
 	if len(bytes.TrimSpace(data)) > 0 {
+		// The default postmaster belongs to the personal domain: a file
+		// that moves the domain but leaves smtp.postmaster alone moves it
+		// too, instead of naming an account no store can hold.
+		follow := c.SMTP.Postmaster == postmasterOf(c.Provider.PersonalDomain)
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		dec.KnownFields(true)
 		if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("parsing config: %s", nameKeys(data, err))
+		}
+		if follow && !hasKey(data, "smtp", "postmaster") {
+			c.SMTP.Postmaster = postmasterOf(c.Provider.PersonalDomain)
 		}
 	}
 	return c.Validate()
@@ -262,6 +282,32 @@ func nameKeys(data []byte, err error) string {
 		}
 		return m
 	})
+}
+
+// hasKey reports whether the document sets the key at path (mapping keys
+// from the root).
+func hasKey(data []byte, path ...string) bool {
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil || len(root.Content) == 0 {
+		return false
+	}
+	n := root.Content[0]
+	for _, key := range path {
+		if n.Kind != yaml.MappingNode {
+			return false
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				next = n.Content[i+1]
+			}
+		}
+		if next == nil {
+			return false
+		}
+		n = next
+	}
+	return true
 }
 
 func keyAtLine(n *yaml.Node, line int, prefix string) string {

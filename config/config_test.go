@@ -28,6 +28,8 @@ func TestPublishedDefaults(t *testing.T) {
 		{p.SMTP.Host, "smtp.skydesk.jp"},
 		{p.SMTP.ImplicitTLSPort, 465},
 		{p.SMTP.STARTTLSPort, 587},
+		{Default().SMTP.Postmaster, "postmaster@skydesk.jp"},
+		{Dev(t.TempDir()).SMTP.Postmaster, "postmaster@skydesk.jp"},
 	} {
 		if c.got != c.want {
 			t.Errorf("got %v, want %v", c.got, c.want)
@@ -65,6 +67,7 @@ func TestValidationErrorsNameTheKey(t *testing.T) {
 		{"tls:\n  cert_file: /x.pem\n", "tls.cert_file"},
 		{"smtp:\n  max_message_size: 10\n", "smtp.max_message_size"},
 		{"smtp:\n  smarthost:\n    host: relay.example.net\n    port: 0\n", "smtp.smarthost.port"},
+		{"smtp:\n  postmaster: postmaster\n", "smtp.postmaster"},
 		{"smtp:\n  smarthost:\n    host: relay.example.net\n    port: 465\n    tls: maybe\n", "smtp.smarthost.tls"},
 		{"dns:\n  addresses:\n    pop.skydesk.jp: [not-an-ip]\n", "dns.addresses.pop.skydesk.jp"},
 		{"dns:\n  nameservers: []\n", "dns.nameservers"},
@@ -86,6 +89,66 @@ func TestValidationErrorsNameTheKey(t *testing.T) {
 				t.Errorf("error %q does not name %q", err, tc.key)
 			}
 		})
+	}
+}
+
+// smtp.postmaster: an address an account could have, or "" for none.
+func TestValidate_postmaster(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{
+		{"postmaster@skydesk.jp", true},
+		{"Postmaster@SkyDesk.JP", true},
+		{"abuse-desk@example.co.jp", true},
+		{"postmaster@xn--r8jz45g.jp", true},
+		{"", true}, // no service-wide postmaster
+		{"postmaster", false},
+		{"@skydesk.jp", false},
+		{"postmaster@", false},
+		{"postmaster@localhost", false},
+		{"postmaster@skydesk.jp.", false},
+		{"post master@skydesk.jp", false},
+		{"<postmaster@skydesk.jp>", false},
+		{`"postmaster"@skydesk.jp`, false},
+		{".postmaster@skydesk.jp", false},
+		{"post..master@skydesk.jp", false},
+		{"postmaster@例え.jp", false}, // A-labels, as for every host key
+		{"postmaster@sky_desk.jp", false},
+		{strings.Repeat("p", 65) + "@skydesk.jp", false},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			c := Default()
+			c.SMTP.Postmaster = tc.value
+			err := c.Validate()
+			if tc.ok && err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if !tc.ok && (err == nil || !strings.HasPrefix(err.Error(), "smtp.postmaster: ")) {
+				t.Fatalf("got %v, want an smtp.postmaster error", err)
+			}
+		})
+	}
+}
+
+// The default postmaster moves with provider.personal_domain unless the
+// file names smtp.postmaster itself (then that value, "" included, wins).
+func TestDecode_postmasterFollowsPersonalDomain(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"log:\n  level: debug\n", "postmaster@skydesk.jp"},
+		{"provider:\n  personal_domain: mail.example.net\n", "postmaster@mail.example.net"},
+		{"provider: {personal_domain: mail.example.net}\nsmtp: {hostname: smtp.example.net}\n", "postmaster@mail.example.net"},
+		{"provider:\n  personal_domain: mail.example.net\nsmtp:\n  postmaster: hostmaster@example.net\n", "hostmaster@example.net"},
+		{"provider:\n  personal_domain: mail.example.net\nsmtp:\n  postmaster: \"\"\n", ""},
+		{"smtp:\n  postmaster: \"\"\n", ""},
+	} {
+		c := Default()
+		if err := Decode(strings.NewReader(tc.yaml), c); err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		if c.SMTP.Postmaster != tc.want {
+			t.Errorf("%q: smtp.postmaster = %q, want %q", tc.yaml, c.SMTP.Postmaster, tc.want)
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // FieldError names the YAML key whose value is impossible.
@@ -94,6 +95,13 @@ func (c *Config) Validate() error {
 	if c.SMTP.MaxMessageSize < 1024 {
 		bad("smtp.max_message_size", "%d is below the 1024-byte minimum", c.SMTP.MaxMessageSize)
 	}
+	// Empty: no service-wide postmaster (RFC 5321 §4.5.1 is then met only
+	// by domains with an account of their own named postmaster).
+	if c.SMTP.Postmaster != "" {
+		if err := checkAddress(c.SMTP.Postmaster); err != nil {
+			bad("smtp.postmaster", "%v", err)
+		}
+	}
 	if sh := c.SMTP.Smarthost; sh.Host != "" {
 		host("smtp.smarthost.host", sh.Host)
 		port("smtp.smarthost.port", sh.Port)
@@ -166,6 +174,40 @@ func checkHostname(v string) error {
 				return fmt.Errorf("%q is not a valid host name (use A-labels for IDN)", v)
 			}
 		}
+	}
+	return nil
+}
+
+// checkAddress accepts local@domain as an account can be named
+// (profiles.ParseAddress): a local part of at most 64 octets, valid UTF-8
+// without controls, spaces, quotes, specials or misplaced dots, and a host
+// name in A-labels with at least one dot.
+func checkAddress(v string) error {
+	at := strings.LastIndexByte(v, '@')
+	if at < 0 {
+		return fmt.Errorf("%q is not an address (local@domain)", v)
+	}
+	local, domain := v[:at], v[at+1:]
+	switch {
+	case local == "":
+		return fmt.Errorf("%q: empty local part", v)
+	case len(local) > 64:
+		return fmt.Errorf("%q: local part longer than 64 octets", v)
+	case !utf8.ValidString(local):
+		return fmt.Errorf("%q: local part is not valid UTF-8", v)
+	case local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, ".."):
+		return fmt.Errorf("%q: misplaced dot in local part", v)
+	}
+	for _, r := range local {
+		if r < 0x21 || r == 0x7f || (r >= 0x80 && r < 0xa0) || strings.ContainsRune(`"(),:;<>@[\]`, r) {
+			return fmt.Errorf("%q: character %q not allowed in local part", v, r)
+		}
+	}
+	if err := checkHostname(domain); err != nil {
+		return fmt.Errorf("%q: domain: %w", v, err)
+	}
+	if !strings.Contains(domain, ".") || strings.HasSuffix(domain, ".") {
+		return fmt.Errorf("%q: domain needs a dot and no trailing dot", v)
 	}
 	return nil
 }
