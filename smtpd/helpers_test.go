@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skydesk/skydeskd/config"
+	"github.com/skydesk/skydeskd/popd"
 	"github.com/skydesk/skydeskd/smtpd"
 	"github.com/skydesk/skydeskd/store"
 	"github.com/skydesk/skydeskd/store/storetest"
@@ -70,6 +72,11 @@ type fixture struct {
 	smtps, submission, mx string
 	maxSize               int64
 	certFile              string // PEM the real clients trust
+	cert                  *config.Certificate
+
+	tb      testing.TB // newFixture's test: owns the lazily started POP3S server
+	popOnce sync.Once
+	pop     string // POP3S address of mailbox's server
 }
 
 type fixtureOpts struct {
@@ -80,6 +87,10 @@ type fixtureOpts struct {
 	// batch serves through a smtpd.Batcher (group commit) as serve does;
 	// the recording store then sees nothing.
 	batch bool
+	// postmaster is Options.Postmaster ("" for none).
+	postmaster string
+	// log replaces the test logger (to check what was logged).
+	log *slog.Logger
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -109,12 +120,15 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 	if fo.maxSize == 0 {
 		fo.maxSize = 64 << 10
 	}
-	f := &fixture{st: &recordingStore{Store: s}, auth: auth, maxSize: fo.maxSize, certFile: cert.CertFile,
+	f := &fixture{st: &recordingStore{Store: s}, auth: auth, maxSize: fo.maxSize, certFile: cert.CertFile, cert: cert, tb: t,
 		clientTLS: &tls.Config{RootCAs: pool, ServerName: "smtp.skydesk.jp", MinVersion: tls.VersionTLS12}}
 	start := func(mode smtpd.Mode, implicit bool) string {
 		o := smtpd.Options{Hostname: "smtp.skydesk.jp", TLSConfig: cert.ServerTLS(), MaxMessageSize: fo.maxSize,
-			Relay: fo.relay, Queued: fo.queued, Logger: testLogger(t),
+			Relay: fo.relay, Queued: fo.queued, Logger: testLogger(t), Postmaster: fo.postmaster,
 			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+		if fo.log != nil {
+			o.Logger = fo.log
+		}
 		var st smtpd.Store = f.st
 		if fo.batch {
 			st = smtpd.NewBatcher(s)
@@ -272,4 +286,72 @@ func isCode(t *testing.T, got int, text string, want int, enh string) {
 	if got != want || !strings.HasPrefix(text, enh+" ") {
 		t.Fatalf("got %d %q, want %d %s …", got, text, want, enh)
 	}
+}
+
+// mailbox returns every message in addr's mailbox as POP3 serves it (the
+// store's own maildrop over a real POP3S session on 127.0.0.1:0): what
+// the account's owner will download, not what smtpd handed to Accept.
+func (f *fixture) mailbox(t *testing.T, addr, pw string) []string {
+	t.Helper()
+	f.popOnce.Do(func() {
+		md, err := f.st.NewMaildrop(store.MaildropOptions{Auth: f.auth})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := popd.NewServer(md, popd.Options{Hostname: "pop.skydesk.jp", Logger: testLogger(t)})
+		l, err := tls.Listen("tcp", "127.0.0.1:0", f.cert.ServerTLS())
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); _ = srv.Serve(l) }()
+		f.tb.Cleanup(func() { srv.Close(); l.Close(); <-done; md.Close() })
+		f.pop = l.Addr().String()
+	})
+	if f.pop == "" {
+		t.Fatal("no POP3S server (its start failed earlier)")
+	}
+	cfg := f.clientTLS.Clone()
+	cfg.ServerName = "pop.skydesk.jp"
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", f.pop, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	text := textproto.NewConn(c)
+	ok := func(cmd string) string {
+		t.Helper()
+		if cmd != "" {
+			if err := text.PrintfLine("%s", cmd); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l, err := text.ReadLine()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(l, "+OK") {
+			t.Fatalf("POP3 %s: %s", strings.Fields(cmd + " greeting")[0], l)
+		}
+		return l
+	}
+	ok("")
+	ok("USER " + addr)
+	ok("PASS " + pw)
+	var n int
+	if _, err := fmt.Sscanf(ok("STAT"), "+OK %d", &n); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for i := 1; i <= n; i++ {
+		ok(fmt.Sprintf("RETR %d", i))
+		b, err := text.ReadDotBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(b))
+	}
+	ok("QUIT")
+	return out
 }

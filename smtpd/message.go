@@ -193,9 +193,11 @@ func (s *session) received(now interface{ Format(string) string }) string {
 	b.WriteString("Received: from " + helo + " ([" + remoteIP(s.remote) + "])\r\n")
 	b.WriteString("\tby " + s.b.opts.Hostname + " (skydeskd) with " + proto + " id " + s.id)
 	// The for-clause only with one recipient: listing them all would
-	// reveal Bcc recipients to each other.
-	if rc := append(append([]string(nil), s.local...), s.rcptOut...); len(rc) == 1 {
-		b.WriteString("\r\n\tfor <" + rc[0] + ">")
+	// reveal Bcc recipients to each other. It names the forward-path the
+	// client gave (RFC 5321 §4.4), not the mailbox it was delivered to:
+	// postmaster@ a hosted domain stays that in the postmaster's copy.
+	if len(s.rcpts) == 1 {
+		b.WriteString("\r\n\tfor <" + s.rcpts[0] + ">")
 	}
 	b.WriteString("; " + now.Format(dateLayout) + "\r\n")
 	return b.String()

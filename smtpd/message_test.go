@@ -52,7 +52,7 @@ func testSession(mode Mode) *session {
 	b.opts.defaults()
 	b.opts.Now = func() time.Time { return time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC) }
 	return &session{b: b, id: "testid", remote: netip.MustParseAddr("192.0.2.1"), tls: true,
-		user: "taro@skydesk.jp", local: []string{"hanako@example.co.jp"}, from: "taro@skydesk.jp", helo: "client.example"}
+		user: "taro@skydesk.jp", rcpts: []string{"hanako@example.co.jp"}, local: []string{"hanako@example.co.jp"}, from: "taro@skydesk.jp", helo: "client.example"}
 }
 
 func TestFixUp_headerless(t *testing.T) {

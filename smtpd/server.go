@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/skydesk/skydeskd/store"
 )
 
 // Mode is what a listener is for.
@@ -57,6 +59,12 @@ type Options struct {
 	// ReadTimeout and WriteTimeout bound every command and reply (default
 	// 5 minutes, RFC 5321 §4.5.3.2 asks servers to wait at least that long).
 	ReadTimeout, WriteTimeout time.Duration
+	// Postmaster is the account that receives mail for postmaster@ of
+	// every local domain without an account of its own by that name
+	// (RFC 5321 §4.5.1), in any letter case; "" for none. If that account
+	// does not exist either, such mail is refused like any unknown
+	// recipient and a warning is logged.
+	Postmaster string
 	// Relay is true when a smarthost is configured: authenticated
 	// submission to other domains is then queued instead of refused.
 	Relay bool
@@ -112,6 +120,15 @@ func (o *Options) defaults() {
 func NewServer(mode Mode, st Store, auth Authenticator, o Options) *smtp.Server {
 	o.defaults()
 	b := &backend{mode: mode, store: st, auth: auth, opts: o, log: o.Logger.With("service", "smtp-"+mode.String())}
+	if o.Postmaster != "" {
+		// The store's form, so the RCPT of the account itself and a
+		// redirected postmaster@ land in s.local as one entry.
+		if a, err := store.NormalizeAddress(o.Postmaster); err == nil {
+			b.postmaster = a.String()
+		} else {
+			b.log.Warn("postmaster address ignored", "postmaster", printable(o.Postmaster), "err", err)
+		}
+	}
 	s := smtp.NewServer(b)
 	s.Domain = o.Hostname
 	s.TLSConfig = o.TLSConfig

@@ -49,6 +49,8 @@ type backend struct {
 	auth  Authenticator
 	opts  Options
 	log   *slog.Logger
+	// postmaster is Options.Postmaster normalized, "" for none.
+	postmaster string
 }
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
@@ -77,7 +79,8 @@ type session struct {
 
 	from    string
 	utf8    bool
-	local   []string
+	rcpts   []string // accepted forward-paths, normalized (Received's for-clause)
+	local   []string // mailboxes here that get a copy (postmaster@ may be redirected)
 	rcptOut []string // recipients elsewhere (smarthost)
 }
 
@@ -176,9 +179,9 @@ func (s *session) owns(addr string) bool {
 	return err == nil && a.String() == s.user
 }
 
-// Rcpt accepts local mailboxes that exist and, on authenticated
-// submission with a smarthost, other domains; everything else is refused
-// here, never accepted and lost.
+// Rcpt accepts local mailboxes that exist, postmaster of every local
+// domain and, on authenticated submission with a smarthost, other domains;
+// everything else is refused here, never accepted and lost.
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	a, err := store.NormalizeAddress(to)
 	if err != nil {
@@ -188,20 +191,17 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if s.b.store.IsLocalDomain(a.Domain) {
 		ctx, cancel := s.ctx()
 		defer cancel()
-		ok, err := s.b.store.AccountExists(ctx, addr)
+		box, err := s.mailbox(ctx, addr, a.Local)
 		if err != nil {
-			return wrapErr(s.log, "checking recipient", err)
+			return err
 		}
-		if !ok {
-			s.log.Info("unknown recipient", "rcpt", addr)
-			s.note("unknown_rcpt")
-			return errNoSuchUser
+		if !slices.Contains(s.local, box) {
+			s.local = append(s.local, box)
 		}
-		if !slices.Contains(s.local, addr) {
-			s.local = append(s.local, addr)
-		}
+		s.addRcpt(addr)
 		return nil
 	}
+	// Relay rules: postmaster of another domain is nobody special here.
 	switch {
 	case s.b.mode != Submission || s.user == "":
 		s.log.Warn("relay attempt refused", "rcpt", addr, "from", printable(s.from))
@@ -213,7 +213,51 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if !slices.Contains(s.rcptOut, addr) {
 		s.rcptOut = append(s.rcptOut, addr)
 	}
+	s.addRcpt(addr)
 	return nil
+}
+
+// mailbox returns the account that receives mail for addr, an address in
+// a local domain with the (lower-cased) local part local: the account of
+// that address, or for postmaster without one the configured postmaster
+// account. RFC 5321 §4.5.1: a server that delivers mail for a domain MUST
+// accept postmaster there, its local part matched case-insensitively
+// (NormalizeAddress has lower-cased it, so "Postmaster" matches too).
+func (s *session) mailbox(ctx context.Context, addr, local string) (string, error) {
+	ok, err := s.b.store.AccountExists(ctx, addr)
+	if err != nil {
+		return "", wrapErr(s.log, "checking recipient", err)
+	}
+	if ok {
+		return addr, nil
+	}
+	pm := s.b.postmaster
+	if local != "postmaster" || pm == "" {
+		s.log.Info("unknown recipient", "rcpt", addr)
+		s.note("unknown_rcpt")
+		return "", errNoSuchUser
+	}
+	ok, err = s.b.store.AccountExists(ctx, pm)
+	if err != nil {
+		return "", wrapErr(s.log, "checking postmaster account", err)
+	}
+	if !ok {
+		// The client gets the plain 550 of any unknown recipient: how
+		// postmaster mail is routed here is none of its business.
+		s.log.Warn("postmaster account missing: refused mail for postmaster, which RFC 5321 §4.5.1 requires to be accepted",
+			"rcpt", addr, "postmaster", pm)
+		s.note("unknown_rcpt")
+		return "", errNoSuchUser
+	}
+	s.log.Debug("postmaster recipient", "rcpt", addr, "mailbox", pm)
+	return pm, nil
+}
+
+// addRcpt remembers an accepted forward-path once.
+func (s *session) addRcpt(addr string) {
+	if !slices.Contains(s.rcpts, addr) {
+		s.rcpts = append(s.rcpts, addr)
+	}
 }
 
 // Data reads, checks, fixes up and stores the message. It returns only
@@ -280,7 +324,7 @@ func (s *session) fail(err error) error {
 
 // Reset drops the transaction, keeping the login.
 func (s *session) Reset() {
-	s.from, s.utf8, s.local, s.rcptOut = "", false, nil, nil
+	s.from, s.utf8, s.rcpts, s.local, s.rcptOut = "", false, nil, nil, nil
 }
 
 // Logout ends the session.
