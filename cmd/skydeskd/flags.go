@@ -69,6 +69,27 @@ func (c *common) load() (*config.Config, error) {
 	return cfg, nil
 }
 
+// adminFlags returns the flags that make another command use the same
+// configuration and data directory, with a leading space ("" for none).
+func (c *common) adminFlags() string {
+	var s string
+	if c.configFile != "" {
+		s += " --config " + shellQuote(c.configFile)
+	}
+	if c.dataDir != "" {
+		s += " --data " + shellQuote(c.dataDir)
+	}
+	return s
+}
+
+// shellQuote quotes s for a POSIX shell when it needs quoting.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./_-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 // openStore opens the store of the configuration.
 func openStore(ctx context.Context, cfg *config.Config, hp store.HashParams) (*store.Store, error) {
 	pd, err := profiles.ParseDomain(cfg.Provider.PersonalDomain)

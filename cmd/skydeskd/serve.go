@@ -33,6 +33,9 @@ type app struct {
 	cert     *config.Certificate
 	reg      *prometheus.Registry
 	dev      bool
+	// adminFlags are the flags that point an admin command at this
+	// instance's store (" --config FILE" or " --data DIR"), for hints.
+	adminFlags string
 	// ready is closed once every listener is bound (for tests).
 	ready chan struct{}
 }
@@ -78,6 +81,7 @@ func cmdServe(ctx context.Context, args []string, e env) error {
 		return err
 	}
 	defer a.store.Close()
+	a.adminFlags = c.adminFlags()
 	return a.run(ctx, e)
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/skydesk/skydeskd/smtpd"
+	"github.com/skydesk/skydeskd/store"
 )
 
 // smtpGrace is how long shutdown lets a transaction in progress finish
@@ -38,12 +39,16 @@ func (a *app) smtpComponents() ([]component, error) {
 			RetryPeriod: period, Hostname: a.cfg.SMTP.Hostname, Logger: a.log.With("service", "smtp-relay"),
 		})
 	}
+	if a.cfg.Listen.MX != "" {
+		a.checkPostmaster()
+	}
 	m := a.smtpMetrics()
 	opts := func() smtpd.Options {
 		o := smtpd.Options{
 			Hostname:       a.cfg.SMTP.Hostname,
 			TLSConfig:      a.cert.ServerTLS(),
 			MaxMessageSize: a.cfg.SMTP.MaxMessageSize,
+			Postmaster:     a.cfg.SMTP.Postmaster,
 			Relay:          relay != nil,
 			Logger:         a.log,
 			Observe: func(mode smtpd.Mode, outcome string) {
@@ -126,6 +131,34 @@ func (a *app) smtpComponents() ([]component, error) {
 		})
 	}
 	return out, nil
+}
+
+// checkPostmaster warns once at start when the MX would refuse mail for
+// postmaster@ every local domain without a postmaster account of its own,
+// which RFC 5321 §4.5.1 forbids: smtp.postmaster names no account. The
+// warning carries the admin command that fixes it. Empty smtp.postmaster
+// is the operator's choice and not warned about.
+func (a *app) checkPostmaster() {
+	pm := a.cfg.SMTP.Postmaster
+	if pm == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ok, err := a.store.AccountExists(ctx, pm)
+	if err != nil {
+		a.log.Warn("checking the smtp.postmaster account", "account", pm, "err", err)
+		return
+	}
+	if ok {
+		return
+	}
+	fix := "skydeskd user add " + shellQuote(pm) + " --password-stdin" + a.adminFlags
+	if addr, err := store.NormalizeAddress(pm); err == nil && !a.store.IsLocalDomain(addr.Domain) {
+		fix = "skydeskd domain add " + addr.Domain + a.adminFlags + "; then " + fix
+	}
+	a.log.Warn("smtp.postmaster names no account: the MX refuses mail for postmaster@ of domains without their own postmaster account (RFC 5321 §4.5.1)",
+		"key", "smtp.postmaster", "account", pm, "fix", fix+` (or point smtp.postmaster at an existing account)`)
 }
 
 // smtpMetrics are the SMTP counters on /metrics (AUTH outcomes are

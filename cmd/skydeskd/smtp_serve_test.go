@@ -22,6 +22,14 @@ import (
 // exit code and how long the shutdown took.
 func serveInProcess(t *testing.T, file string, want []string) (map[string]string, func() (int, time.Duration)) {
 	t.Helper()
+	addrs, _, stop := serveInProcessLog(t, file, want)
+	return addrs, stop
+}
+
+// serveInProcessLog is serveInProcess that also returns the log lines
+// written until every listener in want was bound (the start-up log).
+func serveInProcessLog(t *testing.T, file string, want []string) (map[string]string, []string, func() (int, time.Duration)) {
+	t.Helper()
 	t.Setenv("SKYDESKD_TEST_FAST_HASH", "1")
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -39,8 +47,10 @@ func serveInProcess(t *testing.T, file string, want []string) (map[string]string
 		}
 		return false
 	}
+	var lines []string
 	sc := bufio.NewScanner(pr)
 	for missing() && sc.Scan() {
+		lines = append(lines, sc.Text())
 		var line struct{ Msg, Service, Addr string }
 		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
 			addrs[line.Service] = line.Addr
@@ -70,7 +80,7 @@ func serveInProcess(t *testing.T, file string, want []string) (map[string]string
 			t.Fatalf("listeners: %v", addrs)
 		}
 	}
-	return addrs, stop
+	return addrs, lines, stop
 }
 
 // Shutdown does not wait for idle SMTP clients until their read timeout:
