@@ -16,12 +16,17 @@ import (
 // print them again.
 const demoFile = "demo-credentials.txt"
 
-// demo accounts of the quick start (issue #2). The last has two-step
+// demo accounts of the quick start (issue #2). jiro has two-step
 // verification on: the settings screen asks it for an authenticator code,
-// and mail apps need its app password.
-var demoAccounts = []string{"taro@skydesk.jp", "hanako@example.co.jp", demoTwoStep}
+// and mail apps need its app password. The postmaster account is
+// smtp.postmaster of config.Dev, so postmaster@ every demo domain is
+// accepted as RFC 5321 §4.5.1 requires.
+var demoAccounts = []string{"taro@skydesk.jp", "hanako@example.co.jp", demoTwoStep, demoPostmaster}
 
-const demoTwoStep = "jiro@example.co.jp"
+const (
+	demoTwoStep    = "jiro@example.co.jp"
+	demoPostmaster = "postmaster@skydesk.jp"
+)
 
 const demoDomain = "example.co.jp"
 
@@ -128,6 +133,7 @@ func (a *app) printDev(e env, comps []component) {
 	fmt.Fprintln(w, "  curl -k -o taro.mobileconfig 'https://127.0.0.1:8443/apple/mobileconfig?email=taro@skydesk.jp'")
 	fmt.Fprintln(w, "  dig @127.0.0.1 -p 8053 _pop3s._tcp.example.co.jp SRV")
 	fmt.Fprintln(w, "  curl -k --user 'taro@skydesk.jp:PASSWORD' pop3s://127.0.0.1:9995/")
+	fmt.Fprintln(w, "  swaks --server 127.0.0.1:9025 --from someone@example.org --to postmaster@example.co.jp   (lands in "+demoPostmaster+")")
 	fmt.Fprintln(w, "  open https://127.0.0.1:8443/ in a browser (self-signed certificate)")
 	fmt.Fprintln(w, "  open https://127.0.0.1:8443/settings: "+demoTwoStep+" also needs a code from an authenticator app holding its secret")
 	fmt.Fprintf(w, "Certificate: %s\n", a.cert.CertFile)

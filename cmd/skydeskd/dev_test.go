@@ -54,6 +54,13 @@ func TestSeedDemo_twoStep(t *testing.T) {
 			t.Errorf("no password for %s in:\n%s", addr, raw)
 		}
 	}
+	// RFC 5321 §4.5.1: the demo's smtp.postmaster is a demo account.
+	if pm := config.Dev(cfg.DataDir).SMTP.Postmaster; pm != demoPostmaster {
+		t.Errorf("config.Dev smtp.postmaster = %q, demo account %q", pm, demoPostmaster)
+	}
+	if ok, err := s.AccountExists(ctx, demoPostmaster); err != nil || !ok {
+		t.Errorf("demo postmaster account: exists=%v err=%v", ok, err)
+	}
 	secret := regexp.MustCompile(`(?m)^  authenticator secret: ([A-Z2-7]+)$`).FindSubmatch(raw)
 	app := regexp.MustCompile(`(?m)^  app password for POP/SMTP: ([a-z ]+)$`).FindSubmatch(raw)
 	if secret == nil || app == nil || !strings.Contains(string(raw), "otpauth://totp/") {
