@@ -86,10 +86,20 @@ func (h *Handler) serve(w dns.ResponseWriter, r *dns.Msg, udp bool) {
 // query type and the response code. udp selects truncation to the
 // requester's payload size.
 func (h *Handler) Answer(r *dns.Msg, udp bool) (packed []byte, qtype uint16, rcode int) {
-	if r.Response {
-		return nil, 0, 0 // never answer an answer (reflection loops)
+	packed, qtype, m := h.answer(r, udp)
+	if m == nil {
+		return nil, 0, 0
 	}
-	m := h.respond(r)
+	return packed, qtype, m.Rcode
+}
+
+// answer is Answer, returning the message packed rather than only its
+// rcode; m is nil when r is not answered.
+func (h *Handler) answer(r *dns.Msg, udp bool) (packed []byte, qtype uint16, m *dns.Msg) {
+	if r.Response {
+		return nil, 0, nil // never answer an answer (reflection loops)
+	}
+	m = h.respond(r)
 	if len(r.Question) == 1 {
 		qtype = r.Question[0].Qtype
 	}
@@ -106,13 +116,13 @@ func (h *Handler) Answer(r *dns.Msg, udp bool) (packed []byte, qtype uint16, rco
 		m = new(dns.Msg)
 		m.SetRcode(r, dns.RcodeServerFailure)
 		if buf, err = m.Pack(); err != nil {
-			return nil, qtype, dns.RcodeServerFailure
+			return nil, qtype, m
 		}
 	}
 	if len(buf) > limit {
 		buf = truncate(m, limit)
 	}
-	return buf, qtype, m.Rcode
+	return buf, qtype, m
 }
 
 // truncate fits m into limit bytes. RFC 2181 §9: additional records go

@@ -179,11 +179,11 @@ func (h *Handler) AnswerWire(pkt []byte, udp bool, out []byte) []byte {
 		h.counter(0, dns.RcodeFormatError).Add(1)
 		return append(out, pkt[0], pkt[1], 0x80|pkt[2]&0x78, dns.RcodeFormatError, 0, 0, 0, 0, 0, 0, 0, 0)
 	}
-	resp, qtype, rcode := h.Answer(req, udp)
+	resp, qtype, m := h.answer(req, udp)
 	if resp == nil {
 		return nil
 	}
-	count := h.counter(qtype, rcode)
+	count := h.counter(qtype, m.Rcode)
 	count.Add(1)
 	if ok {
 		h.learn(zs, key, q, count)
@@ -207,12 +207,12 @@ func (h *Handler) learn(zs *zones, key []byte, q question, count *atomic.Uint64)
 		}
 		canon.SetEdns0(size, q.do)
 	}
-	wire, _, rcode := h.Answer(canon, q.udp != 0)
+	wire, _, m := h.answer(canon, q.udp != 0)
 	// The template must carry the question at the same offsets.
 	if len(wire) < q.qend || binary.BigEndian.Uint16(wire[4:]) != 1 || string(wire[12:q.qend-4]) != string(key[:q.qend-16]) {
 		return
 	}
-	zs.cache.put(key, &template{wire: wire, count: count}, rcode == dns.RcodeSuccess)
+	zs.cache.put(key, &template{wire: wire, count: count}, m.Rcode == dns.RcodeSuccess)
 }
 
 // patch copies a template and gives it the query's ID, RD and CD bits and
