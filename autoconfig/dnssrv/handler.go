@@ -23,6 +23,7 @@ type Handler struct {
 	// counts holds an *atomic.Uint64 per countKey (QueryCounts).
 	counts  sync.Map
 	dropped atomic.Uint64
+	rrl     *limiter // nil: RRL off
 }
 
 var _ dns.Handler = (*Handler)(nil)
@@ -36,6 +37,9 @@ func NewHandler(o Options, snap Snapshot) (*Handler, error) {
 		return nil, fmt.Errorf("dnssrv: a domain snapshot is required")
 	}
 	h := &Handler{opts: o, snap: snap}
+	if o.RRL.ResponsesPerSecond > 0 {
+		h.rrl = newLimiter(o.RRL, o.Logger)
+	}
 	h.Reload()
 	return h, nil
 }
@@ -93,8 +97,8 @@ func (h *Handler) Answer(r *dns.Msg, udp bool) (packed []byte, qtype uint16, rco
 	return packed, qtype, m.Rcode
 }
 
-// answer is Answer, returning the message packed rather than only its
-// rcode; m is nil when r is not answered.
+// answer is Answer, returning the message packed (its rcode, and its
+// class for RRL); m is nil when r is not answered.
 func (h *Handler) answer(r *dns.Msg, udp bool) (packed []byte, qtype uint16, m *dns.Msg) {
 	if r.Response {
 		return nil, 0, nil // never answer an answer (reflection loops)

@@ -38,8 +38,12 @@ type Options struct {
 	// MaxUDPSize caps the EDNS(0) UDP payload we answer with; default 1232
 	// (DNS Flag Day 2020: no IP fragmentation).
 	MaxUDPSize uint16
-	// Logger receives zone rebuilds and handler panics.
+	// Logger receives zone rebuilds, handler panics and, at most once a
+	// minute, a summary of rate-limited answers.
 	Logger *slog.Logger
+	// RRL is response rate limiting of UDP answers, on by default (see
+	// RRL for the defaults; ResponsesPerSecond < 0 turns it off).
+	RRL RRL
 }
 
 func (o *Options) defaults() error {
@@ -64,7 +68,7 @@ func (o *Options) defaults() error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return nil
+	return o.RRL.defaults()
 }
 
 // negativeTTL is the SOA MINIMUM and the TTL of negative answers

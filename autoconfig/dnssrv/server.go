@@ -95,7 +95,11 @@ func (s *Server) serveUDP(pc net.PacketConn) error {
 			}
 			return err
 		}
-		resp := s.safeAnswer(in[:n], true, out[:0])
+		client := ap.Addr()
+		if ua, ok := from.(*net.UDPAddr); ok {
+			client = ua.AddrPort().Addr()
+		}
+		resp := s.safeAnswer(in[:n], true, client, out[:0])
 		if resp == nil {
 			continue
 		}
@@ -113,17 +117,20 @@ func (s *Server) serveUDP(pc net.PacketConn) error {
 	}
 }
 
-// safeAnswer answers one packet; a panic is logged and the packet
-// dropped, as CoreDNS recovers in ServeDNS, so one packet cannot stop the
-// server.
-func (s *Server) safeAnswer(pkt []byte, udp bool, out []byte) (resp []byte) {
+// safeAnswer answers one packet, over UDP from client with response rate
+// limiting; a panic is logged and the packet dropped, as CoreDNS recovers
+// in ServeDNS, so one packet cannot stop the server.
+func (s *Server) safeAnswer(pkt []byte, udp bool, client netip.Addr, out []byte) (resp []byte) {
 	defer func() {
 		if v := recover(); v != nil {
 			s.h.opts.Logger.Error("dns: panic answering query", "panic", v)
 			resp = nil
 		}
 	}()
-	return s.h.AnswerWire(pkt, udp, out)
+	if udp {
+		return s.h.AnswerUDP(pkt, client, out)
+	}
+	return s.h.AnswerWire(pkt, false, out)
 }
 
 // ServeTCP blocks accepting TCP connections until Shutdown (RFC 7766).
@@ -209,7 +216,7 @@ func (s *Server) serveConn(c net.Conn) {
 		if _, err := io.ReadFull(br, msg); err != nil {
 			return
 		}
-		resp := s.safeAnswer(msg, false, out[:0])
+		resp := s.safeAnswer(msg, false, netip.Addr{}, out[:0])
 		if resp == nil {
 			continue
 		}

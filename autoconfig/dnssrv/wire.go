@@ -2,6 +2,7 @@ package dnssrv
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 
@@ -28,6 +29,7 @@ const maxCached = 4096
 type template struct {
 	wire  []byte // ID 0, RD and CD clear, lower-case question
 	count *atomic.Uint64
+	class uint64 // RRL class (UDP templates, RRL on)
 }
 
 // wireCache maps a question key to its template, copy-on-write: reads
@@ -160,35 +162,68 @@ func parseQuery(pkt []byte, key []byte, maxUDP uint16, udp bool) (question, []by
 // miekg/dns; malformed packets are dropped when the header is unreadable
 // or answered FORMERR, as miekg/dns's own server does.
 func (h *Handler) AnswerWire(pkt []byte, udp bool, out []byte) []byte {
+	resp, _ := h.answerWire(pkt, udp, out)
+	return resp
+}
+
+// AnswerUDP is AnswerWire for a query that came over UDP from the address
+// from, with response rate limiting (Options.RRL): nil when the answer is
+// dropped, the header and question with TC set when it slips. An invalid
+// from is not limited.
+func (h *Handler) AnswerUDP(pkt []byte, from netip.Addr, out []byte) []byte {
+	resp, class := h.answerWire(pkt, true, out)
+	if resp == nil || h.rrl == nil {
+		return resp
+	}
+	switch h.rrl.check(from, class) {
+	case rrlDrop:
+		return nil
+	case rrlSlip:
+		return slipResponse(resp)
+	}
+	return resp
+}
+
+// answerWire is AnswerWire, also returning the answer's RRL class when
+// it is over UDP and RRL is on.
+func (h *Handler) answerWire(pkt []byte, udp bool, out []byte) ([]byte, uint64) {
 	var kb [300]byte
 	zs := h.zones.Load()
 	q, key, ok := parseQuery(pkt, kb[:0], h.opts.MaxUDPSize, udp)
 	if ok {
 		if t := zs.cache.get(key); t != nil {
 			t.count.Add(1)
-			return patch(out, t.wire, pkt, q.qend)
+			return patch(out, t.wire, pkt, q.qend), t.class
 		}
 	}
 	if len(pkt) < 12 || pkt[2]&0x80 != 0 {
 		h.dropped.Add(1)
-		return nil // unreadable header, or a response: never answer (reflection)
+		return nil, 0 // unreadable header, or a response: never answer (reflection)
 	}
 	req := new(dns.Msg)
 	if err := req.Unpack(pkt); err != nil {
 		h.opts.Logger.Debug("dns: malformed query", "err", err, "len", len(pkt))
 		h.counter(0, dns.RcodeFormatError).Add(1)
-		return append(out, pkt[0], pkt[1], 0x80|pkt[2]&0x78, dns.RcodeFormatError, 0, 0, 0, 0, 0, 0, 0, 0)
+		var class uint64
+		if h.rrl != nil {
+			class = h.rrl.errClass
+		}
+		return append(out, pkt[0], pkt[1], 0x80|pkt[2]&0x78, dns.RcodeFormatError, 0, 0, 0, 0, 0, 0, 0, 0), class
 	}
 	resp, qtype, m := h.answer(req, udp)
 	if resp == nil {
-		return nil
+		return nil, 0
 	}
 	count := h.counter(qtype, m.Rcode)
 	count.Add(1)
 	if ok {
 		h.learn(zs, key, q, count)
 	}
-	return append(out, resp...)
+	var class uint64
+	if udp && h.rrl != nil {
+		class = h.rrl.class(m)
+	}
+	return append(out, resp...), class
 }
 
 // learn packs the canonical answer for a fast-path question and caches it.
@@ -212,7 +247,11 @@ func (h *Handler) learn(zs *zones, key []byte, q question, count *atomic.Uint64)
 	if len(wire) < q.qend || binary.BigEndian.Uint16(wire[4:]) != 1 || string(wire[12:q.qend-4]) != string(key[:q.qend-16]) {
 		return
 	}
-	zs.cache.put(key, &template{wire: wire, count: count}, m.Rcode == dns.RcodeSuccess)
+	t := &template{wire: wire, count: count}
+	if q.udp != 0 && h.rrl != nil {
+		t.class = h.rrl.class(m)
+	}
+	zs.cache.put(key, t, m.Rcode == dns.RcodeSuccess)
 }
 
 // patch copies a template and gives it the query's ID, RD and CD bits and
