@@ -2,6 +2,7 @@ package dnssrv_test
 
 import (
 	"net"
+	"net/netip"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -69,6 +70,49 @@ func BenchmarkAnswerWire(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if r := h.AnswerWire(pkt, true, out[:0]); r == nil {
+					b.Fatal("no answer")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAnswerUDP is BenchmarkAnswerWire through AnswerUDP, the path
+// UDP queries take: the wire fast path plus the response rate limiting
+// check. The clients cycle over 4096 networks and the rate is raised so
+// that none is limited: this is the cost every legitimate answer pays.
+func BenchmarkAnswerUDP(b *testing.B) {
+	dom := &domains{serial: 1, list: []string{"example.co.jp"}}
+	o := testOptions(profiles.NewResolver(settings, dom))
+	o.RRL.ResponsesPerSecond = 1_000_000
+	h, err := dnssrv.NewHandler(o, dom.snapshot)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var clients [4096]netip.Addr
+	for i := range clients {
+		clients[i] = netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 1})
+	}
+	for _, bc := range []struct {
+		name  string
+		qname string
+		qtype uint16
+		edns  uint16
+	}{
+		{"srv", "_pop3s._tcp.example.co.jp.", dns.TypeSRV, 0},
+		{"nxdomain", "nothing.example.co.jp.", dns.TypeSRV, 0},
+	} {
+		pkt, err := query(bc.qname, bc.qtype, bc.edns).Pack()
+		if err != nil {
+			b.Fatal(err)
+		}
+		out := make([]byte, 0, 4096)
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				if r := h.AnswerUDP(pkt, clients[i%len(clients)], out[:0]); r == nil {
 					b.Fatal("no answer")
 				}
 			}
