@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/miekg/dns"
+
+	"github.com/skydesk/skydeskd/autoconfig/dnssrv"
 	"github.com/skydesk/skydeskd/store/storetest"
 )
 
@@ -120,5 +123,35 @@ func TestDig(t *testing.T) {
 				t.Errorf("authority:\n got %q\nwant %q", r.authority, normAll(tc.authority))
 			}
 		})
+	}
+}
+
+// TestDig_tcpWhileRateLimited: while response rate limiting holds back
+// every UDP answer to 127.0.0.0/24 (clock stopped, every limited answer
+// slipped as an empty TC answer), dig +tcp from the same address is
+// answered, TCP being never limited; and plain dig gets there too, by
+// its own retry over TCP on TC, as a resolver does.
+func TestDig_tcpWhileRateLimited(t *testing.T) {
+	dig := storetest.RequireTool(t, "dig")
+	clk := newFakeClock()
+	f := start(t, func(o *dnssrv.Options) {
+		o.RRL = dnssrv.RRL{ResponsesPerSecond: 1, Burst: 1, Slip: 1, Clock: clk.now}
+	})
+	q := query("_pop3s._tcp.example.co.jp.", dns.TypeSRV, 0)
+	if r := exchange(t, "udp", f.udp, q); len(r.Answer) != 1 {
+		t.Fatalf("first UDP query: %v", r)
+	}
+	if r := exchange(t, "udp", f.udp, q); !r.Truncated || len(r.Answer) != 0 {
+		t.Fatalf("second UDP query: %v, want an empty TC answer (rate limited)", r)
+	}
+	want := normAll([]string{"_pop3s._tcp.example.co.jp. 3600 IN SRV 0 1 995 poppro.skydesk.jp."})
+	for _, args := range [][]string{{"+tcp"}, {}} {
+		r := runDig(t, dig, f.udp, append(args, "_pop3s._tcp.example.co.jp", "SRV")...)
+		if r.status != "NOERROR" || !slices.Equal(r.answer, want) || slices.Contains(r.flags, "tc") {
+			t.Errorf("dig %v while UDP is limited: %s %v %q, want NOERROR %q", args, r.status, r.flags, r.answer, want)
+		}
+	}
+	if _, s := f.h.RateLimited(); s != 2 {
+		t.Errorf("RateLimited() slipped %d, want 2 (the Go client's and plain dig's UDP tries)", s)
 	}
 }
