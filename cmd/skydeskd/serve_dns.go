@@ -103,9 +103,14 @@ var dnsQueriesDesc = prometheus.NewDesc("skydeskd_dns_queries_total",
 var dnsDroppedDesc = prometheus.NewDesc("skydeskd_dns_dropped_total",
 	"DNS packets dropped unanswered (shorter than a header, or responses).", nil, nil)
 
+var dnsRRLDesc = prometheus.NewDesc("skydeskd_dns_rrl_total",
+	"UDP answers held back by response rate limiting: dropped, or sent truncated so the client retries over TCP (slip).",
+	[]string{"action"}, nil)
+
 func (d dnsQueries) Describe(ch chan<- *prometheus.Desc) {
 	ch <- dnsQueriesDesc
 	ch <- dnsDroppedDesc
+	ch <- dnsRRLDesc
 }
 
 func (d dnsQueries) Collect(ch chan<- prometheus.Metric) {
@@ -113,6 +118,9 @@ func (d dnsQueries) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(dnsQueriesDesc, prometheus.CounterValue, float64(n), qtype, rcode)
 	})
 	ch <- prometheus.MustNewConstMetric(dnsDroppedDesc, prometheus.CounterValue, float64(d.h.Dropped()))
+	dropped, slipped := d.h.RateLimited()
+	ch <- prometheus.MustNewConstMetric(dnsRRLDesc, prometheus.CounterValue, float64(dropped), "drop")
+	ch <- prometheus.MustNewConstMetric(dnsRRLDesc, prometheus.CounterValue, float64(slipped), "slip")
 }
 
 // cmdDNS implements `skydeskd dns records DOMAIN` and
