@@ -22,15 +22,29 @@
 //   - RFC 8482: ANY is answered with one RRset, never the whole node.
 //   - draft-vixie-dnsext-dns0x20: the query name's letter case is kept in
 //     the question and in answer owner names.
+//   - Response Rate Limiting, the Vixie/Schryver design of BIND's
+//     rate-limit and NSD's rrl-* (Options.RRL, on by default): UDP answers
+//     are counted per client network (IPv4 /24, IPv6 /56) and answer
+//     class (name and type; NXDOMAIN per zone; errors together), 20 a
+//     second; past that every second answer is sent empty with TC set
+//     (the "slip", so a real resolver retries over TCP) and the others
+//     dropped. TCP is never limited. Limited answers are counted
+//     (Handler.RateLimited) and summarised in the log at most once a
+//     minute, never logged one by one.
 //
 // Speed (DESIGN.md §7): Server reads the sockets itself, one UDP socket
 // per CPU on the same port (SO_REUSEPORT), and Handler.AnswerWire answers
 // a question seen before in this zone generation by patching a cached,
 // packed template (ID, RD/CD, the question's letter case): no unpacking,
-// no allocation. Everything else, including every malformed packet, takes
-// the slow path through miekg/dns (Handler.Answer), which the fast path is
-// fuzzed against (FuzzAnswerWire). Handler also implements dns.Handler for
-// use under miekg/dns's own server.
+// no allocation. Over UDP (Handler.AnswerUDP) the rate limiting check
+// follows: the answer's class is kept with the template, so it costs a
+// multiply-hash of the client prefix, a clock read and one
+// compare-and-swap on a fixed table, without a lock or allocation.
+// Everything else, including every malformed packet, takes the slow path
+// through miekg/dns (Handler.Answer), which the fast path is fuzzed
+// against (FuzzAnswerWire). Handler also implements dns.Handler for use
+// under miekg/dns's own server, without RRL (that server's UDP is its
+// owner's to limit).
 //
 // miekg/dns is used only in this package (STYLE.md); callers see strings,
 // Record and Result.
