@@ -126,6 +126,22 @@ type DNS struct {
 	// MXHost is the name organizations publish as MX when the bundled MX is
 	// enabled.
 	MXHost string `yaml:"mx_host"`
+	// RRL limits UDP answers per client network (reflection and
+	// amplification abuse), as BIND's rate-limit and NSD's rrl-* do.
+	RRL RRL `yaml:"rrl"`
+}
+
+// RRL is response rate limiting of UDP answers; TCP is never limited, so
+// a real resolver that meets the limit retries there.
+type RRL struct {
+	// ResponsesPerSecond per client network and answer; 0 turns RRL off.
+	ResponsesPerSecond int `yaml:"responses_per_second"`
+	// Slip: every Slip-th limited answer is sent truncated (TC) instead
+	// of dropped; 0 drops them all.
+	Slip int `yaml:"slip"`
+	// IPv4PrefixLength and IPv6PrefixLength group clients into networks.
+	IPv4PrefixLength int `yaml:"ipv4_prefix_length"`
+	IPv6PrefixLength int `yaml:"ipv6_prefix_length"`
 }
 
 // Log configures log/slog output.
@@ -176,6 +192,7 @@ func Default() *Config {
 			Nameservers: []string{"ns1.skydesk.jp", "ns2.skydesk.jp"},
 			TTL:         3600,
 			MXHost:      "mx.skydesk.jp",
+			RRL:         RRL{ResponsesPerSecond: 20, Slip: 2, IPv4PrefixLength: 24, IPv6PrefixLength: 56},
 		},
 		Log:  Log{Level: "info", Format: "auto"},
 		Auth: Auth{FailuresBeforeDelay: 3, FailuresBeforeLock: 10, LockDuration: "15m"},

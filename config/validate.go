@@ -133,6 +133,18 @@ func (c *Config) Validate() error {
 	if c.DNS.MXHost != "" {
 		host("dns.mx_host", c.DNS.MXHost)
 	}
+	if r := c.DNS.RRL; r.ResponsesPerSecond < 0 || r.ResponsesPerSecond > 1000000 {
+		bad("dns.rrl.responses_per_second", "%d is not in 0..1000000 (0 turns rate limiting off)", r.ResponsesPerSecond)
+	}
+	if r := c.DNS.RRL; r.Slip < 0 || r.Slip > 10 {
+		bad("dns.rrl.slip", "%d is not in 0..10 (0 drops every limited answer)", r.Slip)
+	}
+	if r := c.DNS.RRL; r.IPv4PrefixLength < 1 || r.IPv4PrefixLength > 32 {
+		bad("dns.rrl.ipv4_prefix_length", "%d is not in 1..32", r.IPv4PrefixLength)
+	}
+	if r := c.DNS.RRL; r.IPv6PrefixLength < 1 || r.IPv6PrefixLength > 128 {
+		bad("dns.rrl.ipv6_prefix_length", "%d is not in 1..128", r.IPv6PrefixLength)
+	}
 
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

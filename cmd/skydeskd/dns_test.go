@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/skydesk/skydeskd/autoconfig/dnssrv"
+	"github.com/skydesk/skydeskd/config"
 )
 
 // dnsConfig writes a configuration with the DNS and HTTP listeners on
@@ -233,6 +234,26 @@ func TestDNS_usage(t *testing.T) {
 	} {
 		if code, _, stderr := dnsCLI(t, tc.args...); code != tc.code {
 			t.Errorf("%v: exit %d, want %d (%s)", tc.args, code, tc.code, stderr)
+		}
+	}
+}
+
+// config dns.rrl reaches dnssrv with its zeros meaning what the config
+// file says (off, drop all), not dnssrv's "use the default".
+func TestRRLOptions(t *testing.T) {
+	for _, tc := range []struct {
+		in   config.RRL
+		want dnssrv.RRL
+	}{
+		{config.Default().DNS.RRL, dnssrv.RRL{ResponsesPerSecond: 20, Slip: 2, IPv4PrefixLen: 24, IPv6PrefixLen: 56}},
+		{config.RRL{ResponsesPerSecond: 0, Slip: 2, IPv4PrefixLength: 24, IPv6PrefixLength: 56},
+			dnssrv.RRL{ResponsesPerSecond: -1, Slip: 2, IPv4PrefixLen: 24, IPv6PrefixLen: 56}},
+		{config.RRL{ResponsesPerSecond: 5, Slip: 0, IPv4PrefixLength: 32, IPv6PrefixLength: 64},
+			dnssrv.RRL{ResponsesPerSecond: 5, Slip: -1, IPv4PrefixLen: 32, IPv6PrefixLen: 64}},
+	} {
+		if got := rrlOptions(tc.in); got.ResponsesPerSecond != tc.want.ResponsesPerSecond || got.Slip != tc.want.Slip ||
+			got.IPv4PrefixLen != tc.want.IPv4PrefixLen || got.IPv6PrefixLen != tc.want.IPv6PrefixLen {
+			t.Errorf("rrlOptions(%+v) = %+v, want %+v", tc.in, got, tc.want)
 		}
 	}
 }

@@ -27,6 +27,7 @@ func dnsOptions(cfg *config.Config, r *profiles.Resolver) dnssrv.Options {
 		Nameservers:    cfg.DNS.Nameservers,
 		Addresses:      map[string][]netip.Addr{},
 		TTL:            cfg.DNS.TTL,
+		RRL:            rrlOptions(cfg.DNS.RRL),
 	}
 	// The MX is published only when the bundled MX listener runs.
 	if cfg.Listen.MX != "" {
@@ -40,6 +41,20 @@ func dnsOptions(cfg *config.Config, r *profiles.Resolver) dnssrv.Options {
 		}
 	}
 	return o
+}
+
+// rrlOptions maps config dns.rrl onto dnssrv's options, where zero means
+// "default" and off is negative: config's 0 (off, drop all) becomes -1.
+func rrlOptions(c config.RRL) dnssrv.RRL {
+	r := dnssrv.RRL{ResponsesPerSecond: c.ResponsesPerSecond, Slip: c.Slip,
+		IPv4PrefixLen: c.IPv4PrefixLength, IPv6PrefixLen: c.IPv6PrefixLength}
+	if r.ResponsesPerSecond == 0 {
+		r.ResponsesPerSecond = -1
+	}
+	if r.Slip == 0 {
+		r.Slip = -1
+	}
+	return r
 }
 
 // dnsComponents starts the authoritative DNS server on UDP and TCP at
