@@ -119,14 +119,24 @@ func checkSet(ctx context.Context, c *dns.Client, server, name, typ string, want
 
 var errNoRecords = errors.New("no records")
 
+// udpTimeout is how long query waits for a UDP answer before asking over
+// TCP; the TCP query gets the client's whole timeout.
+const udpTimeout = time.Second
+
 // query returns the normalised RDATA of the name's records of type t.
 func query(ctx context.Context, c *dns.Client, server, name string, t uint16) ([]string, error) {
 	q := new(dns.Msg)
 	q.SetQuestion(dns.Fqdn(name), t)
 	q.RecursionDesired = true
 	q.SetEdns0(1232, false)
-	r, _, err := c.ExchangeContext(ctx, q, server)
-	if err == nil && r.Truncated {
+	uc := *c
+	uc.Timeout = udpTimeout
+	r, _, err := uc.ExchangeContext(ctx, q, server)
+	// Over TCP when the answer was truncated, and when UDP got no answer:
+	// a server with response rate limiting (ours, BIND's, NSD's) drops
+	// some UDP answers, and never limits TCP.
+	var ne net.Error
+	if (err == nil && r.Truncated) || (errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil) {
 		tc := *c
 		tc.Net = "tcp"
 		r, _, err = tc.ExchangeContext(ctx, q, server)

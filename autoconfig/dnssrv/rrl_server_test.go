@@ -1,6 +1,7 @@
 package dnssrv_test
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"slices"
@@ -112,4 +113,25 @@ func TestServer_rrl(t *testing.T) {
 			t.Fatalf("%v whole, %v truncated; want 20 whole", whole, tc)
 		}
 	})
+}
+
+// TestCheck_overTCPWhenLimited: Check (skydeskd dns check) still gets its
+// answer from a server whose rate limit drops its UDP query: it asks over
+// TCP after the UDP timeout.
+func TestCheck_overTCPWhenLimited(t *testing.T) {
+	clk := newFakeClock()
+	f := start(t, func(o *dnssrv.Options) {
+		o.RRL = dnssrv.RRL{ResponsesPerSecond: 1, Burst: 1, Slip: -1, Clock: clk.now}
+	})
+	if r := exchange(t, "udp", f.udp, query(pop3s, dns.TypeSRV, 0)); len(r.Answer) != 1 {
+		t.Fatalf("first UDP answer %v", r)
+	}
+	want := dnssrv.Record{Name: pop3s, Type: "SRV", Data: "0 1 995 poppro.skydesk.jp."}
+	got := dnssrv.Check(context.Background(), f.udp, []dnssrv.Record{want})
+	if len(got) != 1 || got[0].Status != dnssrv.OK {
+		t.Fatalf("Check = %+v; want the record found over TCP", got)
+	}
+	if d, _ := f.h.RateLimited(); d != 1 {
+		t.Fatalf("RateLimited drops = %d; want 1 (the check's UDP query)", d)
+	}
 }
