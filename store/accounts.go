@@ -94,7 +94,7 @@ func (s *Store) AddAccount(ctx context.Context, n NewAccount) (Account, error) {
 		if err := checkPassword(n.Password); err != nil {
 			return Account{}, err
 		}
-		h, err := hashPassword(s.opts.HashParams, n.Password)
+		h, err := hashPassword(ctx, s.opts.HashParams, n.Password)
 		if err != nil {
 			return Account{}, err
 		}
@@ -149,7 +149,7 @@ func (s *Store) SetPassword(ctx context.Context, address, password string) error
 	if err := checkPassword(password); err != nil {
 		return err
 	}
-	h, err := hashPassword(s.opts.HashParams, password)
+	h, err := hashPassword(ctx, s.opts.HashParams, password)
 	if err != nil {
 		return err
 	}

@@ -159,7 +159,7 @@ func (s *Store) NewAuthenticator(o AuthOptions) (*Authenticator, error) {
 	if _, err := rand.Read(a.secret[:]); err != nil {
 		return nil, err
 	}
-	dummy, err := hashPassword(s.opts.HashParams, "dummy password for timing")
+	dummy, err := hashPassword(context.Background(), s.opts.HashParams, "dummy password for timing")
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +205,9 @@ func (a *Authenticator) Login(ctx context.Context, req LoginRequest) (Login, err
 	}
 	addr, err := NormalizeAddress(user)
 	if err != nil {
-		_, _ = verifyPassword(a.dummy, req.Password)
+		if err := a.dummyVerify(ctx, req.Password); err != nil {
+			return Login{}, err
+		}
 		a.note(req.Service, "bad_credentials")
 		return Login{}, a.failed(ctx, req, ipKey, "", &AuthError{Reason: AuthBadCredentials})
 	}
@@ -217,7 +219,9 @@ func (a *Authenticator) Login(ctx context.Context, req LoginRequest) (Login, err
 
 	row, err := a.credentials(ctx, userKey)
 	if errors.Is(err, ErrNotFound) {
-		_, _ = verifyPassword(a.dummy, req.Password)
+		if err := a.dummyVerify(ctx, req.Password); err != nil {
+			return Login{}, err
+		}
 		a.note(req.Service, "bad_credentials")
 		return Login{}, a.failed(ctx, req, ipKey, userKey, &AuthError{Reason: AuthBadCredentials})
 	}
@@ -282,43 +286,70 @@ func reasonLabel(r AuthReason) string {
 // *AuthError; any other error is a failure of the store.
 func (a *Authenticator) verify(ctx context.Context, req LoginRequest, row credRow) (Login, error) {
 	ok := func(app string) (Login, error) { return Login{Account: row.acc, AppPassword: app}, nil }
-	accountPassword := func() bool {
+	bad := func(r AuthReason) (Login, error) { return Login{}, &AuthError{Reason: r} }
+	// accountPassword: a malformed stored hash matches nothing. Its error
+	// is ctx ending while waiting for a hash slot: the service's failure,
+	// not the client's, so not a refusal the throttle counts.
+	accountPassword := func() (bool, error) {
 		if !row.hash.Valid {
-			return false
+			return false, nil
 		}
-		m, err := verifyPassword(row.hash.String, req.Password)
-		return err == nil && m
+		m, err := verifyPassword(ctx, row.hash.String, req.Password)
+		if errors.Is(err, errBadHash) {
+			return false, nil
+		}
+		return m, err
 	}
 	if !req.Service.mail() {
 		// The settings page: the account password only.
 		if !row.hash.Valid && row.federated {
-			_, _ = verifyPassword(a.dummy, req.Password)
-			return Login{}, &AuthError{Reason: AuthNoPassword}
+			if err := a.dummyVerify(ctx, req.Password); err != nil {
+				return Login{}, err
+			}
+			return bad(AuthNoPassword)
 		}
-		if !accountPassword() {
-			return Login{}, &AuthError{Reason: AuthBadCredentials}
+		if m, err := accountPassword(); err != nil {
+			return Login{}, err
+		} else if !m {
+			return bad(AuthBadCredentials)
 		}
 		if !row.twoStep {
 			return ok("") // the code field is ignored
 		}
 		return a.verifyTOTP(ctx, req, row)
 	}
-	if !row.twoStep && accountPassword() {
-		return ok("")
+	if !row.twoStep {
+		if m, err := accountPassword(); err != nil {
+			return Login{}, err
+		} else if m {
+			return ok("")
+		}
 	}
 	if name, err := a.matchApp(ctx, row.id, req.Password); err != nil {
-		return Login{}, &AuthError{Reason: AuthBadCredentials}
+		return Login{}, err
 	} else if name != "" {
 		return ok(name)
 	}
-	switch {
-	case row.twoStep && accountPassword():
-		// Revealed only to someone who knows the password.
-		return Login{}, &AuthError{Reason: AuthNeedAppPassword}
-	case !row.hash.Valid && row.federated:
-		return Login{}, &AuthError{Reason: AuthNoPassword}
+	if row.twoStep {
+		if m, err := accountPassword(); err != nil {
+			return Login{}, err
+		} else if m {
+			// Revealed only to someone who knows the password.
+			return bad(AuthNeedAppPassword)
+		}
 	}
-	return Login{}, &AuthError{Reason: AuthBadCredentials}
+	if !row.hash.Valid && row.federated {
+		return bad(AuthNoPassword)
+	}
+	return bad(AuthBadCredentials)
+}
+
+// dummyVerify spends a password verification's time when there is no
+// hash to check, so a refusal takes as long for an unknown address as for
+// a wrong password (no user enumeration by timing).
+func (a *Authenticator) dummyVerify(ctx context.Context, password string) error {
+	_, err := verifyPassword(ctx, a.dummy, password)
+	return err
 }
 
 // verifyTOTP is the second factor of a settings sign-in under two-step
@@ -411,7 +442,11 @@ func (a *Authenticator) matchApp(ctx context.Context, accountID int64, pw string
 	}
 	rows.Close()
 	for _, r := range apps {
-		if m, err := verifyPassword(r.hash, norm); err == nil && m {
+		m, err := verifyPassword(ctx, r.hash, norm)
+		if err != nil && !errors.Is(err, errBadHash) {
+			return "", err
+		}
+		if m {
 			return r.name, nil
 		}
 	}

@@ -273,3 +273,41 @@ func BenchmarkLoginUncached(b *testing.B) {
 		}
 	}
 }
+
+// With every hash slot taken, a login waits for one; when its context
+// ends first it fails as the service's error, not a refusal: the throttle
+// does not count it, and an unknown address fails the same way (no
+// enumeration). Once a slot is free, logins go through.
+func TestLogin_waitsForHashSlot(t *testing.T) {
+	f := newAuthFixture(t)
+	ctx := context.Background()
+	if _, err := f.s.AddAccount(ctx, NewAccount{Address: "taro@skydesk.jp", Password: "right-password"}); err != nil {
+		t.Fatal(err)
+	}
+	for range cap(hashSlots) {
+		hashSlots <- struct{}{}
+	}
+	held := cap(hashSlots)
+	defer func() {
+		for range held {
+			<-hashSlots
+		}
+	}()
+	for _, user := range []string{"taro@skydesk.jp", "nobody@skydesk.jp", "not an address@"} {
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		_, err := f.a.Login(cctx, LoginRequest{Username: user, Password: "right-password", Remote: ip1, Service: ServicePOP3})
+		cancel()
+		var ae *AuthError
+		if !errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ae) {
+			t.Fatalf("%s: Login with no hash slot free = %v; want the context's deadline, not a refusal", user, err)
+		}
+	}
+	if n := f.a.byIP.failuresOf(ip1.String()); n != 0 || f.counts["bad_credentials"] != 0 {
+		t.Fatalf("throttle counted %d failures, outcomes %v", n, f.counts)
+	}
+	<-hashSlots
+	held--
+	if _, err := f.login("taro@skydesk.jp", "right-password", ServicePOP3, ip1); err != nil {
+		t.Fatalf("with one slot free: %v", err)
+	}
+}

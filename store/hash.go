@@ -1,11 +1,13 @@
 package store
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -28,22 +30,48 @@ var TestHashParams = HashParams{Time: 1, Memory: 64, Threads: 1}
 
 var b64 = base64.RawStdEncoding
 
+// hashSlots bounds the argon2id computations running at once, across the
+// process, to the number of CPUs Go uses. Each takes Memory KiB (19 MiB by
+// default) and a core for tens of milliseconds, and a failed login is
+// counted by the throttle only after its hash: without a bound, N logins
+// arriving together (a flood of guesses over many connections) would take
+// N × 19 MiB and every core, starving POP, SMTP and HTTP answers. More
+// slots than CPUs would not verify faster anyway. Dovecot bounds its auth
+// workers the same way (auth_worker_max_count).
+var hashSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+
+// argon2id computes an argon2id key in one of the hashSlots, waiting for
+// one as long as ctx allows.
+func argon2id(ctx context.Context, password string, salt []byte, p HashParams, n uint32) ([]byte, error) {
+	select {
+	case hashSlots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting to hash a password: %w", ctx.Err())
+	}
+	defer func() { <-hashSlots }()
+	return argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, n), nil
+}
+
 // hashPassword returns a PHC-format argon2id string with a random salt:
 // $argon2id$v=19$m=…,t=…,p=…$salt$hash.
-func hashPassword(p HashParams, password string) (string, error) {
+func hashPassword(ctx context.Context, p HashParams, password string) (string, error) {
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("reading salt: %w", err)
 	}
-	key := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, 32)
+	key, err := argon2id(ctx, password, salt, p, 32)
+	if err != nil {
+		return "", err
+	}
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		argon2.Version, p.Memory, p.Time, p.Threads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
 
 var errBadHash = errors.New("malformed password hash")
 
-// verifyPassword compares in constant time (crypto/subtle).
-func verifyPassword(encoded, password string) (bool, error) {
+// verifyPassword compares in constant time (crypto/subtle). An error is
+// a malformed hash (errBadHash) or ctx ending while it waits for a slot.
+func verifyPassword(ctx context.Context, encoded, password string) (bool, error) {
 	parts := strings.Split(encoded, "$")
 	if len(parts) != 6 || parts[1] != "argon2id" {
 		return false, errBadHash
@@ -64,6 +92,9 @@ func verifyPassword(encoded, password string) (bool, error) {
 	if err != nil || len(want) == 0 {
 		return false, errBadHash
 	}
-	got := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, uint32(len(want)))
+	got, err := argon2id(ctx, password, salt, p, uint32(len(want)))
+	if err != nil {
+		return false, err
+	}
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
