@@ -42,6 +42,40 @@ func BenchmarkAnswer(b *testing.B) {
 	}
 }
 
+// wireCases are the queries of the wire-path benchmarks.
+var wireCases = []struct {
+	name  string
+	qname string
+	qtype uint16
+	edns  uint16
+}{
+	{"srv", "_pop3s._tcp.example.co.jp.", dns.TypeSRV, 0},
+	{"srv-edns", "_submissions._tcp.example.co.jp.", dns.TypeSRV, 1232},
+	{"srv-mixed-case", "_POP3S._tcp.Example.co.jp.", dns.TypeSRV, 0},
+	{"nxdomain", "nothing.example.co.jp.", dns.TypeSRV, 0},
+}
+
+// benchWire runs answer over wireCases; i counts the calls.
+func benchWire(b *testing.B, answer func(pkt, out []byte, i int) []byte) {
+	for _, bc := range wireCases {
+		pkt, err := query(bc.qname, bc.qtype, bc.edns).Pack()
+		if err != nil {
+			b.Fatal(err)
+		}
+		out := make([]byte, 0, 4096)
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				if r := answer(pkt, out[:0], i); r == nil {
+					b.Fatal("no answer")
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkAnswerWire measures the wire fast path: a cached template
 // patched with the query's ID, flags and question.
 func BenchmarkAnswerWire(b *testing.B) {
@@ -50,31 +84,7 @@ func BenchmarkAnswerWire(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, bc := range []struct {
-		name  string
-		qname string
-		qtype uint16
-		edns  uint16
-	}{
-		{"srv", "_pop3s._tcp.example.co.jp.", dns.TypeSRV, 0},
-		{"srv-edns", "_submissions._tcp.example.co.jp.", dns.TypeSRV, 1232},
-		{"srv-mixed-case", "_POP3S._tcp.Example.co.jp.", dns.TypeSRV, 0},
-		{"nxdomain", "nothing.example.co.jp.", dns.TypeSRV, 0},
-	} {
-		pkt, err := query(bc.qname, bc.qtype, bc.edns).Pack()
-		if err != nil {
-			b.Fatal(err)
-		}
-		out := make([]byte, 0, 4096)
-		b.Run(bc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				if r := h.AnswerWire(pkt, true, out[:0]); r == nil {
-					b.Fatal("no answer")
-				}
-			}
-		})
-	}
+	benchWire(b, func(pkt, out []byte, _ int) []byte { return h.AnswerWire(pkt, true, out) })
 }
 
 // BenchmarkAnswerUDP is BenchmarkAnswerWire through AnswerUDP, the path
@@ -93,31 +103,7 @@ func BenchmarkAnswerUDP(b *testing.B) {
 	for i := range clients {
 		clients[i] = netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 1})
 	}
-	for _, bc := range []struct {
-		name  string
-		qname string
-		qtype uint16
-		edns  uint16
-	}{
-		{"srv", "_pop3s._tcp.example.co.jp.", dns.TypeSRV, 0},
-		{"nxdomain", "nothing.example.co.jp.", dns.TypeSRV, 0},
-	} {
-		pkt, err := query(bc.qname, bc.qtype, bc.edns).Pack()
-		if err != nil {
-			b.Fatal(err)
-		}
-		out := make([]byte, 0, 4096)
-		b.Run(bc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				i++
-				if r := h.AnswerUDP(pkt, clients[i%len(clients)], out[:0]); r == nil {
-					b.Fatal("no answer")
-				}
-			}
-		})
-	}
+	benchWire(b, func(pkt, out []byte, i int) []byte { return h.AnswerUDP(pkt, clients[i%len(clients)], out) })
 }
 
 // BenchmarkServerUDP measures a whole round trip over loopback UDP:
