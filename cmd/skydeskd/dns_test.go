@@ -53,8 +53,11 @@ func serveDNS(t *testing.T, file string) (dnsAddr, httpAddr string) {
 		pw.Close()
 	}()
 	addrs := map[string]string{}
+	var logged strings.Builder // for the failure message
 	sc := bufio.NewScanner(pr)
 	for len(addrs) < 3 && sc.Scan() {
+		logged.Write(sc.Bytes())
+		logged.WriteByte('\n')
 		var line struct{ Msg, Service, Addr string }
 		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
 			addrs[line.Service] = line.Addr
@@ -73,7 +76,7 @@ func serveDNS(t *testing.T, file string) (dnsAddr, httpAddr string) {
 		}
 	})
 	if addrs["dns-udp"] == "" || addrs["dns-udp"] != addrs["dns-tcp"] || addrs["http"] == "" {
-		t.Fatalf("listeners %v: want dns-udp and dns-tcp on one port, and http", addrs)
+		t.Fatalf("listeners %v: want dns-udp and dns-tcp on one port, and http; serve logged:\n%s", addrs, logged.String())
 	}
 	return addrs["dns-udp"], addrs["http"]
 }
