@@ -78,7 +78,7 @@ func (s *Store) CreateAppPassword(ctx context.Context, address, name string) (st
 	if err != nil {
 		return "", err
 	}
-	h, err := hashPassword(ctx, s.opts.HashParams, normalizeAppSecret(secret))
+	h, err := hashAppSecret(normalizeAppSecret(secret))
 	if err != nil {
 		return "", err
 	}

@@ -442,7 +442,7 @@ func (a *Authenticator) matchApp(ctx context.Context, accountID int64, pw string
 	}
 	rows.Close()
 	for _, r := range apps {
-		m, err := verifyPassword(ctx, r.hash, norm)
+		m, err := verifyAppSecret(ctx, r.hash, norm)
 		if err != nil && !errors.Is(err, errBadHash) {
 			return "", err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -274,6 +275,37 @@ func BenchmarkLoginUncached(b *testing.B) {
 	}
 }
 
+// BenchmarkLoginAppPasswordUncached: a two-step account's POP login with
+// the third of its app passwords, the verified-login cache off.
+func BenchmarkLoginAppPasswordUncached(b *testing.B) {
+	ctx := context.Background()
+	s, err := Open(ctx, b.TempDir(), Options{PersonalDomain: "skydesk.jp"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.AddAccount(ctx, NewAccount{Address: "jiro@skydesk.jp", Password: "right-password"}); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.SetTwoStep(ctx, "jiro@skydesk.jp", true); err != nil {
+		b.Fatal(err)
+	}
+	var secret string
+	for _, name := range []string{"phone", "tablet", "laptop"} {
+		if secret, err = s.CreateAppPassword(ctx, "jiro@skydesk.jp", name); err != nil {
+			b.Fatal(err)
+		}
+	}
+	a, _ := s.NewAuthenticator(AuthOptions{})
+	a.ttl = 0
+	req := LoginRequest{Username: "jiro@skydesk.jp", Password: secret, Remote: ip1, Service: ServicePOP3}
+	for b.Loop() {
+		if _, err := a.Login(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // With every hash slot taken, a login waits for one; when its context
 // ends first it fails as the service's error, not a refusal: the throttle
 // does not count it, and an unknown address fails the same way (no
@@ -309,5 +341,54 @@ func TestLogin_waitsForHashSlot(t *testing.T) {
 	held--
 	if _, err := f.login("taro@skydesk.jp", "right-password", ServicePOP3, ip1); err != nil {
 		t.Fatalf("with one slot free: %v", err)
+	}
+}
+
+// App passwords are stored as salted SHA-256 ($sha256$); ones stored
+// before as argon2id still sign in; a malformed hash matches nothing.
+func TestAppPasswordHashes(t *testing.T) {
+	f := newAuthFixture(t)
+	ctx := context.Background()
+	if _, err := f.s.AddAccount(ctx, NewAccount{Address: "jiro@skydesk.jp", Password: "right-password"}); err != nil {
+		t.Fatal(err)
+	}
+	secrets := map[string]string{}
+	for _, name := range []string{"new", "old", "broken"} {
+		s, err := f.s.CreateAppPassword(ctx, "jiro@skydesk.jp", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets[name] = s
+	}
+	var stored string
+	if err := f.s.r.QueryRowContext(ctx, `SELECT hash FROM app_passwords WHERE name = 'new'`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(stored, appHashPrefix) || strings.Contains(stored, normalizeAppSecret(secrets["new"])) {
+		t.Fatalf("stored app password hash %q", stored)
+	}
+	legacy, err := hashPassword(ctx, TestHashParams, normalizeAppSecret(secrets["old"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, h := range map[string]string{"old": legacy, "broken": appHashPrefix + "not base64!$"} {
+		if _, err := f.s.w.ExecContext(ctx, `UPDATE app_passwords SET hash = ? WHERE name = ?`, h, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"new", "old"} {
+		if l, err := f.login("jiro@skydesk.jp", secrets[name], ServicePOP3, ip1); err != nil || l.AppPassword != name {
+			t.Errorf("app password %q: login = %+v, %v", name, l, err)
+		}
+	}
+	for _, pw := range []string{secrets["broken"], "abcd efgh ijkl mnop"} {
+		if _, err := f.login("jiro@skydesk.jp", pw, ServicePOP3, ip2); reason(err) != AuthBadCredentials {
+			t.Errorf("login with %q = %v, want bad credentials", pw, err)
+		}
+	}
+	for _, bad := range []string{appHashPrefix, appHashPrefix + "AAAA", appHashPrefix + "AAAA$AAAA", appHashPrefix + "!!$" + strings.Repeat("A", 43)} {
+		if m, err := verifyAppSecret(ctx, bad, "abcdefghijklmnop"); m || !errors.Is(err, errBadHash) {
+			t.Errorf("verifyAppSecret(%q) = %v, %v; want errBadHash", bad, m, err)
+		}
 	}
 }
