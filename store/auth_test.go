@@ -255,21 +255,32 @@ func BenchmarkLoginCached(b *testing.B) {
 	}
 }
 
-func BenchmarkLoginUncached(b *testing.B) {
+// uncachedAuth opens a store with the shipped hash parameters, adds
+// address with password, and returns an Authenticator that never uses
+// its verified-login cache.
+func uncachedAuth(b *testing.B, address, password string) (*Store, *Authenticator) {
 	ctx := context.Background()
 	s, err := Open(ctx, b.TempDir(), Options{PersonalDomain: "skydesk.jp"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
-	if _, err := s.AddAccount(ctx, NewAccount{Address: "taro@skydesk.jp", Password: "right-password"}); err != nil {
+	b.Cleanup(func() { s.Close() })
+	if _, err := s.AddAccount(ctx, NewAccount{Address: address, Password: password}); err != nil {
 		b.Fatal(err)
 	}
-	a, _ := s.NewAuthenticator(AuthOptions{})
+	a, err := s.NewAuthenticator(AuthOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
 	a.ttl = 0
+	return s, a
+}
+
+func BenchmarkLoginUncached(b *testing.B) {
+	_, a := uncachedAuth(b, "taro@skydesk.jp", "right-password")
 	req := LoginRequest{Username: "taro@skydesk.jp", Password: "right-password", Remote: ip1, Service: ServicePOP3}
 	for b.Loop() {
-		if _, err := a.Login(ctx, req); err != nil {
+		if _, err := a.Login(context.Background(), req); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -279,25 +290,17 @@ func BenchmarkLoginUncached(b *testing.B) {
 // the third of its app passwords, the verified-login cache off.
 func BenchmarkLoginAppPasswordUncached(b *testing.B) {
 	ctx := context.Background()
-	s, err := Open(ctx, b.TempDir(), Options{PersonalDomain: "skydesk.jp"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.AddAccount(ctx, NewAccount{Address: "jiro@skydesk.jp", Password: "right-password"}); err != nil {
-		b.Fatal(err)
-	}
+	s, a := uncachedAuth(b, "jiro@skydesk.jp", "right-password")
 	if err := s.SetTwoStep(ctx, "jiro@skydesk.jp", true); err != nil {
 		b.Fatal(err)
 	}
 	var secret string
+	var err error
 	for _, name := range []string{"phone", "tablet", "laptop"} {
 		if secret, err = s.CreateAppPassword(ctx, "jiro@skydesk.jp", name); err != nil {
 			b.Fatal(err)
 		}
 	}
-	a, _ := s.NewAuthenticator(AuthOptions{})
-	a.ttl = 0
 	req := LoginRequest{Username: "jiro@skydesk.jp", Password: secret, Remote: ip1, Service: ServicePOP3}
 	for b.Loop() {
 		if _, err := a.Login(ctx, req); err != nil {
