@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -328,6 +329,31 @@ func TestLogin_waitsForHashSlot(t *testing.T) {
 			<-hashSlots
 		}
 	}()
+	if running, waiting, slots := HashSlots(); running != slots || waiting != 0 {
+		t.Fatalf("HashSlots() = %d running, %d waiting of %d; want all running", running, waiting, slots)
+	}
+	// A login queued for a slot shows as waiting until its context ends.
+	qctx, qcancel := context.WithCancel(ctx)
+	queued := make(chan error, 1)
+	go func() {
+		_, err := f.a.Login(qctx, LoginRequest{Username: "taro@skydesk.jp", Password: "right-password", Remote: ip2, Service: ServicePOP3})
+		queued <- err
+	}()
+	for deadline := time.Now().Add(5 * time.Second); ; runtime.Gosched() {
+		if _, waiting, _ := HashSlots(); waiting == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the queued login never showed as waiting")
+		}
+	}
+	qcancel()
+	if err := <-queued; !errors.Is(err, context.Canceled) {
+		t.Fatalf("queued login = %v; want canceled", err)
+	}
+	if _, waiting, _ := HashSlots(); waiting != 0 {
+		t.Fatalf("%d still waiting after the cancel", waiting)
+	}
 	for _, user := range []string{"taro@skydesk.jp", "nobody@skydesk.jp", "not an address@"} {
 		cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 		_, err := f.a.Login(cctx, LoginRequest{Username: user, Password: "right-password", Remote: ip1, Service: ServicePOP3})

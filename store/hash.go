@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -41,12 +42,25 @@ var b64 = base64.RawStdEncoding
 // workers the same way (auth_worker_max_count).
 var hashSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 
+// hashWaiting counts the computations waiting for a hash slot.
+var hashWaiting atomic.Int64
+
+// HashSlots reports the argon2id computations running and waiting for one
+// of the process's slots, and the number of slots (for metrics: a queue
+// that stays long is a login storm, or too few CPUs for the logins).
+func HashSlots() (running, waiting, slots int) {
+	return len(hashSlots), int(hashWaiting.Load()), cap(hashSlots)
+}
+
 // argon2id computes an argon2id key in one of the hashSlots, waiting for
 // one as long as ctx allows.
 func argon2id(ctx context.Context, password string, salt []byte, p HashParams, n uint32) ([]byte, error) {
+	hashWaiting.Add(1)
 	select {
 	case hashSlots <- struct{}{}:
+		hashWaiting.Add(-1)
 	case <-ctx.Done():
+		hashWaiting.Add(-1)
 		return nil, fmt.Errorf("waiting to hash a password: %w", ctx.Err())
 	}
 	defer func() { <-hashSlots }()

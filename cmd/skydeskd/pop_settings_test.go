@@ -59,7 +59,8 @@ func TestPOP_settingsThroughCLI(t *testing.T) {
 	resp.Body.Close()
 	for _, re := range []string{`skydeskd_pop3_sessions_total [1-9]`, `skydeskd_pop3_sessions_active [0-9]`,
 		`skydeskd_logins_total\{outcome="ok",service="pop3"\} [1-9]`,
-		`skydeskd_logins_total\{outcome="bad_credentials",service="pop3"\} 1\b`} {
+		`skydeskd_logins_total\{outcome="bad_credentials",service="pop3"\} 1\b`,
+		`skydeskd_password_hashes\{state="running"\} [0-9]`, `skydeskd_password_hashes\{state="waiting"\} [0-9]`} {
 		if !regexp.MustCompile(re).Match(body) {
 			t.Errorf("/metrics lacks %s", re)
 		}

@@ -102,6 +102,16 @@ func newLogger(cfg *config.Config, e env) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(e.stderr, opts))
 }
 
+// passwordHashGauge exports one of store.HashSlots' counts as
+// skydeskd_password_hashes{state}.
+func passwordHashGauge(state string, get func() int) prometheus.GaugeFunc {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "skydeskd_password_hashes",
+		Help:        "argon2id password hashes running and waiting for a slot (at most one runs per CPU).",
+		ConstLabels: prometheus.Labels{"state": state},
+	}, func() float64 { return float64(get()) })
+}
+
 func newApp(ctx context.Context, cfg *config.Config, dev bool, e env) (*app, error) {
 	a := &app{cfg: cfg, dev: dev, log: newLogger(cfg, e), reg: prometheus.NewRegistry(), ready: make(chan struct{})}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -113,7 +123,9 @@ func newApp(ctx context.Context, cfg *config.Config, dev bool, e env) (*app, err
 	logins := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "skydeskd_logins_total", Help: "Login attempts by service and outcome.",
 	}, []string{"service", "outcome"})
-	a.reg.MustRegister(logins)
+	a.reg.MustRegister(logins,
+		passwordHashGauge("running", func() int { r, _, _ := store.HashSlots(); return r }),
+		passwordHashGauge("waiting", func() int { _, w, _ := store.HashSlots(); return w }))
 	policy := store.DefaultThrottlePolicy
 	policy.FreeFailures = cfg.Auth.FailuresBeforeDelay
 	policy.LockAfter = cfg.Auth.FailuresBeforeLock
