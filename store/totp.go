@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -39,6 +40,33 @@ type TOTPKey struct {
 	Secret string
 }
 
+// ErrBadCode is a verification code that does not match: wrong, not six
+// digits, outside the accepted steps, or already used.
+var ErrBadCode = errors.New("verification code not accepted")
+
+// ErrTwoStepOn and ErrTwoStepOff refuse a change that assumes the other
+// state: the account changed meanwhile (another session, the admin
+// command).
+var (
+	ErrTwoStepOn  = errors.New("two-step verification is already on")
+	ErrTwoStepOff = errors.New("two-step verification is off")
+)
+
+// generateTOTP makes a new authenticator secret for a normalized address
+// (the key URI's account name).
+func (s *Store) generateTOTP(account string) (TOTPKey, error) {
+	issuer := s.opts.TOTPIssuer
+	if issuer == "" {
+		issuer = DefaultTOTPIssuer
+	}
+	key, err := totp.Generate(totp.GenerateOpts{Issuer: issuer, AccountName: account,
+		Period: totpPeriod, Digits: totpOpts.Digits, Algorithm: totpOpts.Algorithm})
+	if err != nil {
+		return TOTPKey{}, fmt.Errorf("generating a TOTP secret: %w", err)
+	}
+	return TOTPKey{URL: key.URL(), Secret: key.Secret()}, nil
+}
+
 // EnrolTOTP turns two-step verification on for an account and registers a
 // new authenticator secret, replacing any earlier one (a rotation: codes
 // of the old secret stop working at once). Cached logins are dropped.
@@ -47,14 +75,9 @@ func (s *Store) EnrolTOTP(ctx context.Context, address string) (TOTPKey, error) 
 	if err != nil {
 		return TOTPKey{}, err
 	}
-	issuer := s.opts.TOTPIssuer
-	if issuer == "" {
-		issuer = DefaultTOTPIssuer
-	}
-	key, err := totp.Generate(totp.GenerateOpts{Issuer: issuer, AccountName: a.String(),
-		Period: totpPeriod, Digits: totpOpts.Digits, Algorithm: totpOpts.Algorithm})
+	key, err := s.generateTOTP(a.String())
 	if err != nil {
-		return TOTPKey{}, fmt.Errorf("generating a TOTP secret: %w", err)
+		return TOTPKey{}, err
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		id, _, err := accountID(ctx, tx, a.String())
@@ -62,13 +85,109 @@ func (s *Store) EnrolTOTP(ctx context.Context, address string) (TOTPKey, error) 
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE accounts SET two_step = 1, totp_secret = ?, totp_last_step = NULL,
-			credential_gen = credential_gen + 1 WHERE id = ?`, key.Secret(), id)
+			credential_gen = credential_gen + 1 WHERE id = ?`, key.Secret, id)
 		return err
 	})
 	if err != nil {
 		return TOTPKey{}, err
 	}
-	return TOTPKey{URL: key.URL(), Secret: key.Secret()}, nil
+	return key, nil
+}
+
+// NewTOTPKey makes an authenticator secret for address (same parameters
+// as EnrolTOTP) without storing anything: the settings page keeps it in
+// the owner's session until ConfirmTOTP proves that the authenticator app
+// has it. Turning two-step on with a secret the app never saved would
+// lock the owner out of the settings page.
+func (s *Store) NewTOTPKey(address string) (TOTPKey, error) {
+	a, err := NormalizeAddress(address)
+	if err != nil {
+		return TOTPKey{}, err
+	}
+	return s.generateTOTP(a.String())
+}
+
+// ConfirmTOTP is the owner's own enrolment: code must be a current code of
+// secret (a NewTOTPKey secret; step ±1, as at sign-in) and two-step
+// verification must still be off. In one transaction it turns two-step on,
+// stores the secret, records the code's step as the last one used (RFC
+// 6238 §5.2: the confirming code cannot be replayed at the next sign-in)
+// and bumps credential_gen, so cached mail logins with the account
+// password end at once. ErrBadCode: the code does not match; ErrTwoStepOn:
+// two-step verification was turned on meanwhile, and a pending secret must
+// not silently replace the registered one.
+func (s *Store) ConfirmTOTP(ctx context.Context, address, secret, code string) error {
+	a, err := NormalizeAddress(address)
+	if err != nil {
+		return err
+	}
+	step, ok := matchTOTP(secret, code, s.now(), -1)
+	if !ok {
+		return ErrBadCode
+	}
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		id, _, err := accountID(ctx, tx, a.String())
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE accounts SET two_step = 1, totp_secret = ?, totp_last_step = ?,
+			credential_gen = credential_gen + 1 WHERE id = ? AND two_step = 0`, secret, step, id)
+		if err != nil {
+			return fmt.Errorf("turning two-step verification on: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ErrTwoStepOn
+		}
+		return nil
+	})
+}
+
+// DisableTwoStep is the owner turning two-step verification off on the
+// settings page. It needs a current authenticator code (req.OTP; the
+// password is not read, the session already proved it) under the sign-in's
+// rules: one use per step (the same atomic use-step as verifyTOTP), and a
+// wrong or missing code is AuthBadCredentials counted on the failed-login
+// throttle per remote address and per account, so a hijacked session
+// cannot try out the 10⁶ codes. A locked account or address gets
+// AuthLocked; ErrTwoStepOff if it is already off. Then SetTwoStep(false)
+// clears the secret and drops cached logins.
+func (a *Authenticator) DisableTwoStep(ctx context.Context, req LoginRequest) error {
+	addr, err := NormalizeAddress(req.Username)
+	if err != nil {
+		return err
+	}
+	ipKey, userKey := req.Remote.Unmap().String(), addr.String()
+	for _, t := range []struct {
+		th  *throttle
+		key string
+	}{{a.byIP, ipKey}, {a.byUser, userKey}} {
+		if d := t.th.check(t.key); d > 0 {
+			a.note(req.Service, "locked")
+			return &AuthError{Reason: AuthLocked, RetryAfter: d}
+		}
+	}
+	row, err := a.credentials(ctx, userKey)
+	if err != nil {
+		return err
+	}
+	if !row.twoStep {
+		return ErrTwoStepOff
+	}
+	_, err = a.verifyTOTP(ctx, req, row)
+	var aerr *AuthError
+	if errors.As(err, &aerr) {
+		a.note(req.Service, reasonLabel(aerr.Reason))
+		return a.failed(ctx, req, ipKey, userKey, aerr)
+	}
+	if err != nil {
+		return err
+	}
+	a.byIP.succeed(ipKey)
+	a.byUser.succeed(userKey)
+	a.note(req.Service, "ok")
+	return a.s.SetTwoStep(ctx, userKey, false)
 }
 
 // normalizeCode drops the spaces and hyphens some apps show inside a code

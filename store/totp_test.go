@@ -333,3 +333,174 @@ func TestLoginWeb_TOTP_neverCached(t *testing.T) {
 		}
 	}
 }
+
+func (f *authFixture) totpState(t *testing.T, address string) (twoStep bool, secret *string, last *int64) {
+	t.Helper()
+	if err := f.s.r.QueryRow(`SELECT two_step, totp_secret, totp_last_step FROM accounts WHERE address = ?`, address).
+		Scan(&twoStep, &secret, &last); err != nil {
+		t.Fatal(err)
+	}
+	return twoStep, secret, last
+}
+
+// TestConfirmTOTP: the owner's enrolment stores nothing until a code of
+// the new secret confirms it; then two-step, the secret, the code's step
+// and a new credential generation land together, and the confirming code
+// cannot be replayed at the next sign-in.
+func TestConfirmTOTP(t *testing.T) {
+	f := newAuthFixture(t)
+	ctx := context.Background()
+	const user = "two@example.co.jp"
+	if _, err := f.s.AddAccount(ctx, NewAccount{Address: user, Password: "the-password"}); err != nil {
+		t.Fatal(err)
+	}
+	// A mail login with the account password, cached.
+	for range 2 {
+		if _, err := f.login(user, "the-password", ServicePOP3, ip1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k, err := f.s.NewTOTPKey(" Two@Example.co.jp ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := url.Parse(k.URL); u == nil || u.Path != "/SkyDesk Mail:"+user || u.Query().Get("secret") != k.Secret ||
+		u.Query().Get("period") != "30" || u.Query().Get("digits") != "6" || u.Query().Get("algorithm") != "SHA1" {
+		t.Errorf("key URI %s", k.URL)
+	}
+	if on, secret, _ := f.totpState(t, user); on || secret != nil {
+		t.Fatalf("NewTOTPKey stored something: on=%v secret=%v", on, secret)
+	}
+	f.next()
+	g0 := f.gen(t, user)
+	for _, bad := range []string{f.wrongCode(t, k.Secret, f.code(t, k.Secret, 0)), "", "abcdef", strings.Repeat("1", 4000),
+		f.code(t, k.Secret, -2*totpPeriod*time.Second)} {
+		if err := f.s.ConfirmTOTP(ctx, user, k.Secret, bad); !errors.Is(err, ErrBadCode) {
+			t.Fatalf("code %.10q: %v, want ErrBadCode", bad, err)
+		}
+	}
+	if on, secret, _ := f.totpState(t, user); on || secret != nil || f.gen(t, user) != g0 {
+		t.Fatal("a refused code changed the account")
+	}
+	code := f.code(t, k.Secret, 0)
+	if err := f.s.ConfirmTOTP(ctx, user, k.Secret, code[:3]+" "+code[3:]); err != nil {
+		t.Fatal(err)
+	}
+	on, secret, last := f.totpState(t, user)
+	if step := f.clock.now().Unix() / totpPeriod; !on || secret == nil || *secret != k.Secret || last == nil || *last != step {
+		t.Fatalf("after confirming: on=%v secret=%v last=%v, want step %d", on, secret, last, step)
+	}
+	if g := f.gen(t, user); g != g0+1 {
+		t.Errorf("credential_gen %d → %d", g0, g)
+	}
+	// The cached account-password login is gone: mail needs an app password.
+	if _, err := f.login(user, "the-password", ServicePOP3, ip1); reason(err) != AuthNeedAppPassword {
+		t.Fatalf("POP with the account password after enrolment: %v", err)
+	}
+	// The confirming code is used up; the next step's code signs in.
+	if _, err := f.web(user, "the-password", code, "192.0.2.9"); reason(err) != AuthBadCredentials {
+		t.Fatalf("confirming code replayed at sign-in: %v", err)
+	}
+	if _, err := f.web(user, "the-password", f.code(t, k.Secret, totpPeriod*time.Second), "192.0.2.9"); err != nil {
+		t.Fatalf("next code: %v", err)
+	}
+	// A second pending secret cannot replace the registered one.
+	k2, err := f.s.NewTOTPKey(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g1 := f.gen(t, user)
+	if err := f.s.ConfirmTOTP(ctx, user, k2.Secret, f.code(t, k2.Secret, 0)); !errors.Is(err, ErrTwoStepOn) {
+		t.Fatalf("confirm while on: %v", err)
+	}
+	if _, secret, _ := f.totpState(t, user); *secret != k.Secret || f.gen(t, user) != g1 {
+		t.Error("confirm while on changed the account")
+	}
+	if err := f.s.ConfirmTOTP(ctx, "ghost@example.co.jp", k2.Secret, f.code(t, k2.Secret, 0)); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown account: %v", err)
+	}
+}
+
+// TestDisableTwoStep: turning two-step off needs a current, unused code;
+// then the secret is gone, cached logins are dropped and the account
+// password works for mail again.
+func TestDisableTwoStep(t *testing.T) {
+	f := newAuthFixture(t)
+	ctx := context.Background()
+	const user = "two@example.co.jp"
+	k := f.twoStepAccount(t, ctx)
+	off := func(code, ip string) error {
+		return f.a.DisableTwoStep(ctx, LoginRequest{Username: user, OTP: code, Remote: netip.MustParseAddr(ip), Service: ServiceWeb})
+	}
+	f.next()
+	// A code already used at sign-in is refused, like a wrong one.
+	used := f.code(t, k.Secret, 0)
+	if _, err := f.web(user, "the-password", used, "192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{used, f.wrongCode(t, k.Secret, used), "", "12345x", strings.Repeat("9", 5000)} {
+		if err := off(bad, "192.0.2.1"); reason(err) != AuthBadCredentials {
+			t.Fatalf("off with %.10q: %v", bad, err)
+		}
+	}
+	if n := f.a.byUser.failuresOf(user); n != 5 {
+		t.Errorf("wrong off-codes counted %d failures, want 5", n)
+	}
+	f.a.byIP.succeed("192.0.2.1")
+	f.a.byUser.succeed(user)
+	if on, secret, _ := f.totpState(t, user); !on || secret == nil {
+		t.Fatal("a wrong code turned two-step off")
+	}
+	g0 := f.gen(t, user)
+	if err := off(f.code(t, k.Secret, totpPeriod*time.Second), "192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+	if on, secret, last := f.totpState(t, user); on || secret != nil || last != nil {
+		t.Fatalf("after off: on=%v secret=%v last=%v", on, secret, last)
+	}
+	if g := f.gen(t, user); g <= g0 {
+		t.Errorf("credential_gen %d → %d", g0, g)
+	}
+	if _, err := f.login(user, "the-password", ServicePOP3, ip1); err != nil {
+		t.Fatalf("POP with the account password after off: %v", err)
+	}
+	if err := off(f.code(t, k.Secret, 0), "192.0.2.1"); !errors.Is(err, ErrTwoStepOff) {
+		t.Fatalf("off twice: %v", err)
+	}
+}
+
+// TestDisableTwoStep_throttled: wrong off-codes share the sign-in's
+// throttle: delays, then a lock that a right code does not pass, and that
+// also holds the sign-in.
+func TestDisableTwoStep_throttled(t *testing.T) {
+	f := newAuthFixture(t)
+	ctx := context.Background()
+	const user = "two@example.co.jp"
+	k := f.twoStepAccount(t, ctx)
+	f.next()
+	off := func(code, ip string) error {
+		return f.a.DisableTwoStep(ctx, LoginRequest{Username: user, OTP: code, Remote: netip.MustParseAddr(ip), Service: ServiceWeb})
+	}
+	bad := f.wrongCode(t, k.Secret, f.code(t, k.Secret, 0))
+	for i := 1; i <= 5; i++ {
+		if err := off(bad, "192.0.2.1"); reason(err) != AuthBadCredentials {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	if len(f.slept) != 2 || f.slept[0] != time.Second || f.slept[1] != 2*time.Second {
+		t.Errorf("delays %v", f.slept)
+	}
+	if err := off(f.code(t, k.Secret, 0), "192.0.2.2"); reason(err) != AuthLocked {
+		t.Fatalf("right code on a locked account: %v", err)
+	}
+	if _, err := f.web(user, "the-password", f.code(t, k.Secret, 0), "192.0.2.3"); reason(err) != AuthLocked {
+		t.Fatalf("sign-in after wrong off-codes: %v", err)
+	}
+	if on, _, _ := f.totpState(t, user); !on {
+		t.Fatal("two-step turned off while locked")
+	}
+	f.clock.add(time.Minute + time.Second)
+	if err := off(f.code(t, k.Secret, 0), "192.0.2.2"); err != nil {
+		t.Fatalf("after the lock: %v", err)
+	}
+}
