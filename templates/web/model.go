@@ -114,6 +114,22 @@ type Settings struct {
 	Error string
 	// NewApp and NewSecret show a just-created app password, once.
 	NewApp, NewSecret string
+	// Setup is a two-step enrolment waiting for its confirming code (only
+	// while TwoStep is off); nil shows the "turn on" button.
+	Setup *TwoStepSetup
+	// TwoStepNotice and TwoStepError are catalogue keys shown in the
+	// two-step section ("" = none); TwoStepArg fills a %d in TwoStepError.
+	TwoStepNotice, TwoStepError string
+	TwoStepArg                  int
+}
+
+// TwoStepSetup is a new authenticator secret, shown until a code of it
+// confirms it.
+type TwoStepSetup struct {
+	// QR is an inline SVG of the otpauth:// key URI (see QRCode).
+	QR template.HTML
+	// Secret is the base32 secret in groups of four, for typing in.
+	Secret string
 }
 
 // Error is a generic error page; Message is a catalogue key.

@@ -187,6 +187,10 @@ func TestRender_golden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		totpQR, err := QRCode("otpauth://totp/SkyDesk%20Mail:taro@skydesk.jp?algorithm=SHA1&digits=6&issuer=SkyDesk%20Mail&period=30&secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP", "QR")
+		if err != nil {
+			t.Fatal(err)
+		}
 		cases := []struct {
 			name string
 			page Page
@@ -205,6 +209,15 @@ func TestRender_golden(t *testing.T) {
 				Kind: "personal", TwoStep: true, POP: POP{Access: "since", Since: FormatTime(l, when), OnDelete: "keep"},
 				Apps:  []AppPassword{{Name: "iPhone <Mail>", Created: FormatTime(l, when)}, {Name: "PC", Created: FormatTime(l, when), LastUsed: FormatTime(l, when)}},
 				Saved: []string{"saved_access_since", "saved_spam_exclude"}, NewApp: "PC", NewSecret: "abcd efgh ijkl mnop"}},
+			{"settings-twostep-off", SettingsPage, &Settings{Base: noIndex(base(l, "settings", "title_settings")), CSRF: "tok", Address: "taro@skydesk.jp",
+				Kind: "personal", POP: POP{Access: "disabled", OnDelete: "keep"}, TwoStepNotice: "twostep_now_off"}},
+			{"settings-twostep-setup", SettingsPage, &Settings{Base: noIndex(base(l, "settings", "title_settings")), CSRF: "tok", Address: "taro@skydesk.jp",
+				Kind: "personal", POP: POP{Access: "disabled", OnDelete: "keep"}, TwoStepError: "err_twostep_setup_code", TwoStepArg: 4,
+				Setup: &TwoStepSetup{QR: totpQR, Secret: "JBSW Y3DP EHPK 3PXP JBSW Y3DP EHPK 3PXP"}}},
+			{"settings-twostep-on", SettingsPage, &Settings{Base: noIndex(base(l, "settings", "title_settings")), CSRF: "tok", Address: "taro@skydesk.jp",
+				Kind: "personal", TwoStep: true, POP: POP{Access: "all", OnDelete: "keep"}, TwoStepNotice: "twostep_now_on"}},
+			{"settings-twostep-locked", SettingsPage, &Settings{Base: noIndex(base(l, "settings", "title_settings")), CSRF: "tok", Address: "taro@skydesk.jp",
+				Kind: "personal", TwoStep: true, POP: POP{Access: "all", OnDelete: "keep"}, TwoStepError: "err_twostep_locked", TwoStepArg: 15}},
 			{"error", ErrorPage, &Error{Base: base(l, "", "title_error"), Message: "error_internal"}},
 		}
 		for _, tc := range cases {
@@ -218,6 +231,9 @@ func TestRender_golden(t *testing.T) {
 				}
 				if bytes.Contains(b, []byte("<Mail>")) {
 					t.Error("app name not escaped")
+				}
+				if bytes.Contains(b, []byte("%!")) {
+					t.Error("a message was formatted with the wrong arguments")
 				}
 				golden(t, tc.name+"-"+string(l)+".html", b)
 			})
