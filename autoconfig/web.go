@@ -32,12 +32,19 @@ type WebStore interface {
 	CreateAppPassword(ctx context.Context, address, name string) (string, error)
 	ListAppPasswords(ctx context.Context, address string) ([]store.AppPassword, error)
 	RevokeAppPassword(ctx context.Context, address, name string) error
+	// NewTOTPKey and ConfirmTOTP: the owner's own two-step enrolment
+	// (web_twostep.go).
+	NewTOTPKey(address string) (store.TOTPKey, error)
+	ConfirmTOTP(ctx context.Context, address, secret, code string) error
 }
 
 // WebAuthenticator checks a sign-in (*store.Authenticator): the single
 // place for credential rules and failed-login throttling.
 type WebAuthenticator interface {
 	Login(ctx context.Context, req store.LoginRequest) (store.Login, error)
+	// DisableTwoStep turns two-step verification off with a current
+	// authenticator code, throttled like a sign-in.
+	DisableTwoStep(ctx context.Context, req store.LoginRequest) error
 }
 
 // WebOptions configure the setup page and the settings screen.
@@ -131,6 +138,10 @@ func (w *Web) Register(e *echo.Echo, secure bool) {
 		"/settings/pop":                  w.savePOP,
 		"/settings/app-passwords":        w.createApp,
 		"/settings/app-passwords/revoke": w.revokeApp,
+		"/settings/two-step/start":       w.startTwoStep,
+		"/settings/two-step/confirm":     w.confirmTwoStep,
+		"/settings/two-step/cancel":      w.cancelTwoStep,
+		"/settings/two-step/off":         w.offTwoStep,
 	} {
 		e.POST(path, h, w.headers, w.postGuard)
 		// A bookmarked or reloaded form target shows the screen.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/skydesk/skydeskd/store"
 )
 
 // Sessions of the settings screen live in memory on the server: the
@@ -36,6 +38,11 @@ type flash struct {
 	errKey    string
 	newApp    string
 	newSecret string
+	// twoStep and twoStepErr are the two-step section's own outcome
+	// (catalogue keys), shown next to its forms; arg fills a %d in
+	// twoStepErr (tries left, minutes locked).
+	twoStep, twoStepErr string
+	arg                 int
 }
 
 type session struct {
@@ -44,6 +51,9 @@ type session struct {
 	created time.Time
 	seen    time.Time
 	flash   *flash
+	// enrol is the two-step enrolment waiting for its confirming code
+	// (web_twostep.go); at most one per session.
+	enrol *enrolment
 }
 
 type sessionStore struct {
@@ -117,6 +127,60 @@ func (s *sessionStore) setFlash(id string, f *flash) {
 	defer s.mu.Unlock()
 	if x := s.m[id]; x != nil {
 		x.flash = f
+	}
+}
+
+// startEnrol keeps key pending in the session for enrolLifetime, replacing
+// any earlier pending key.
+func (s *sessionStore) startEnrol(id string, key store.TOTPKey) {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if x := s.m[id]; x != nil {
+		x.enrol = &enrolment{key: key, expires: now.Add(enrolLifetime)}
+	}
+}
+
+// pendingEnrol returns the session's pending key and how many wrong codes
+// it still allows. An expired one is dropped.
+func (s *sessionStore) pendingEnrol(id string) (key store.TOTPKey, left int, ok bool) {
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x := s.m[id]
+	if x == nil || x.enrol == nil {
+		return store.TOTPKey{}, 0, false
+	}
+	if !now.Before(x.enrol.expires) {
+		x.enrol = nil
+		return store.TOTPKey{}, 0, false
+	}
+	return x.enrol.key, maxEnrolFailures - x.enrol.wrong, true
+}
+
+// enrolFailed counts a wrong confirming code for the pending key and
+// reports whether that used up its tries (the key is then dropped).
+func (s *sessionStore) enrolFailed(id string, key store.TOTPKey) (discarded bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x := s.m[id]
+	if x == nil || x.enrol == nil || x.enrol.key != key {
+		return true
+	}
+	x.enrol.wrong++
+	if x.enrol.wrong >= maxEnrolFailures {
+		x.enrol = nil
+		return true
+	}
+	return false
+}
+
+// endEnrol drops the pending key.
+func (s *sessionStore) endEnrol(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if x := s.m[id]; x != nil {
+		x.enrol = nil
 	}
 }
 

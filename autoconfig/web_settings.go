@@ -120,6 +120,13 @@ func (w *Web) settings(c echo.Context) error {
 	}
 	if f != nil {
 		d.Saved, d.Error, d.NewApp, d.NewSecret = f.saved, f.errKey, f.newApp, f.newSecret
+		d.TwoStepNotice, d.TwoStepError, d.TwoStepArg = f.twoStep, f.twoStepErr, f.arg
+	}
+	if !acc.TwoStep {
+		if d.Setup, err = w.twoStepSetup(l, id); err != nil {
+			w.o.Log.Error("showing two-step setup", "user", address, "err", err)
+			return w.fail(c, l, http.StatusInternalServerError, "error_internal")
+		}
 	}
 	return w.render(c, http.StatusOK, l, web.SettingsPage, d)
 }
