@@ -48,8 +48,15 @@ const a11yScript = `(() => {
 func auditPage(t *testing.T, ctx context.Context, url string) {
 	t.Helper()
 	step(t, ctx, "open "+url, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("main")))
+	auditHere(t, ctx, url)
+}
+
+// auditHere audits the page the browser shows now, without loading it
+// again: for states shown once, such as the answer to a form.
+func auditHere(t *testing.T, ctx context.Context, what string) {
+	t.Helper()
 	for _, f := range value(t, ctx, "audit", chromedp.Evaluate[[]string](a11yScript)) {
-		t.Errorf("%s: %s", url, f)
+		t.Errorf("%s: %s", what, f)
 	}
 }
 
