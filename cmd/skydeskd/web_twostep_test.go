@@ -35,21 +35,29 @@ type authenticatorApp struct {
 func (a *authenticatorApp) code() string {
 	a.t.Helper()
 	const period, margin = 30, 5
-	now := time.Now().Unix()
-	cur := now / period
-	for s := cur - 1; s <= cur+1; s++ {
-		// Step s is accepted while the server's step is s-1 … s+1.
-		if s <= a.last || (s+2)*period-now < margin {
-			continue
+	for range 3 {
+		now := time.Now().Unix()
+		cur := now / period
+		for s := cur - 1; s <= cur+1; s++ {
+			// Step s is accepted while the server's step is s-1 … s+1.
+			if s <= a.last || (s+2)*period-now < margin {
+				continue
+			}
+			c, err := totp.GenerateCode(a.secret, time.Unix(s*period, 0))
+			if err != nil {
+				a.t.Fatal(err)
+			}
+			a.last = s
+			return c
 		}
-		c, err := totp.GenerateCode(a.secret, time.Unix(s*period, 0))
-		if err != nil {
-			a.t.Fatal(err)
-		}
-		a.last = s
-		return c
+		// Every acceptable step is used (several codes within the last
+		// seconds of one step): as a person would, wait for the app's
+		// next code. This waits on the TOTP clock itself, not on the
+		// service; with three codes that happens only when the first comes
+		// in the last margin seconds of a step, so the wait is that short.
+		time.Sleep(time.Until(time.Unix((cur+1)*period, 0)))
 	}
-	a.t.Fatalf("no fresh code: step %d used, now in step %d", a.last, cur)
+	a.t.Fatalf("no fresh code: step %d used", a.last)
 	return ""
 }
 
