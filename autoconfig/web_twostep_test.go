@@ -80,6 +80,29 @@ func popLogin(t *testing.T, env *webEnv) func(address, pw string) error {
 	}
 }
 
+// pendingSetup signs taro@skydesk.jp in and starts a two-step setup: the
+// session holds secret, not yet confirmed.
+func pendingSetup(t *testing.T) (env *webEnv, c *http.Client, token, secret string) {
+	t.Helper()
+	env = newWebEnv(t, store.ThrottlePolicy{})
+	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
+	c = env.client()
+	token = csrfOf(t, env.signIn(c, "taro@skydesk.jp", "correct horse"))
+	return env, c, token, env.twoStep(c, token, "start", "").secret
+}
+
+// enrolled adds address (password "correct horse") with two-step on and
+// an authenticator registered.
+func enrolled(t *testing.T, env *webEnv, address string) store.TOTPKey {
+	t.Helper()
+	storetest.AddUser(t, env.st.Store, address, "correct horse")
+	key, err := env.st.EnrolTOTP(context.Background(), address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
 // TestWeb_TwoStep_on: the owner turns two-step verification on. The new
 // secret stays in the session until a code of it confirms it; a wrong
 // code keeps it for another try; the confirming code is then used up, and
@@ -171,12 +194,7 @@ func isReason(err error, r store.AuthReason) bool {
 // TestWeb_TwoStep_wrongCodes: five wrong confirming codes drop the
 // pending secret; hostile codes are just wrong codes.
 func TestWeb_TwoStep_wrongCodes(t *testing.T) {
-	env := newWebEnv(t, store.ThrottlePolicy{})
-	const user = "taro@skydesk.jp"
-	storetest.AddUser(t, env.st.Store, user, "correct horse")
-	c := env.client()
-	token := csrfOf(t, env.signIn(c, user, "correct horse"))
-	secret := env.twoStep(c, token, "start", "").secret
+	env, c, token, secret := pendingSetup(t)
 	bad := append([]string{strings.Repeat("7", 10_000), "12345x", "<script>"}, wrongCodes(t, secret, 2)...)
 	for i, code := range bad {
 		p := env.twoStep(c, token, "confirm", code)
@@ -194,7 +212,7 @@ func TestWeb_TwoStep_wrongCodes(t *testing.T) {
 	if p := env.twoStep(c, token, "confirm", totpCode(t, secret, 0)); !strings.Contains(p.err, "expired or was not started") {
 		t.Fatalf("dropped secret: %q", p.err)
 	}
-	if env.twoStepOn(t, user) {
+	if env.twoStepOn(t, "taro@skydesk.jp") {
 		t.Fatal("two-step on after the setup was dropped")
 	}
 	// Starting again gives a new secret with fresh tries.
@@ -216,12 +234,7 @@ func TestWeb_TwoStep_wrongCodes(t *testing.T) {
 // TestWeb_TwoStep_expires: a pending secret lives 10 minutes (the
 // session's clock), and cancel drops it at once.
 func TestWeb_TwoStep_expires(t *testing.T) {
-	env := newWebEnv(t, store.ThrottlePolicy{})
-	const user = "taro@skydesk.jp"
-	storetest.AddUser(t, env.st.Store, user, "correct horse")
-	c := env.client()
-	token := csrfOf(t, env.signIn(c, user, "correct horse"))
-	secret := env.twoStep(c, token, "start", "").secret
+	env, c, token, secret := pendingSetup(t)
 	env.clock.add(9*time.Minute + 59*time.Second)
 	if _, page := do(t, c, "GET", env.srv.URL+"/settings", nil, nil); parseTwoStep(page).secret != secret {
 		t.Fatal("setup gone before 10 minutes")
@@ -234,7 +247,7 @@ func TestWeb_TwoStep_expires(t *testing.T) {
 	if p := env.twoStep(c, token, "confirm", totpCode(t, secret, 0)); !strings.Contains(p.err, "expired or was not started") {
 		t.Fatalf("expired secret confirmed: %q", p.err)
 	}
-	if env.twoStepOn(t, user) {
+	if env.twoStepOn(t, "taro@skydesk.jp") {
 		t.Fatal("an expired setup turned two-step on")
 	}
 	// Cancel.
@@ -245,7 +258,7 @@ func TestWeb_TwoStep_expires(t *testing.T) {
 	}
 	// A new session (sign in again) has no pending secret either.
 	env.twoStep(c, token, "start", "")
-	if page := env.signIn(env.client(), user, "correct horse"); parseTwoStep(page).secret != "" {
+	if page := env.signIn(env.client(), "taro@skydesk.jp", "correct horse"); parseTwoStep(page).secret != "" {
 		t.Fatal("a pending secret leaked into another session")
 	}
 }
@@ -255,11 +268,7 @@ func TestWeb_TwoStep_off(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{FreeFailures: 100, LockAfter: 1000, LockFor: time.Minute,
 		BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, Window: time.Hour})
 	const user = "jiro@example.co.jp"
-	storetest.AddUser(t, env.st.Store, user, "correct horse")
-	key, err := env.st.EnrolTOTP(context.Background(), user)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := enrolled(t, env, user)
 	pop := popLogin(t, env)
 	c := env.client()
 	used := totpCode(t, key.Secret, 0)
@@ -294,11 +303,7 @@ func TestWeb_TwoStep_off_throttled(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{FreeFailures: 1, LockAfter: 3, LockFor: 10 * time.Minute,
 		BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, Window: time.Hour})
 	const user = "jiro@example.co.jp"
-	storetest.AddUser(t, env.st.Store, user, "correct horse")
-	key, err := env.st.EnrolTOTP(context.Background(), user)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := enrolled(t, env, user)
 	c := env.client()
 	token := csrfOf(t, env.signInCode(c, user, "correct horse", totpCode(t, key.Secret, 0)))
 	for _, code := range wrongCodes(t, key.Secret, 3) {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"image"
 	_ "image/png"
 	"io"
 	"net/http"
@@ -18,8 +17,6 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-	"github.com/makiuchi-d/gozxing"
-	"github.com/makiuchi-d/gozxing/qrcode"
 	"github.com/pquerna/otp/totp"
 	"github.com/smallstep/pkcs7"
 	"howett.net/plist"
@@ -96,25 +93,13 @@ func TestWebBrowser_setup(t *testing.T) {
 	content := checkSignedProfile(t, w, der, "taro@skydesk.jp")
 
 	// The QR code, as the browser draws it, decodes to the download URL.
-	png := value(t, ctx, "QR screenshot", chromedp.ScreenshotScale(chromedp.CSS("svg.qr"), 2))
-	img, _, err := image.Decode(bytes.NewReader(png))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
-	if err != nil {
-		t.Fatalf("decoding the QR code: %v", err)
-	}
+	qr := readQR(t, ctx)
 	want := w.webURL + "/apple/mobileconfig?email=taro%40skydesk.jp"
-	if res.GetText() != want {
-		t.Fatalf("QR code = %q, want %q", res.GetText(), want)
+	if qr != want {
+		t.Fatalf("QR code = %q, want %q", qr, want)
 	}
 	// A phone opening that URL gets the same profile.
-	resp, err := w.client.Get(res.GetText())
+	resp, err := w.client.Get(qr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"image"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/makiuchi-d/gozxing"
+	"github.com/makiuchi-d/gozxing/qrcode"
 
 	"github.com/skydesk/skydeskd/config"
 	"github.com/skydesk/skydeskd/store/storetest"
@@ -220,4 +223,24 @@ func screenshots(t *testing.T, ctx context.Context, name, url string) {
 		}
 	}
 	step(t, ctx, "reset viewport", chromedp.EmulateReset())
+}
+
+// readQR screenshots the page's QR code (svg.qr) as the browser draws it
+// and decodes it.
+func readQR(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	png := value(t, ctx, "QR screenshot", chromedp.ScreenshotScale(chromedp.CSS("svg.qr"), 2))
+	img, _, err := image.Decode(bytes.NewReader(png))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
+	if err != nil {
+		t.Fatalf("decoding the QR code: %v", err)
+	}
+	return res.GetText()
 }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"image"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -12,11 +10,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/makiuchi-d/gozxing"
-	"github.com/makiuchi-d/gozxing/qrcode"
 	"github.com/pquerna/otp/totp"
 
-	"github.com/skydesk/skydeskd/store"
+	"github.com/skydesk/skydeskd/store/storetest"
 )
 
 // authenticatorApp makes codes as a phone app would, for the real clock
@@ -71,14 +67,8 @@ func TestWebBrowser_twoStepSelf(t *testing.T) {
 	w := startWebApp(t)
 	ctx := context.Background()
 	const user, pass = "taro@skydesk.jp", "correct horse battery"
-	if _, err := w.store.AddAccount(ctx, store.NewAccount{Address: user, Password: pass}); err != nil {
-		t.Fatal(err)
-	}
-	all := store.POPAll
-	if _, err := w.store.SetPOP(ctx, user, store.POPUpdate{Access: &all}); err != nil {
-		t.Fatal(err)
-	}
-	w.popSubjects(t, user, pass, false) // the account password works, and is cached
+	storetest.AddUser(t, w.store, user, pass) // POP on: all mail
+	w.popSubjects(t, user, pass, false)       // the account password works, and is cached
 
 	b := newBrowser(t)
 	step(t, b, "sign in", chromedp.Navigate(w.webURL+"/settings?lang=en"),
@@ -93,23 +83,11 @@ func TestWebBrowser_twoStepSelf(t *testing.T) {
 		t.Fatalf("key on the page %q", shown)
 	}
 	// The QR code, as the browser draws it, is the otpauth URI of that key.
-	png := value(t, b, "QR screenshot", chromedp.ScreenshotScale(chromedp.CSS("svg.qr"), 2))
-	img, _, err := image.Decode(bytes.NewReader(png))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
-	if err != nil {
-		t.Fatalf("decoding the QR code: %v", err)
-	}
-	u, err := url.Parse(res.GetText())
+	qr := readQR(t, b)
+	u, err := url.Parse(qr)
 	if err != nil || u.Scheme != "otpauth" || u.Host != "totp" || u.Query().Get("secret") != app.secret ||
 		u.Query().Get("issuer") != w.cfg.Provider.Name || !strings.HasSuffix(u.Path, ":"+user) {
-		t.Fatalf("QR code %q does not match the key %q", res.GetText(), shown)
+		t.Fatalf("QR code %q does not match the key %q", qr, shown)
 	}
 	if acc, _ := w.store.GetAccount(ctx, user); acc.TwoStep {
 		t.Fatal("two-step on before the code was confirmed")
