@@ -100,7 +100,8 @@ type Login struct {
 // Authenticator applies the credential rules of DESIGN.md §4 in one place:
 // full address as user name, two-step → app passwords only for mail and
 // password + TOTP code for the settings page, federated → no password
-// until set, failed-login throttling, and the verified-login cache. popd's backend, smtpd and the settings page all call it.
+// until set, failed-login throttling, and the verified-login cache.
+// popd's backend, smtpd and the settings page all call it.
 type Authenticator struct {
 	s       *Store
 	byIP    *throttle
@@ -195,12 +196,10 @@ type appRow struct {
 func (a *Authenticator) Login(ctx context.Context, req LoginRequest) (Login, error) {
 	user := strings.TrimSpace(req.Username)
 	ipKey := req.Remote.Unmap().String()
-	if d := a.byIP.check(ipKey); d > 0 {
-		a.note(req.Service, "locked")
-		return Login{}, &AuthError{Reason: AuthLocked, RetryAfter: d}
+	if e := a.lockedOut(req.Service, a.byIP, ipKey); e != nil {
+		return Login{}, e
 	}
 	if !strings.Contains(user, "@") {
-		a.note(req.Service, "not_full_address")
 		return Login{}, a.failed(ctx, req, ipKey, "", &AuthError{Reason: AuthNotFullAddress})
 	}
 	addr, err := NormalizeAddress(user)
@@ -208,13 +207,11 @@ func (a *Authenticator) Login(ctx context.Context, req LoginRequest) (Login, err
 		if err := a.dummyVerify(ctx, req.Password); err != nil {
 			return Login{}, err
 		}
-		a.note(req.Service, "bad_credentials")
 		return Login{}, a.failed(ctx, req, ipKey, "", &AuthError{Reason: AuthBadCredentials})
 	}
 	userKey := addr.String()
-	if d := a.byUser.check(userKey); d > 0 {
-		a.note(req.Service, "locked")
-		return Login{}, &AuthError{Reason: AuthLocked, RetryAfter: d}
+	if e := a.lockedOut(req.Service, a.byUser, userKey); e != nil {
+		return Login{}, e
 	}
 
 	row, err := a.credentials(ctx, userKey)
@@ -222,7 +219,6 @@ func (a *Authenticator) Login(ctx context.Context, req LoginRequest) (Login, err
 		if err := a.dummyVerify(ctx, req.Password); err != nil {
 			return Login{}, err
 		}
-		a.note(req.Service, "bad_credentials")
 		return Login{}, a.failed(ctx, req, ipKey, userKey, &AuthError{Reason: AuthBadCredentials})
 	}
 	if err != nil {
@@ -236,8 +232,7 @@ func (a *Authenticator) Login(ctx context.Context, req LoginRequest) (Login, err
 	ck := a.cacheKey(req.Service, userKey, req.Password)
 	if useCache {
 		if l, ok := a.cached(ctx, ck, row); ok {
-			a.byIP.succeed(ipKey)
-			a.byUser.succeed(userKey)
+			a.clearFailures(ipKey, userKey)
 			a.note(req.Service, "ok")
 			return l, nil
 		}
@@ -246,14 +241,12 @@ func (a *Authenticator) Login(ctx context.Context, req LoginRequest) (Login, err
 	login, err := a.verify(ctx, req, row)
 	var aerr *AuthError
 	if errors.As(err, &aerr) {
-		a.note(req.Service, reasonLabel(aerr.Reason))
 		return Login{}, a.failed(ctx, req, ipKey, userKey, aerr)
 	}
 	if err != nil {
 		return Login{}, err
 	}
-	a.byIP.succeed(ipKey)
-	a.byUser.succeed(userKey)
+	a.clearFailures(ipKey, userKey)
 	if useCache {
 		a.remember(ck, row, login.AppPassword)
 	}
@@ -301,7 +294,8 @@ func (a *Authenticator) verify(ctx context.Context, req LoginRequest, row credRo
 		return m, err
 	}
 	if !req.Service.mail() {
-		// The settings page: the account password only.
+		// The settings page: the account password, never an app password,
+		// and under two-step verification a code (verifyTOTP).
 		if !row.hash.Valid && row.federated {
 			if err := a.dummyVerify(ctx, req.Password); err != nil {
 				return Login{}, err
@@ -380,8 +374,26 @@ func (a *Authenticator) verifyTOTP(ctx context.Context, req LoginRequest, row cr
 	return Login{Account: row.acc}, nil
 }
 
-// failed counts the failure, waits the throttle's delay and returns e.
+// lockedOut refuses an attempt while key is locked out on th.
+func (a *Authenticator) lockedOut(svc Service, th *throttle, key string) *AuthError {
+	if d := th.check(key); d > 0 {
+		a.note(svc, "locked")
+		return &AuthError{Reason: AuthLocked, RetryAfter: d}
+	}
+	return nil
+}
+
+// clearFailures resets both throttles' counts after a success.
+func (a *Authenticator) clearFailures(ipKey, userKey string) {
+	a.byIP.succeed(ipKey)
+	a.byUser.succeed(userKey)
+}
+
+// failed notes the refusal, counts the failure (per remote address, and
+// per account when userKey is known), waits the throttle's delay and
+// returns e.
 func (a *Authenticator) failed(ctx context.Context, req LoginRequest, ipKey, userKey string, e *AuthError) error {
+	a.note(req.Service, reasonLabel(e.Reason))
 	d, locked := a.byIP.fail(ipKey)
 	// AuthNoPassword and AuthNoAuthenticator: the account cannot sign in
 	// however often it tries; counting would only lock out its owner.

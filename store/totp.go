@@ -159,14 +159,11 @@ func (a *Authenticator) DisableTwoStep(ctx context.Context, req LoginRequest) er
 		return err
 	}
 	ipKey, userKey := req.Remote.Unmap().String(), addr.String()
-	for _, t := range []struct {
-		th  *throttle
-		key string
-	}{{a.byIP, ipKey}, {a.byUser, userKey}} {
-		if d := t.th.check(t.key); d > 0 {
-			a.note(req.Service, "locked")
-			return &AuthError{Reason: AuthLocked, RetryAfter: d}
-		}
+	if e := a.lockedOut(req.Service, a.byIP, ipKey); e != nil {
+		return e
+	}
+	if e := a.lockedOut(req.Service, a.byUser, userKey); e != nil {
+		return e
 	}
 	row, err := a.credentials(ctx, userKey)
 	if err != nil {
@@ -178,14 +175,12 @@ func (a *Authenticator) DisableTwoStep(ctx context.Context, req LoginRequest) er
 	_, err = a.verifyTOTP(ctx, req, row)
 	var aerr *AuthError
 	if errors.As(err, &aerr) {
-		a.note(req.Service, reasonLabel(aerr.Reason))
 		return a.failed(ctx, req, ipKey, userKey, aerr)
 	}
 	if err != nil {
 		return err
 	}
-	a.byIP.succeed(ipKey)
-	a.byUser.succeed(userKey)
+	a.clearFailures(ipKey, userKey)
 	a.note(req.Service, "ok")
 	return a.s.SetTwoStep(ctx, userKey, false)
 }
