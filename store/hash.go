@@ -67,12 +67,21 @@ func argon2id(ctx context.Context, password string, salt []byte, p HashParams, n
 	return argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, n), nil
 }
 
+// newSalt returns 16 random bytes, the salt of every stored hash.
+func newSalt() ([]byte, error) {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return nil, fmt.Errorf("reading salt: %w", err)
+	}
+	return salt, nil
+}
+
 // hashPassword returns a PHC-format argon2id string with a random salt:
 // $argon2id$v=19$m=…,t=…,p=…$salt$hash.
 func hashPassword(ctx context.Context, p HashParams, password string) (string, error) {
-	salt := make([]byte, 16)
-	if _, err := rand.Read(salt); err != nil {
-		return "", fmt.Errorf("reading salt: %w", err)
+	salt, err := newSalt()
+	if err != nil {
+		return "", err
 	}
 	key, err := argon2id(ctx, password, salt, p, 32)
 	if err != nil {
@@ -125,9 +134,9 @@ const appHashPrefix = "$sha256$"
 
 // hashAppSecret hashes a normalized app password secret.
 func hashAppSecret(secret string) (string, error) {
-	salt := make([]byte, 16)
-	if _, err := rand.Read(salt); err != nil {
-		return "", fmt.Errorf("reading salt: %w", err)
+	salt, err := newSalt()
+	if err != nil {
+		return "", err
 	}
 	sum := appSum(salt, secret)
 	return appHashPrefix + b64.EncodeToString(salt) + "$" + b64.EncodeToString(sum[:]), nil
