@@ -122,23 +122,24 @@ func (s *sessionStore) get(id string, takeFlash bool) (address string, f *flash,
 	return x.address, f, true
 }
 
-func (s *sessionStore) setFlash(id string, f *flash) {
+// update changes the session id, if there is one, under the lock.
+func (s *sessionStore) update(id string, change func(*session)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if x := s.m[id]; x != nil {
-		x.flash = f
+		change(x)
 	}
+}
+
+func (s *sessionStore) setFlash(id string, f *flash) {
+	s.update(id, func(x *session) { x.flash = f })
 }
 
 // startEnrol keeps key pending in the session for enrolLifetime, replacing
 // any earlier pending key.
 func (s *sessionStore) startEnrol(id string, key store.TOTPKey) {
-	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if x := s.m[id]; x != nil {
-		x.enrol = &enrolment{key: key, expires: now.Add(enrolLifetime)}
-	}
+	expires := s.now().Add(enrolLifetime)
+	s.update(id, func(x *session) { x.enrol = &enrolment{key: key, expires: expires} })
 }
 
 // pendingEnrol returns the session's pending key and how many wrong codes
@@ -177,11 +178,7 @@ func (s *sessionStore) enrolFailed(id string, key store.TOTPKey) (discarded bool
 
 // endEnrol drops the pending key.
 func (s *sessionStore) endEnrol(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if x := s.m[id]; x != nil {
-		x.enrol = nil
-	}
+	s.update(id, func(x *session) { x.enrol = nil })
 }
 
 func (s *sessionStore) delete(id string) {
