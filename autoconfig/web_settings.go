@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -141,6 +142,10 @@ func remoteAddr(r *http.Request) netip.Addr {
 	return ap.Addr()
 }
 
+// lockMinutes is a lock-out's remaining time as the pages say it: whole
+// minutes, rounded up, at least 1.
+func lockMinutes(d time.Duration) int { return max(1, int(math.Ceil(d.Minutes()))) }
+
 // signIn checks the address, account password and — for accounts with
 // two-step verification on — the authenticator code through the shared
 // Authenticator (ServiceWeb: app passwords are refused, federated accounts
@@ -168,7 +173,7 @@ func (w *Web) signIn(c echo.Context) error {
 		case store.AuthNoAuthenticator:
 			return w.signInPage(c, l, http.StatusUnauthorized, "no_authenticator", email, 0)
 		case store.AuthLocked:
-			mins := max(1, int(math.Ceil(ae.RetryAfter.Minutes())))
+			mins := lockMinutes(ae.RetryAfter)
 			c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ae.RetryAfter.Seconds()))))
 			return w.signInPage(c, l, http.StatusTooManyRequests, "locked", email, mins)
 		}

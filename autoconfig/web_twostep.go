@@ -2,7 +2,6 @@ package autoconfig
 
 import (
 	"errors"
-	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -120,7 +119,7 @@ func (w *Web) offTwoStep(c echo.Context) error {
 		w.o.Log.Info("two-step off refused", "user", address, "remote", remoteAddr(req).String(), "reason", ae.Error())
 		switch ae.Reason {
 		case store.AuthLocked:
-			return w.twoStepDone(c, &flash{twoStepErr: "err_twostep_locked", arg: max(1, int(math.Ceil(ae.RetryAfter.Minutes())))})
+			return w.twoStepDone(c, &flash{twoStepErr: "err_twostep_locked", arg: lockMinutes(ae.RetryAfter)})
 		case store.AuthNoAuthenticator:
 			return w.twoStepDone(c, &flash{twoStepErr: "err_twostep_no_authenticator"})
 		}
