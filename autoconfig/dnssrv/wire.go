@@ -219,11 +219,16 @@ func (h *Handler) answerWire(pkt []byte, udp bool, out []byte) ([]byte, uint64) 
 	if ok {
 		h.learn(zs, key, q, count)
 	}
-	var class uint64
-	if udp && h.rrl != nil {
-		class = h.rrl.class(m)
+	return append(out, resp...), h.rrlClass(m, udp)
+}
+
+// rrlClass is the RRL class of answer m, when it goes over UDP and RRL
+// is on (else 0, which nothing reads).
+func (h *Handler) rrlClass(m *dns.Msg, udp bool) uint64 {
+	if !udp || h.rrl == nil {
+		return 0
 	}
-	return append(out, resp...), class
+	return h.rrl.class(m)
 }
 
 // learn packs the canonical answer for a fast-path question and caches it.
@@ -247,10 +252,7 @@ func (h *Handler) learn(zs *zones, key []byte, q question, count *atomic.Uint64)
 	if len(wire) < q.qend || binary.BigEndian.Uint16(wire[4:]) != 1 || string(wire[12:q.qend-4]) != string(key[:q.qend-16]) {
 		return
 	}
-	t := &template{wire: wire, count: count}
-	if q.udp != 0 && h.rrl != nil {
-		t.class = h.rrl.class(m)
-	}
+	t := &template{wire: wire, count: count, class: h.rrlClass(m, q.udp != 0)}
 	zs.cache.put(key, t, m.Rcode == dns.RcodeSuccess)
 }
 
