@@ -115,28 +115,14 @@ func start(t testing.TB, mutate func(*dnssrv.Options)) *fixture {
 	return f
 }
 
-// listenPair binds UDP and TCP on the same port, as a name server does
-// (dig +tcp and resolvers retry on the port they asked over UDP). With
-// port 0 a TCP port already taken gives another try.
+// listenPair is Listen with two UDP sockets, failing the test on error.
 func listenPair(t testing.TB, addr string) ([]net.PacketConn, net.Listener) {
 	t.Helper()
-	var last error
-	for range 10 {
-		pcs, err := dnssrv.ListenUDP(addr, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := net.Listen("tcp", pcs[0].LocalAddr().String())
-		if err == nil {
-			return pcs, l
-		}
-		for _, pc := range pcs {
-			pc.Close()
-		}
-		last = err
+	pcs, l, err := dnssrv.Listen(addr, 2)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no port free for both UDP and TCP: %v", last)
-	return nil, nil
+	return pcs, l
 }
 
 // serveOn runs a Server until the test ends and checks it stops cleanly.

@@ -40,3 +40,31 @@ func ListenUDP(addr string, n int) ([]net.PacketConn, error) {
 	}
 	return pcs, nil
 }
+
+// Listen binds ListenUDP's n sockets and a TCP listener on the same port,
+// as a name server serves both (resolvers retry a truncated answer over
+// TCP on the port they asked over UDP). With port 0 the kernel picks a
+// free UDP port whose TCP twin may be taken by some other socket (a
+// client connection's local port): then it tries another port.
+func Listen(addr string, n int) ([]net.PacketConn, net.Listener, error) {
+	_, port, _ := net.SplitHostPort(addr)
+	tries := 1
+	if port == "0" {
+		tries = 10
+	}
+	var err error
+	for range tries {
+		var pcs []net.PacketConn
+		if pcs, err = ListenUDP(addr, n); err != nil {
+			return nil, nil, err
+		}
+		var l net.Listener
+		if l, err = net.Listen("tcp", pcs[0].LocalAddr().String()); err == nil {
+			return pcs, l, nil
+		}
+		for _, pc := range pcs {
+			pc.Close()
+		}
+	}
+	return nil, nil, fmt.Errorf("listening on %s/tcp: %w", addr, err)
+}

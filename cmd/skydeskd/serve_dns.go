@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"runtime"
 	"strings"
@@ -88,7 +87,8 @@ func (a *app) dnsComponents() ([]component, error) {
 	// process, seen by WatchDomains) is answered or refused at once.
 	a.store.OnDomainsChanged(h.Reload)
 
-	pcs, l, err := listenDNS(addr)
+	// One UDP socket per CPU (SO_REUSEPORT) and TCP, on one port.
+	pcs, l, err := dnssrv.Listen(addr, runtime.GOMAXPROCS(0))
 	if err != nil {
 		return nil, err
 	}
@@ -97,32 +97,6 @@ func (a *app) dnsComponents() ([]component, error) {
 		{name: "dns-udp", addr: pcs[0].LocalAddr(), serve: srv.ServeUDP, shutdown: srv.Shutdown},
 		{name: "dns-tcp", addr: l.Addr(), serve: srv.ServeTCP, shutdown: func(context.Context) error { return nil }},
 	}, nil
-}
-
-// listenDNS binds one UDP socket per CPU (SO_REUSEPORT) and TCP on the
-// same port. With port 0 (tests) the kernel picks the UDP port, whose TCP
-// twin may be in use by some other socket: then it tries another port.
-func listenDNS(addr string) ([]net.PacketConn, net.Listener, error) {
-	_, port, _ := net.SplitHostPort(addr)
-	tries := 1
-	if port == "0" {
-		tries = 10
-	}
-	var err error
-	for range tries {
-		var pcs []net.PacketConn
-		if pcs, err = dnssrv.ListenUDP(addr, runtime.GOMAXPROCS(0)); err != nil {
-			return nil, nil, err
-		}
-		var l net.Listener
-		if l, err = net.Listen("tcp", pcs[0].LocalAddr().String()); err == nil {
-			return pcs, l, nil
-		}
-		for _, pc := range pcs {
-			pc.Close()
-		}
-	}
-	return nil, nil, fmt.Errorf("listening on %s/tcp: %w", addr, err)
 }
 
 // dnsQueries exports the handler's query counters at scrape time, so the
