@@ -19,7 +19,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 bench-http: ## wrk vs nginx on the autoconfig endpoints (issue 3); RIG = a set-up copy of ../shared/bench
-	RIG=$(or $(RIG),/tmp/skydesk-bench) autoconfig/httpfront/testdata/wrk-vs-nginx.sh
+	RIG=$(or $(RIG),/tmp/skydesk-bench) internal/httpfront/testdata/wrk-vs-nginx.sh
 
 fuzz: ## each fuzz target for $(FUZZTIME)
 	@for pkg in $$($(GO) list ./...); do \

@@ -14,7 +14,7 @@ import (
 
 	"howett.net/plist"
 
-	"github.com/skydesk/skydeskd/autoconfig/httpfront"
+	"github.com/skydesk/skydeskd/internal/httpfront"
 	"github.com/skydesk/skydeskd/profiles"
 	"github.com/skydesk/skydeskd/store/storetest"
 	"github.com/skydesk/skydeskd/templates"

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/skydesk/skydeskd/autoconfig/httpfront"
+	"github.com/skydesk/skydeskd/internal/httpfront"
 )
 
 // benchEndpoint measures one route through the full echo stack

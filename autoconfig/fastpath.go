@@ -10,7 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/skydesk/skydeskd/autoconfig/httpfront"
+	"github.com/skydesk/skydeskd/internal/httpfront"
 	"github.com/skydesk/skydeskd/profiles"
 	"github.com/skydesk/skydeskd/templates"
 )

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skydesk/skydeskd/autoconfig/httpfront"
+	"github.com/skydesk/skydeskd/internal/httpfront"
 )
 
 // countingResponder counts the answers the front gives itself.

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/skydesk/skydeskd/autoconfig/dnssrv"
 	"github.com/skydesk/skydeskd/config"
+	"github.com/skydesk/skydeskd/dnssrv"
 )
 
 // dnsConfig writes a configuration with the DNS and HTTP listeners on

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/skydesk/skydeskd/autoconfig"
-	"github.com/skydesk/skydeskd/autoconfig/httpfront"
+	"github.com/skydesk/skydeskd/internal/httpfront"
 	"github.com/skydesk/skydeskd/templates"
 )
 
@@ -16,7 +16,7 @@ import (
 // serve_http.go wraps both with /healthz and /metrics.
 //
 // hot answers cached documents on the connection itself, before net/http
-// (autoconfig/httpfront); plain and secure take everything else.
+// (internal/httpfront); plain and secure take everything else.
 type webHandlers struct {
 	plain, secure       http.Handler
 	hotPlain, hotSecure httpfront.Responder

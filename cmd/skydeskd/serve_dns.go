@@ -11,8 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/skydesk/skydeskd/autoconfig/dnssrv"
 	"github.com/skydesk/skydeskd/config"
+	"github.com/skydesk/skydeskd/dnssrv"
 	"github.com/skydesk/skydeskd/profiles"
 	"github.com/skydesk/skydeskd/store"
 )

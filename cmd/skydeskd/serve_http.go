@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/skydesk/skydeskd/autoconfig/httpfront"
+	"github.com/skydesk/skydeskd/internal/httpfront"
 )
 
 // httpServer returns a server with bounded reads and writes.

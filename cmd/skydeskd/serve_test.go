@@ -105,7 +105,7 @@ func TestServeRefusesBadConfig(t *testing.T) {
 }
 
 // TestServeHTTPFront: on both listeners, a cached autoconfig answer is
-// sent by the connection front itself (autoconfig/httpfront), everything
+// sent by the connection front itself (internal/httpfront), everything
 // else by net/http, and /metrics tells them apart.
 func TestServeHTTPFront(t *testing.T) {
 	addrs := startServe(t, "")

@@ -7,7 +7,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/skydesk/skydeskd/autoconfig/dnssrv"
+	"github.com/skydesk/skydeskd/dnssrv"
 	"github.com/skydesk/skydeskd/profiles"
 )
 

@@ -4,7 +4,7 @@
 # (HTTPS), wrk -t2 -c64 keep-alive on loopback, next to nginx serving the
 # same bytes as static files, in alternating rounds of one run.
 #
-#   RIG=/tmp/skydesk-bench ROUNDS=3 DUR=10 autoconfig/httpfront/testdata/wrk-vs-nginx.sh
+#   RIG=/tmp/skydesk-bench ROUNDS=3 DUR=10 internal/httpfront/testdata/wrk-vs-nginx.sh
 #
 # RIG is a writable copy of ../shared/bench with ./setup-peers.sh done;
 # nginx is started here if it is not running. skydeskd runs with --dev
@@ -61,7 +61,7 @@ rawp99() {
 }
 run() { # name url [wrk args]
   local name=$1 url=$2; shift 2
-  WRK_HIST="$WORK/hist" wrk -t2 -c64 -d"${DUR}s" --latency -s "$ROOT/autoconfig/httpfront/testdata/wrk-hist.lua" "$@" "$url" >"$WORK/out"
+  WRK_HIST="$WORK/hist" wrk -t2 -c64 -d"${DUR}s" --latency -s "$ROOT/internal/httpfront/testdata/wrk-hist.lua" "$@" "$url" >"$WORK/out"
   local rps p99 raw
   rps=$(awk '/^Requests\/sec/ {print $2}' "$WORK/out")
   p99=$(awk '$1 == "99%" {print $2}' "$WORK/out")

@@ -6,14 +6,14 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/skydesk/skydeskd/autoconfig/dnssrv"
+	"github.com/skydesk/skydeskd/dnssrv"
 	"github.com/skydesk/skydeskd/profiles"
 )
 
 // FuzzAnswer feeds raw packets through the same path the server takes
 // (miekg/dns unpacking, then Handler.Answer) and checks that the answer,
 // when there is one, is a well-formed response to the same query that
-// fits the UDP limit. Run: go test -fuzz FuzzAnswer ./autoconfig/dnssrv
+// fits the UDP limit. Run: go test -fuzz FuzzAnswer ./dnssrv
 func FuzzAnswer(f *testing.F) {
 	dom := &domains{serial: 7, list: []string{"example.co.jp"}}
 	h, err := dnssrv.NewHandler(testOptions(profiles.NewResolver(settings, dom)), dom.snapshot)
@@ -61,7 +61,7 @@ func FuzzAnswer(f *testing.F) {
 // FuzzAnswerWire checks the wire fast path against the slow path: for any
 // packet, the cached answer (second call) says the same as the first and
 // as miekg/dns unpacking plus Handler.Answer, with the question exactly
-// as asked (0x20). Run: go test -fuzz FuzzAnswerWire ./autoconfig/dnssrv
+// as asked (0x20). Run: go test -fuzz FuzzAnswerWire ./dnssrv
 func FuzzAnswerWire(f *testing.F) {
 	dom := &domains{serial: 7, list: []string{"example.co.jp"}}
 	h, err := dnssrv.NewHandler(testOptions(profiles.NewResolver(settings, dom)), dom.snapshot)

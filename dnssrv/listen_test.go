@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/skydesk/skydeskd/autoconfig/dnssrv"
+	"github.com/skydesk/skydeskd/dnssrv"
 )
 
 // Listen puts UDP and TCP on one port; on a fixed port whose TCP side is

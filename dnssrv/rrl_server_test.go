@@ -10,7 +10,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/skydesk/skydeskd/autoconfig/dnssrv"
+	"github.com/skydesk/skydeskd/dnssrv"
 )
 
 // floodUDP sends n queries for m with IDs 1..n from one socket (one

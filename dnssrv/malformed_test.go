@@ -12,7 +12,7 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/skydesk/skydeskd/autoconfig/dnssrv"
+	"github.com/skydesk/skydeskd/dnssrv"
 )
 
 // rawUDP sends b and returns the answer, or nil when none arrives within
