@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skydesk/skydeskd/internal/golden"
 	"github.com/skydesk/skydeskd/profiles"
 )
 
@@ -46,7 +47,7 @@ func TestAutodiscoverPOX_golden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, "autodiscover-"+f.name+".xml", b)
+			golden.Check(t, "autodiscover-"+f.name+".xml", b)
 			var d poxDoc
 			if err := xml.Unmarshal(b, &d); err != nil {
 				t.Fatalf("parsing back: %v", err)
@@ -86,7 +87,7 @@ func TestAutodiscoverError_golden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		golden(t, "autodiscover-error-"+fmtCode(code)+".xml", b)
+		golden.Check(t, "autodiscover-error-"+fmtCode(code)+".xml", b)
 		var d poxDoc
 		if err := xml.Unmarshal(b, &d); err != nil {
 			t.Fatalf("parsing back: %v", err)
@@ -106,7 +107,7 @@ func TestAutodiscoverJSON_golden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "autodiscover-v2.json", b)
+	golden.Check(t, "autodiscover-v2.json", b)
 	var ok struct{ Protocol, Url string }
 	if err := json.Unmarshal(b, &ok); err != nil || ok.Protocol != "AutodiscoverV1" || ok.Url != "https://autodiscover.skydesk.jp/autodiscover/autodiscover.xml" {
 		t.Errorf("v2 = %+v, %v", ok, err)
@@ -116,7 +117,7 @@ func TestAutodiscoverJSON_golden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "autodiscover-v2-invalid-protocol.json", b)
+	golden.Check(t, "autodiscover-v2-invalid-protocol.json", b)
 	var e struct{ ErrorCode, ErrorMessage string }
 	if err := json.Unmarshal(b, &e); err != nil || e.ErrorCode != "InvalidProtocol" || !strings.Contains(e.ErrorMessage, `'Ews"}<script>xxx`) {
 		t.Errorf("v2 error = %+v, %v", e, err)

@@ -23,6 +23,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"howett.net/plist"
 
+	"github.com/skydesk/skydeskd/internal/golden"
 	"github.com/skydesk/skydeskd/profiles"
 )
 
@@ -36,7 +37,7 @@ func TestMobileConfig_golden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, "apple-"+f.name+".mobileconfig", b)
+			golden.Check(t, "apple-"+f.name+".mobileconfig", b)
 			var doc map[string]any
 			if _, err := plist.Unmarshal(b, &doc); err != nil {
 				t.Fatalf("parsing back: %v", err)

@@ -1,20 +1,13 @@
 package templates
 
 import (
-	"bytes"
 	"context"
-	"flag"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/skydesk/skydeskd/profiles"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/golden files")
 
 // testSettings are the shipped defaults (config.Default), written out so
 // that a change to the defaults shows up as a golden diff here.
@@ -77,47 +70,6 @@ func (f fixture) resolve(t testing.TB) (profiles.Profile, profiles.Address) {
 		t.Fatal(err)
 	}
 	return p, Normalize(a)
-}
-
-// golden compares got with testdata/golden/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run `go test ./templates -update`)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from golden (run `go test ./templates -update` if intended)\n%s", path, lineDiff(string(want), string(got)))
-	}
-}
-
-// lineDiff prints the first differing lines.
-func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for i := 0; i < max(len(w), len(g)); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			b.WriteString("line " + strconv.Itoa(i+1) + ":\n- " + wl + "\n+ " + gl + "\n")
-			if b.Len() > 2000 {
-				break
-			}
-		}
-	}
-	return b.String()
 }
 
 // requireTool is storetest.RequireTool without importing the store (the

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/skydesk/skydeskd/internal/golden"
 	"github.com/skydesk/skydeskd/profiles"
 )
 
@@ -52,7 +53,7 @@ func TestThunderbird_golden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, "thunderbird-"+f.name+".xml", b)
+			golden.Check(t, "thunderbird-"+f.name+".xml", b)
 			checkThunderbird(t, b, p, a)
 		})
 	}

@@ -2,11 +2,8 @@ package web
 
 import (
 	"bytes"
-	"flag"
 	"image"
 	"image/color"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -15,39 +12,9 @@ import (
 
 	"github.com/makiuchi-d/gozxing"
 	"github.com/makiuchi-d/gozxing/qrcode"
+
+	"github.com/skydesk/skydeskd/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/golden files")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	p := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.WriteFile(p, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run `go test ./templates/web -update`)", err)
-	}
-	if !bytes.Equal(got, want) {
-		gl, wl := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
-		for i := range max(len(gl), len(wl)) {
-			var g, w string
-			if i < len(gl) {
-				g = gl[i]
-			}
-			if i < len(wl) {
-				w = wl[i]
-			}
-			if g != w {
-				t.Fatalf("%s differs at line %d:\n got: %s\nwant: %s\n(run `go test ./templates/web -update` if intended)", p, i+1, g, w)
-			}
-		}
-	}
-}
 
 func TestNegotiate(t *testing.T) {
 	for _, tc := range []struct {
@@ -235,7 +202,7 @@ func TestRender_golden(t *testing.T) {
 				if bytes.Contains(b, []byte("%!")) {
 					t.Error("a message was formatted with the wrong arguments")
 				}
-				golden(t, tc.name+"-"+string(l)+".html", b)
+				golden.Check(t, tc.name+"-"+string(l)+".html", b)
 			})
 		}
 	}
