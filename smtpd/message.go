@@ -22,7 +22,12 @@ type message struct {
 	// headerless: the first line is not a header field (everything is
 	// body), so fix-ups need their own blank line.
 	headerless bool
-	header     textproto.MIMEHeader
+	// malformed: a line that is neither a header field, a continuation
+	// nor the blank line ended a header section that had begun. Anything
+	// after it (a second From:, say) is body to us but may be a header
+	// to the recipient's client.
+	malformed bool
+	header    textproto.MIMEHeader
 }
 
 // parseMessage splits raw leniently: a malformed line ends the header
@@ -62,6 +67,7 @@ func parseMessage(raw []byte) message {
 				flush()
 				m.headerEnd = pos
 				m.headerless = pos == 0
+				m.malformed = pos > 0
 				return m
 			}
 			flush()
@@ -92,27 +98,46 @@ var fromParser = mail.AddressParser{WordDecoder: &mime.WordDecoder{
 	CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil },
 }}
 
-// checkFrom enforces that the From header names the authenticated
-// address (RFC 6409 §6.1 allows an MSA to enforce submission rights).
+// originatorFields are the fields that name who sent a message (RFC 5322
+// §3.6.2, §3.6.6). Each must name the authenticated address on
+// submission, or a client could show the recipient another sender.
+var originatorFields = []string{"From", "Sender", "Resent-From", "Resent-Sender"}
+
+// errMalformedHeader: RFC 5322 §2.2 allows only header fields before the
+// blank line. Refused on submission, where our client can fix it; MX mail
+// stays lenient (parseMessage).
+var errMalformedHeader = smtpErr(554, smtp.EnhancedCode{5, 6, 0},
+	"Malformed header section: a line that is not a header field comes before the blank line")
+
+// checkFrom enforces that every originator field names the authenticated
+// address (RFC 6409 §6.1 allows an MSA to enforce submission rights), and
+// refuses a header section the recipient could read differently from us.
 func (s *session) checkFrom(m message) error {
-	froms := m.header.Values("From")
-	switch {
-	case len(froms) == 0:
-		return nil // added by fixUp
-	case len(froms) > 1:
+	if m.malformed {
+		return errMalformedHeader
+	}
+	if len(m.header.Values("From")) > 1 {
 		return smtpErr(554, smtp.EnhancedCode{5, 6, 0}, "Message has more than one From header")
 	}
-	list, err := fromParser.ParseList(froms[0])
-	if err != nil || len(list) == 0 {
-		return smtpErr(554, smtp.EnhancedCode{5, 6, 0}, "Cannot parse the From header")
+	// RFC 5322 §3.6: at most one Sender; From and Sender at most once.
+	if len(m.header.Values("Sender")) > 1 {
+		return smtpErr(554, smtp.EnhancedCode{5, 6, 0}, "Message has more than one Sender header")
 	}
-	for _, a := range list {
-		if !s.owns(a.Address) {
-			return smtpErr(550, smtp.EnhancedCode{5, 7, 1},
-				"From header <"+printable(a.Address)+"> is not yours: send as <"+s.user+">")
+	for _, field := range originatorFields {
+		for _, v := range m.header.Values(field) {
+			list, err := fromParser.ParseList(v)
+			if err != nil || len(list) == 0 {
+				return smtpErr(554, smtp.EnhancedCode{5, 6, 0}, "Cannot parse the "+field+" header")
+			}
+			for _, a := range list {
+				if !s.owns(a.Address) {
+					return smtpErr(550, smtp.EnhancedCode{5, 7, 1},
+						field+" header <"+printable(a.Address)+"> is not yours: send as <"+s.user+">")
+				}
+			}
 		}
 	}
-	return nil
+	return nil // a missing From is added by fixUp
 }
 
 // fixUp prepends the trace fields and adds the fields RFC 6409 §8.2/§8.3

@@ -3,10 +3,13 @@ package smtpd
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-smtp"
 )
 
 func TestParseMessage(t *testing.T) {
@@ -137,4 +140,84 @@ func BenchmarkParseAndFixUp20KB(b *testing.B) {
 		}
 		_ = s.fixUp(m)
 	}
+}
+
+// Submission: every originator field names the authenticated user, and a
+// header section with a stray line (behind which a second From: would hide
+// from this check) is refused.
+func TestCheckFrom_originators(t *testing.T) {
+	s := testSession(Submission)
+	for _, tc := range []struct {
+		name, header string
+		code         int // 0: accepted
+	}{
+		{"own-from", "From: Taro <taro@skydesk.jp>\r\n", 0},
+		{"no-from", "Subject: x\r\n", 0},
+		{"case-insensitive", "From: <TARO@SkyDesk.JP>\r\n", 0},
+		{"foreign-from", "From: <boss@example.co.jp>\r\n", 550},
+		{"two-froms", "From: <taro@skydesk.jp>\r\nFrom: <taro@skydesk.jp>\r\n", 554},
+		{"own-sender", "From: <taro@skydesk.jp>\r\nSender: <taro@skydesk.jp>\r\n", 0},
+		{"foreign-sender", "From: <taro@skydesk.jp>\r\nSender: <boss@example.co.jp>\r\n", 550},
+		{"two-senders", "Sender: <taro@skydesk.jp>\r\nSender: <taro@skydesk.jp>\r\n", 554},
+		{"own-resent", "From: <taro@skydesk.jp>\r\nResent-From: <taro@skydesk.jp>\r\n", 0},
+		{"foreign-resent-from", "From: <taro@skydesk.jp>\r\nResent-From: <boss@example.co.jp>\r\n", 550},
+		{"second-resent-block-foreign", "Resent-From: <taro@skydesk.jp>\r\nResent-From: <boss@example.co.jp>\r\n", 550},
+		{"foreign-resent-sender", "Resent-Sender: <boss@example.co.jp>\r\n", 550},
+		{"unparsable-sender", "From: <taro@skydesk.jp>\r\nSender: <<<\r\n", 554},
+		{"hidden-second-from", "From: <taro@skydesk.jp>\r\nno colon here\r\nFrom: <boss@example.co.jp>\r\n", 554},
+		{"encoded-display-name", "From: =?ISO-2022-JP?B?GyRCO1hFRBsoQg==?= <taro@skydesk.jp>\r\n", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := s.checkFrom(parseMessage([]byte(tc.header + "\r\nbody\r\n")))
+			code := 0
+			if err != nil {
+				var se *smtp.SMTPError
+				if !errors.As(err, &se) {
+					t.Fatalf("not an SMTP reply: %v", err)
+				}
+				code = se.Code
+			}
+			if code != tc.code {
+				t.Errorf("code %d (%v), want %d", code, err, tc.code)
+			}
+		})
+	}
+}
+
+// FuzzCheckFrom: any header section either passes the originator rule
+// with every originator field naming the user, or is refused with a 5xx
+// reply; never a panic.
+func FuzzCheckFrom(f *testing.F) {
+	for _, s := range []string{"From: <taro@skydesk.jp>\r\n\r\nx", "Sender: a@b\r\n\r\n", "From: x\r\nbad\r\nFrom: y\r\n\r\n",
+		"Resent-From: <taro@skydesk.jp>, <TARO@skydesk.jp>\r\n\r\n", "From:\r\n \r\n\r\n"} {
+		f.Add([]byte(s))
+	}
+	s := testSession(Submission)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		m := parseMessage(raw)
+		err := s.checkFrom(m)
+		if err == nil {
+			if m.malformed {
+				t.Fatal("malformed header section accepted")
+			}
+			for _, field := range originatorFields {
+				for _, v := range m.header.Values(field) {
+					list, perr := fromParser.ParseList(v)
+					if perr != nil {
+						t.Fatalf("accepted unparsable %s %q", field, v)
+					}
+					for _, a := range list {
+						if !s.owns(a.Address) {
+							t.Fatalf("accepted foreign %s %q", field, a.Address)
+						}
+					}
+				}
+			}
+			return
+		}
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) || se.Code < 500 {
+			t.Fatalf("refusal is not a 5xx SMTP reply: %v", err)
+		}
+	})
 }
