@@ -171,7 +171,13 @@ func (c *Conn) readLine() (string, error) {
 			return "", err
 		}
 	}
-	if err := c.nc.SetReadDeadline(time.Now().Add(c.srv.opts.ReadTimeout)); err != nil {
+	deadline := time.Now().Add(c.srv.opts.ReadTimeout)
+	if c.state == stateAuthorization {
+		if d := c.start.Add(c.srv.opts.LoginTimeout); d.Before(deadline) {
+			deadline = d
+		}
+	}
+	if err := c.nc.SetReadDeadline(deadline); err != nil {
 		return "", err
 	}
 	if c.srv.closing.Load() {
@@ -211,6 +217,8 @@ func (c *Conn) step() bool {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		if c.srv.closing.Load() {
 			c.reply(&Error{Code: "SYS/TEMP", Text: "server shutting down, try again shortly"})
+		} else if c.state == stateAuthorization && time.Since(c.start) >= c.srv.opts.LoginTimeout {
+			c.reply(&Error{Text: "login timeout: log in within " + c.srv.opts.LoginTimeout.String() + " of connecting"})
 		} else {
 			// RFC 1939 §3: the autologout timer ends the session without
 			// entering UPDATE.

@@ -33,8 +33,15 @@ type Options struct {
 	ReadTimeout time.Duration
 	// WriteTimeout bounds each write to a stalled client; default 1 minute.
 	WriteTimeout time.Duration
-	// HandshakeTimeout bounds a TLS handshake; default 30 seconds.
+	// HandshakeTimeout bounds a TLS handshake; default 10 seconds.
 	HandshakeTimeout time.Duration
+	// LoginTimeout bounds the whole AUTHORIZATION state, from the greeting
+	// to a successful login; default 1 minute. RFC 1939 §3's ten-minute
+	// autologout protects an idle user's session; a client that has not
+	// logged in is not one, and without this bound it could hold a
+	// connection slot for ten minutes per NOOP (Dovecot likewise drops
+	// clients that do not authenticate in time).
+	LoginTimeout time.Duration
 	// MaxLineLength bounds a command or SASL line including CRLF; default
 	// 2048 (RFC 2449 §4 allows 255 for commands, but a SASL PLAIN initial
 	// response carrying a long UTF-8 password needs more).
@@ -62,7 +69,10 @@ func (o *Options) setDefaults() {
 		o.WriteTimeout = time.Minute
 	}
 	if o.HandshakeTimeout <= 0 {
-		o.HandshakeTimeout = 30 * time.Second
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.LoginTimeout <= 0 {
+		o.LoginTimeout = time.Minute
 	}
 	if o.MaxLineLength <= 0 {
 		o.MaxLineLength = 2048

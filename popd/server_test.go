@@ -364,3 +364,25 @@ func TestServer_noTLSConfig(t *testing.T) {
 	c.cmd("STLS", "-ERR STLS is not available on this port")
 	c.cmd("USER taro@skydesk.jp", "-ERR [AUTH] TLS required")
 }
+
+// A client that keeps talking but never logs in loses its connection slot
+// after LoginTimeout, however busy it keeps the read timer.
+func TestServer_loginTimeout(t *testing.T) {
+	const timeout = 400 * time.Millisecond
+	ts := newTestServer(t, newMem(t), popd.Options{LoginTimeout: timeout, ReadTimeout: time.Minute})
+	start := time.Now()
+	c := ts.dial(t)
+	// Busy for half the timeout: each command resets the read timer but
+	// not the login deadline. (Stop sending well before the deadline: a
+	// write after the server's close could reset the connection before
+	// the last reply is read.)
+	for time.Since(start) < timeout/2 {
+		c.cmd("CAPA", "+OK")
+		c.multi()
+	}
+	c.expectPrefix("-ERR login timeout")
+	if d := time.Since(start); d < timeout {
+		t.Fatalf("closed after %v, before the login timeout", d)
+	}
+	c.closed()
+}
