@@ -19,45 +19,40 @@ func cmdDNS(ctx context.Context, args []string, e env) error {
 		return usagef("dns: want records or check")
 	}
 	var c common
+	var resolver *string
+	fs := newFlags("dns "+args[0], &c)
 	switch args[0] {
 	case "records":
-		fs := newFlags("dns records", &c)
-		pos, err := parse(fs, args[1:], "DOMAIN")
-		if err != nil {
-			return err
-		}
-		recs, domain, err := c.publishable(ctx, pos[0])
-		if err != nil {
-			return err
-		}
+	case "check":
+		resolver = fs.String("resolver", "", "resolver to ask, IP[:PORT] (default: the first nameserver of /etc/resolv.conf)")
+	default:
+		return usagef("dns: unknown subcommand %q (want records or check)", args[0])
+	}
+	pos, err := parse(fs, args[1:], "DOMAIN")
+	if err != nil {
+		return err
+	}
+	recs, domain, err := c.publishable(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	if resolver == nil { // records
 		cfg, err := c.load()
 		if err != nil {
 			return err
 		}
 		printRecords(e.stdout, domain, recs, cfg.DNS.Nameservers)
 		return nil
-	case "check":
-		fs := newFlags("dns check", &c)
-		resolver := fs.String("resolver", "", "resolver to ask, IP[:PORT] (default: the first nameserver of /etc/resolv.conf)")
-		pos, err := parse(fs, args[1:], "DOMAIN")
-		if err != nil {
-			return err
-		}
-		recs, domain, err := c.publishable(ctx, pos[0])
-		if err != nil {
-			return err
-		}
-		server := *resolver
-		if server == "" {
-			if server, err = dnssrv.DefaultResolver(); err != nil {
-				return err
-			}
-		} else {
-			server = dnssrv.ResolverAddr(server)
-		}
-		return printCheck(e.stdout, domain, server, dnssrv.Check(ctx, server, recs))
 	}
-	return usagef("dns: unknown subcommand %q (want records or check)", args[0])
+	server := *resolver
+	if server == "" {
+		if server, err = dnssrv.DefaultResolver(); err != nil {
+			return err
+		}
+	} else {
+		server = dnssrv.ResolverAddr(server)
+	}
+	return printCheck(e.stdout, domain, server, dnssrv.Check(ctx, server, recs))
 }
 
 // publishable returns the records an organization publishes for domain
