@@ -41,18 +41,17 @@ func (a *app) smtpComponents() ([]component, error) {
 	}
 	// One group-committing store for every listener (smtpd.Batcher).
 	srv := smtpd.NewServer(smtpd.NewBatcher(a.store), a.auth, o)
+	// One server behind every listener: the first shutdown drains them
+	// all, the others wait for the same drain.
 	eps := []endpoint{
-		{name: "smtps", addr: l.SMTPS, serve: srv.ServeTLS},
-		{name: "submission", addr: l.Submission, serve: srv.Serve},
-		{name: "mx", addr: l.MX, serve: srv.ServeMX},
+		{name: "smtps", addr: l.SMTPS, serve: srv.ServeTLS, shutdown: srv.Shutdown},
+		{name: "submission", addr: l.Submission, serve: srv.Serve, shutdown: srv.Shutdown},
+		{name: "mx", addr: l.MX, serve: srv.ServeMX, shutdown: srv.Shutdown},
 	}
-	for i, ep := range eps {
+	for _, ep := range eps {
 		if ep.addr != "" {
 			m.sessions.WithLabelValues(ep.name) // listed at 0 from the start
 		}
-		// One server behind every listener: the first shutdown drains
-		// them all, the others wait for the same drain.
-		eps[i].shutdown = srv.Shutdown
 	}
 	return bindAll(eps, smtpd.ErrServerClosed)
 }
