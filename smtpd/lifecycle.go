@@ -106,9 +106,10 @@ func (s *Server) startRelay() {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s.relayCancel, s.relayDone = cancel, make(chan struct{})
+	done := make(chan struct{})
+	s.relayCancel, s.relayDone = cancel, done
 	go func() {
-		defer close(s.relayDone)
+		defer close(done)
 		s.opts.Relay.Run(ctx)
 	}()
 }

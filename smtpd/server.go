@@ -9,6 +9,11 @@
 // trace fields (RFC 5321 §4.4, RFC 3848), MSA fix-ups (RFC 6409 §8: Date,
 // Message-ID), delivery status notifications for relayed mail (RFC 3464).
 //
+// Server (lifecycle.go) runs the listeners the way popd.Server does:
+// Serve, ServeTLS and ServeMX, then Shutdown or Close; it caps
+// connections, closes idle ones after a shutdown grace period, and starts
+// and stops the relay worker.
+//
 // Only *smtp.SMTPError values reach the wire: every other error is logged
 // and answered with a generic temporary failure (maddy's wrapErr), because
 // go-smtp writes err.Error() of anything else to the client.
