@@ -275,9 +275,27 @@ type countKey struct {
 	rcode int
 }
 
+// otherType counts every query type countedType does not list; 65535 is
+// reserved (RFC 6895 §3.1), so it stands for no type of its own.
+const otherType = dns.TypeReserved
+
+// countedType bounds the qtype label of the query metrics: the types this
+// server answers or refuses by name, the ones resolvers commonly ask any
+// authoritative server (TXT for SPF, CAA before issuing a certificate,
+// HTTPS from browsers) and 0 for packets that did not parse; any other of
+// the 65,536 values a client can put in a question is otherType.
+func countedType(t uint16) uint16 {
+	switch t {
+	case 0, dns.TypeA, dns.TypeNS, dns.TypeCNAME, dns.TypeSOA, dns.TypeMX, dns.TypeTXT, dns.TypeAAAA,
+		dns.TypeSRV, dns.TypeOPT, dns.TypeHTTPS, dns.TypeCAA, dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR:
+		return t
+	}
+	return otherType
+}
+
 // counter returns the query counter of a (type, rcode) pair.
 func (h *Handler) counter(qtype uint16, rcode int) *atomic.Uint64 {
-	k := countKey{qtype, rcode}
+	k := countKey{countedType(qtype), rcode}
 	if c, ok := h.counts.Load(k); ok {
 		return c.(*atomic.Uint64)
 	}
@@ -286,15 +304,20 @@ func (h *Handler) counter(qtype uint16, rcode int) *atomic.Uint64 {
 }
 
 // QueryCounts calls f for every (query type, response code) pair seen,
-// with the number of queries: the type's mnemonic ("SRV"; "TYPE65280"
-// for types without one, "none" for packets that did not parse) and the
-// rcode's ("NOERROR", "NXDOMAIN", …). For metrics, read at scrape time,
-// so the hot path only adds to an atomic counter.
+// with the number of queries: the type's mnemonic ("SRV"; "other" for
+// every type outside countedType's short list, "none" for packets that
+// did not parse) and the rcode's ("NOERROR", "NXDOMAIN", …). For metrics,
+// read at scrape time, so the hot path only adds to an atomic counter.
 func (h *Handler) QueryCounts(f func(qtype, rcode string, n uint64)) {
 	h.counts.Range(func(k, v any) bool {
 		ck := k.(countKey)
-		t := "none"
-		if ck.qtype != 0 {
+		var t string
+		switch ck.qtype {
+		case 0:
+			t = "none"
+		case otherType:
+			t = "other"
+		default:
 			t = dns.Type(ck.qtype).String()
 		}
 		rc, ok := dns.RcodeToString[ck.rcode]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -73,6 +74,7 @@ type fixture struct {
 	maxSize               int64
 	certFile              string // PEM the real clients trust
 	cert                  *config.Certificate
+	srv                   *smtpd.Server // serving the three listeners
 
 	tb      testing.TB // newFixture's test: owns the lazily started POP3S server
 	popOnce sync.Once
@@ -80,9 +82,10 @@ type fixture struct {
 }
 
 type fixtureOpts struct {
-	policy  store.ThrottlePolicy
-	relay   bool
-	queued  func()
+	policy store.ThrottlePolicy
+	// relay takes mail for other domains (handRelay: queued, then
+	// relayed only when the test calls RunOnce).
+	relay   smtpd.Relayer
 	maxSize int64
 	// batch serves through a smtpd.Batcher (group commit) as serve does;
 	// the recording store then sees nothing.
@@ -91,6 +94,10 @@ type fixtureOpts struct {
 	postmaster string
 	// log replaces the test logger (to check what was logged).
 	log *slog.Logger
+	// store, if set, is the store to use (else a new one).
+	store *store.Store
+	// tune, if set, changes the Options last.
+	tune func(*smtpd.Options)
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -102,7 +109,10 @@ func testLogger(t testing.TB) *slog.Logger {
 
 func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 	t.Helper()
-	s := storetest.New(t)
+	s := fo.store
+	if s == nil {
+		s = storetest.New(t)
+	}
 	storetest.AddUser(t, s, taro, taroPW)
 	storetest.AddUser(t, s, hanako, hanakoPW)
 	if fo.policy == (store.ThrottlePolicy{}) {
@@ -122,38 +132,63 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 	}
 	f := &fixture{st: &recordingStore{Store: s}, auth: auth, maxSize: fo.maxSize, certFile: cert.CertFile, cert: cert, tb: t,
 		clientTLS: &tls.Config{RootCAs: pool, ServerName: "smtp.skydesk.jp", MinVersion: tls.VersionTLS12}}
-	start := func(mode smtpd.Mode, implicit bool) string {
-		o := smtpd.Options{Hostname: "smtp.skydesk.jp", TLSConfig: cert.ServerTLS(), MaxMessageSize: fo.maxSize,
-			Relay: fo.relay, Queued: fo.queued, Logger: testLogger(t), Postmaster: fo.postmaster,
-			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
-		if fo.log != nil {
-			o.Logger = fo.log
-		}
-		var st smtpd.Store = f.st
-		if fo.batch {
-			st = smtpd.NewBatcher(s)
-		}
-		srv := smtpd.NewServer(mode, st, auth, o)
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ln net.Listener = l
-		if implicit {
-			ln = tls.NewListener(l, o.TLSConfig)
-		}
-		done := make(chan struct{})
-		go func() { defer close(done); _ = srv.Serve(ln) }()
-		// Closing l too: a Close before Serve registered the listener
-		// would otherwise leave Serve blocked in Accept forever.
-		t.Cleanup(func() { srv.Close(); l.Close(); <-done })
-		return l.Addr().String()
+	o := smtpd.Options{Hostname: "smtp.skydesk.jp", TLSConfig: cert.ServerTLS(), MaxMessageSize: fo.maxSize,
+		Relay: fo.relay, Logger: testLogger(t), Postmaster: fo.postmaster,
+		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+	if fo.log != nil {
+		o.Logger = fo.log
 	}
-	f.smtps = start(smtpd.Submission, true)
-	f.submission = start(smtpd.Submission, false)
-	f.mx = start(smtpd.MX, false)
+	if fo.tune != nil {
+		fo.tune(&o)
+	}
+	var st smtpd.Store = f.st
+	if fo.batch {
+		st = smtpd.NewBatcher(s)
+	}
+	f.srv = smtpd.NewServer(st, auth, o)
+	f.smtps = serveOn(t, f.srv.ServeTLS)
+	f.submission = serveOn(t, f.srv.Serve)
+	f.mx = serveOn(t, f.srv.ServeMX)
+	t.Cleanup(func() { f.srv.Close() })
 	return f
 }
+
+// serveOn runs serve (a Server's Serve, ServeTLS or ServeMX) on a new
+// listener on 127.0.0.1:0 and returns its address; the test's cleanup
+// waits for serve to return.
+func serveOn(t testing.TB, serve func(net.Listener) error) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveListener(t, serve, l)
+	return l.Addr().String()
+}
+
+// serveListener runs serve on l until the test's cleanup, which checks
+// that it returned ErrServerClosed.
+func serveListener(t testing.TB, serve func(net.Listener) error, l net.Listener) {
+	done := make(chan error, 1)
+	go func() { done <- serve(l) }()
+	t.Cleanup(func() {
+		if err := <-done; !errors.Is(err, smtpd.ErrServerClosed) {
+			t.Errorf("serve returned %v, want ErrServerClosed", err)
+		}
+	})
+}
+
+// handRelay takes queued mail without a worker: the test relays by
+// calling Relay.RunOnce itself. Wake signals woke, if set.
+type handRelay struct{ woke chan<- struct{} }
+
+func (h handRelay) Wake() {
+	if h.woke != nil {
+		h.woke <- struct{}{}
+	}
+}
+
+func (handRelay) Run(ctx context.Context) { <-ctx.Done() }
 
 // wire is a raw SMTP client: exact replies, no library smoothing.
 type wire struct {

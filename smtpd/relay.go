@@ -98,6 +98,7 @@ func (r *Relay) Wake() {
 
 // Run processes the queue until ctx ends.
 func (r *Relay) Run(ctx context.Context) {
+	r.o.Logger.Info("relaying through the smarthost", "addr", net.JoinHostPort(r.o.Host, strconv.Itoa(r.o.Port)), "tls", r.o.TLS)
 	for {
 		if err := r.RunOnce(ctx); err != nil && ctx.Err() == nil {
 			r.o.Logger.Error("relay", "err", err)

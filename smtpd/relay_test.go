@@ -156,7 +156,7 @@ func (nopLog) Println(...any)        {}
 // the retry period. Local recipients of the same message get it directly.
 func TestRelay_smarthost(t *testing.T) {
 	woke := make(chan struct{}, 10)
-	f := newFixture(t, fixtureOpts{relay: true, queued: func() { woke <- struct{}{} }})
+	f := newFixture(t, fixtureOpts{relay: handRelay{woke}})
 	cert := storetest.Certificate(t)
 	h, port := startSmarthost(t, cert.ServerTLS())
 	clk := &clock{t: time.Now().Add(time.Minute)} // after the submission below
@@ -247,7 +247,7 @@ func TestRelay_smarthost(t *testing.T) {
 // An unreachable smarthost defers every recipient; the DSN after the retry
 // period does not reveal the smarthost's address.
 func TestRelay_unreachable(t *testing.T) {
-	f := newFixture(t, fixtureOpts{relay: true})
+	f := newFixture(t, fixtureOpts{relay: handRelay{}})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -282,7 +282,7 @@ func TestRelay_unreachable(t *testing.T) {
 
 // Run wakes on Wake and stops with its context.
 func TestRelay_runWakesAndStops(t *testing.T) {
-	f := newFixture(t, fixtureOpts{relay: true})
+	f := newFixture(t, fixtureOpts{relay: handRelay{}})
 	cert := storetest.Certificate(t)
 	h, port := startSmarthost(t, cert.ServerTLS())
 	relay := smtpd.NewRelay(f.st.Store, smtpd.RelayOptions{Host: "127.0.0.1", Port: port, TLS: "implicit",

@@ -9,12 +9,18 @@
 // trace fields (RFC 5321 §4.4, RFC 3848), MSA fix-ups (RFC 6409 §8: Date,
 // Message-ID), delivery status notifications for relayed mail (RFC 3464).
 //
+// Server (lifecycle.go) runs the listeners the way popd.Server does:
+// Serve, ServeTLS and ServeMX, then Shutdown or Close; it caps
+// connections, closes idle ones after a shutdown grace period, and starts
+// and stops the relay worker.
+//
 // Only *smtp.SMTPError values reach the wire: every other error is logged
 // and answered with a generic temporary failure (maddy's wrapErr), because
 // go-smtp writes err.Error() of anything else to the client.
 package smtpd
 
 import (
+	"context"
 	"crypto/tls"
 	"io"
 	"log/slog"
@@ -45,12 +51,12 @@ func (m Mode) String() string {
 	return "submission"
 }
 
-// Options configure a server. Zero values get the documented defaults.
+// Options configure a Server. Zero values get the documented defaults.
 type Options struct {
 	// Hostname is the greeting name and the "by" of Received headers.
 	Hostname string
-	// TLSConfig offers STARTTLS on a plain listener (587, MX); on an
-	// implicit-TLS listener (465) the caller wraps the listener with it.
+	// TLSConfig offers STARTTLS on the plain listeners (Serve, ServeMX,
+	// RFC 3207) and is the certificate of ServeTLS's implicit TLS.
 	TLSConfig *tls.Config
 	// MaxMessageSize is advertised as SIZE and enforced (default 50 MiB).
 	MaxMessageSize int64
@@ -59,18 +65,28 @@ type Options struct {
 	// ReadTimeout and WriteTimeout bound every command and reply (default
 	// 5 minutes, RFC 5321 §4.5.3.2 asks servers to wait at least that long).
 	ReadTimeout, WriteTimeout time.Duration
+	// MaxConnections bounds the connections open at once on each listener
+	// (default 1000): go-smtp has no limit of its own, and each connection
+	// holds a goroutine and buffers. Beyond it a plaintext client is told
+	// "421 4.7.0 Too many connections" (RFC 5321 §3.8) and closed; an
+	// implicit-TLS one is closed before the handshake.
+	MaxConnections int
+	// ShutdownGrace is how long Shutdown lets transactions in progress
+	// finish before it closes every connection left (default 3 seconds).
+	// An unfinished DATA was never acknowledged, so its client retries:
+	// nothing is lost.
+	ShutdownGrace time.Duration
 	// Postmaster is the account that receives mail for postmaster@ of
 	// every local domain without an account of its own by that name
 	// (RFC 5321 §4.5.1), in any letter case; "" for none. If that account
 	// does not exist either, such mail is refused like any unknown
 	// recipient and a warning is logged.
 	Postmaster string
-	// Relay is true when a smarthost is configured: authenticated
-	// submission to other domains is then queued instead of refused.
-	Relay bool
-	// Queued, if set, is called after a message was queued for the
-	// smarthost (to wake the relay).
-	Queued func()
+	// Relay, if set, takes mail for other domains: authenticated
+	// submission to them is queued and Relay woken; the Server runs its
+	// worker from the first Serve until Shutdown or Close. Without it such
+	// recipients are refused at RCPT.
+	Relay Relayer
 	// Classifier gives the spam verdict on the MX path (default
 	// HeaderClassifier).
 	Classifier Classifier
@@ -78,11 +94,25 @@ type Options struct {
 	// Observe, if set, is told each outcome for metrics: "accepted", "queued", "spam", "unknown_rcpt", "relay_denied",
 	// "sender_mismatch", "too_big", "temp_error".
 	Observe func(mode Mode, outcome string)
+	// Connected, if set, is told of each connection accepted under the cap,
+	// by listener: "smtps" (ServeTLS), "submission" (Serve) or "mx"
+	// (ServeMX).
+	Connected func(listener string)
 	// Debug receives a protocol trace (AUTH lines included: tests only).
 	Debug io.Writer
 	// Now is the clock of Date and Received headers (default time.Now).
 	Now func() time.Time
 }
+
+// Relayer sends queued mail on; *Relay is the smarthost one.
+type Relayer interface {
+	// Wake tells the worker a message was just queued.
+	Wake()
+	// Run works the queue until ctx ends.
+	Run(ctx context.Context)
+}
+
+var _ Relayer = (*Relay)(nil)
 
 func (o *Options) defaults() {
 	if o.Hostname == "" {
@@ -100,6 +130,12 @@ func (o *Options) defaults() {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 5 * time.Minute
 	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 1000
+	}
+	if o.ShutdownGrace <= 0 {
+		o.ShutdownGrace = 3 * time.Second
+	}
 	if o.Classifier == nil {
 		o.Classifier = HeaderClassifier{}
 	}
@@ -112,13 +148,13 @@ func (o *Options) defaults() {
 	if o.Observe == nil {
 		o.Observe = func(Mode, string) {}
 	}
+	if o.Connected == nil {
+		o.Connected = func(string) {}
+	}
 }
 
-// NewServer returns a go-smtp server for mode, delivering through st and
-// checking credentials with auth (unused for MX). Serve it on a plain
-// listener (587, MX) or a tls.NewListener (465).
-func NewServer(mode Mode, st Store, auth Authenticator, o Options) *smtp.Server {
-	o.defaults()
+// newBackend returns the go-smtp backend of mode.
+func newBackend(mode Mode, st Store, auth Authenticator, o Options) *backend {
 	b := &backend{mode: mode, store: st, auth: auth, opts: o, log: o.Logger.With("service", "smtp-"+mode.String())}
 	if o.Postmaster != "" {
 		// The store's form, so the RCPT of the account itself and a
@@ -129,6 +165,13 @@ func NewServer(mode Mode, st Store, auth Authenticator, o Options) *smtp.Server 
 			b.log.Warn("postmaster address ignored", "postmaster", printable(o.Postmaster), "err", err)
 		}
 	}
+	return b
+}
+
+// newSMTP returns a go-smtp server for b: one per listener, so that each
+// listener's shutdown and connections are its own.
+func newSMTP(b *backend) *smtp.Server {
+	o := b.opts
 	s := smtp.NewServer(b)
 	s.Domain = o.Hostname
 	s.TLSConfig = o.TLSConfig

@@ -207,7 +207,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		s.log.Warn("relay attempt refused", "rcpt", addr, "from", printable(s.from))
 		s.note("relay_denied")
 		return errRelayDenied
-	case !s.b.opts.Relay:
+	case s.b.opts.Relay == nil:
 		return errNoSmarthost
 	}
 	if !slices.Contains(s.rcptOut, addr) {
@@ -298,8 +298,8 @@ func (s *session) Data(r io.Reader) error {
 	}
 	s.log.Info("message accepted", "from", printable(s.from), "local", len(s.local), "remote", len(s.rcptOut),
 		"size", len(body), "spam", spam, "queue_id", qid)
-	if qid != 0 && s.b.opts.Queued != nil {
-		s.b.opts.Queued()
+	if qid != 0 && s.b.opts.Relay != nil {
+		s.b.opts.Relay.Wake()
 	}
 	return nil
 }

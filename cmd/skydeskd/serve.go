@@ -180,14 +180,65 @@ func listen(addr string) (net.Listener, error) {
 	return l, nil
 }
 
+// endpoint is one configured listener of a server: serve runs the
+// server on it, shutdown stops the server.
+type endpoint struct {
+	name     string
+	addr     string // "" = disabled
+	serve    func(net.Listener) error
+	shutdown func(context.Context) error
+}
+
+// bindAll listens on every enabled endpoint and returns a component for
+// each; serve returning closed (the server's ErrServerClosed) is a clean
+// stop. If one address cannot be bound, the listeners bound before it are
+// closed and the error returned.
+func bindAll(eps []endpoint, closed error) ([]component, error) {
+	var out []component
+	for _, ep := range eps {
+		if ep.addr == "" {
+			continue
+		}
+		l, err := listen(ep.addr)
+		if err != nil {
+			stopAll(out)
+			return nil, err
+		}
+		out = append(out, component{name: ep.name, addr: l.Addr(),
+			serve: func() error {
+				if err := ep.serve(l); err != nil && !errors.Is(err, closed) {
+					return err
+				}
+				return nil
+			},
+			shutdown: func(ctx context.Context) error {
+				err := ep.shutdown(ctx)
+				// A listener never served is not the server's to close.
+				_ = l.Close()
+				if err != nil && !errors.Is(err, net.ErrClosed) {
+					return err
+				}
+				return nil
+			}})
+	}
+	return out, nil
+}
+
+// stopAll shuts down components that were set up but will not run,
+// because one set up after them failed.
+func stopAll(cs []component) {
+	for _, c := range cs {
+		_ = c.shutdown(context.Background())
+	}
+}
+
+// components sets up every server; the one place they are listed.
 func (a *app) components() ([]component, error) {
 	var all []component
 	for _, f := range []func() ([]component, error){a.httpComponents, a.dnsComponents, a.popComponents, a.smtpComponents} {
 		cs, err := f()
 		if err != nil {
-			for _, c := range all {
-				_ = c.shutdown(context.Background())
-			}
+			stopAll(all)
 			return nil, err
 		}
 		all = append(all, cs...)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"net/http"
@@ -66,9 +65,7 @@ func (a *app) httpComponents() ([]component, error) {
 	if addr := a.cfg.Listen.HTTPS; addr != "" {
 		l, err := listen(addr)
 		if err != nil {
-			for _, c := range out {
-				_ = c.shutdown(context.Background())
-			}
+			stopAll(out)
 			return nil, err
 		}
 		srv := httpServer(a.opsMux(h.secure))

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
-	"errors"
 	"net"
 	"strings"
 
@@ -36,45 +34,13 @@ func (a *app) popComponents() ([]component, error) {
 		TLSConfig:      tlsConf,
 		Logger:         a.log.With("service", "pop3"),
 	})
-	var out []component
-	closeAll := func() {
-		for _, c := range out {
-			_ = c.shutdown(context.Background())
-		}
-	}
-	for _, l := range []struct {
-		name, addr string
-		implicit   bool
-	}{{"pop3s", a.cfg.Listen.POP3S, true}, {"pop3", a.cfg.Listen.POP3, false}} {
-		if l.addr == "" {
-			continue
-		}
-		ln, err := listen(l.addr)
-		if err != nil {
-			closeAll()
-			return nil, err
-		}
-		served := ln
-		if l.implicit {
-			served = tls.NewListener(ln, tlsConf)
-		}
-		out = append(out, component{name: l.name, addr: ln.Addr(),
-			serve: func() error {
-				if err := srv.Serve(served); err != nil && !errors.Is(err, popd.ErrServerClosed) {
-					return err
-				}
-				return nil
-			},
-			shutdown: func(ctx context.Context) error {
-				// One server behind both listeners: the first shutdown
-				// drains everything, the second finds it closed.
-				if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
-					return err
-				}
-				return nil
-			}})
-	}
-	return out, nil
+	implicit := func(l net.Listener) error { return srv.Serve(tls.NewListener(l, tlsConf)) }
+	// One server behind both listeners: the first shutdown drains
+	// everything, the second finds it closed.
+	return bindAll([]endpoint{
+		{name: "pop3s", addr: a.cfg.Listen.POP3S, serve: implicit, shutdown: srv.Shutdown},
+		{name: "pop3", addr: a.cfg.Listen.POP3, serve: srv.Serve, shutdown: srv.Shutdown},
+	}, popd.ErrServerClosed)
 }
 
 // popMetrics are the POP3 session counters on /metrics (login outcomes,

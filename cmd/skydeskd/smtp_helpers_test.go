@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/smtp"
 	"net/textproto"
 	"os"
 	"os/exec"
@@ -17,9 +18,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
 
 	"github.com/skydesk/skydeskd/config"
 )
@@ -171,15 +169,21 @@ func trustDir(t *testing.T, dir, serverName string) *tls.Config {
 }
 
 // sendSMTPS submits one message on an implicit-TLS port and returns once
-// the server answered the final dot (250 or an error).
+// the server answered the final dot (250 or an error; a refusal is a
+// *textproto.Error carrying the reply code).
 func sendSMTPS(addr string, tc *tls.Config, user, pw, from string, to []string, body string) error {
-	c, err := smtp.DialTLS(addr, tc)
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, tc)
 	if err != nil {
+		return err
+	}
+	c, err := smtp.NewClient(conn, tc.ServerName)
+	if err != nil {
+		conn.Close()
 		return err
 	}
 	defer c.Close()
 	if user != "" {
-		if err := c.Auth(sasl.NewPlainClient("", user, pw)); err != nil {
+		if err := c.Auth(smtp.PlainAuth("", user, pw, tc.ServerName)); err != nil {
 			return err
 		}
 	}
@@ -189,11 +193,11 @@ func sendSMTPS(addr string, tc *tls.Config, user, pw, from string, to []string, 
 // transact runs MAIL, RCPT, DATA and returns right after the reply to the
 // final dot, without QUIT (so a kill can follow the 250 immediately).
 func transact(c *smtp.Client, from string, to []string, body string) error {
-	if err := c.Mail(from, nil); err != nil {
+	if err := c.Mail(from); err != nil {
 		return err
 	}
 	for _, r := range to {
-		if err := c.Rcpt(r, nil); err != nil {
+		if err := c.Rcpt(r); err != nil {
 			return err
 		}
 	}

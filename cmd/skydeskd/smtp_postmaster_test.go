@@ -5,12 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/textproto"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/emersion/go-smtp"
 )
 
 // postmasterWarnings returns the start-up warnings about smtp.postmaster.
@@ -46,7 +45,7 @@ func TestServe_postmasterWarning(t *testing.T) {
 	if w["account"] != "postmaster@skydesk.jp" || fix != wantFix || !strings.Contains(w["msg"].(string), "RFC 5321 §4.5.1") {
 		t.Errorf("warning %v\nwant fix %q", w, wantFix)
 	}
-	var se *smtp.SMTPError
+	var se *textproto.Error
 	if err := sendMX(addrs["mx"], "someone@example.org", []string{"postmaster@skydesk.jp"}, "Subject: x\r\n\r\nx\r\n"); !errors.As(err, &se) || se.Code != 550 {
 		t.Fatalf("postmaster@ without the account: %v, want 550", err)
 	}
