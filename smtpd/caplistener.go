@@ -11,6 +11,10 @@ import (
 // connection now.
 const tooBusy = "421 4.7.0 Too many connections, try again later\r\n"
 
+// tooBusyNetwork is the reply when the client's own network holds its
+// share of the connections (Options.MaxConnectionsPerNetwork).
+const tooBusyNetwork = "421 4.7.0 Too many connections from your network, try again later\r\n"
+
 // capListener refuses connections beyond max and remembers the ones it
 // accepted, so that shutdown can close them under any TLS layer.
 type capListener struct {

@@ -2,13 +2,14 @@ package smtpd
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/skydesk/skydeskd/internal/connlimit"
 )
 
 // ErrServerClosed is returned by Serve, ServeTLS and ServeMX after Close
@@ -74,7 +75,15 @@ func (s *Server) serve(l net.Listener, b *backend, name string, implicit bool) e
 		l.Close()
 		return errors.New("smtpd: ServeTLS without Options.TLSConfig")
 	}
-	ep := &endpoint{srv: newSMTP(b), tl: newCapListener(l, s.opts.MaxConnections, !implicit, func() { s.opts.Connected(name) })}
+	// Per client network first, so one network's extra connections never
+	// take a slot of the listener's total.
+	perNet := connlimit.Wrap(l, connlimit.Limits{PerNetwork: s.opts.MaxConnectionsPerNetwork,
+		IPv4Prefix: s.opts.IPv4Prefix, IPv6Prefix: s.opts.IPv6Prefix}, func(c net.Conn, _ connlimit.Reason) {
+		if !implicit {
+			_, _ = c.Write([]byte(tooBusyNetwork))
+		}
+	})
+	ep := &endpoint{srv: newSMTP(b), tl: newCapListener(perNet, s.opts.MaxConnections, !implicit, func() { s.opts.Connected(name) })}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -88,7 +97,7 @@ func (s *Server) serve(l net.Listener, b *backend, name string, implicit bool) e
 	defer s.serving.Done()
 	var served net.Listener = ep.tl
 	if implicit {
-		served = tls.NewListener(ep.tl, s.opts.TLSConfig)
+		served = newHandshakeListener(ep.tl, s.opts.TLSConfig, s.opts.HandshakeTimeout)
 	}
 	err := ep.srv.Serve(served)
 	s.mu.Lock()

@@ -71,6 +71,17 @@ type Options struct {
 	// "421 4.7.0 Too many connections" (RFC 5321 §3.8) and closed; an
 	// implicit-TLS one is closed before the handshake.
 	MaxConnections int
+	// MaxConnectionsPerNetwork bounds the connections of one client
+	// network on each listener (default 20, 2% of the default total), so
+	// one address cannot hold every slot and leave other clients refused.
+	// Beyond it a plaintext client is told "421 4.7.0 Too many connections
+	// from your network". A network is an IPv4 /IPv4Prefix (default 32) or
+	// an IPv6 /IPv6Prefix (default 64: one host usually owns a whole /64).
+	MaxConnectionsPerNetwork int
+	IPv4Prefix, IPv6Prefix   int
+	// HandshakeTimeout bounds the TLS handshake on the implicit-TLS
+	// listener (default 10 seconds).
+	HandshakeTimeout time.Duration
 	// ShutdownGrace is how long Shutdown lets transactions in progress
 	// finish before it closes every connection left (default 3 seconds).
 	// An unfinished DATA was never acknowledged, so its client retries:
@@ -132,6 +143,12 @@ func (o *Options) defaults() {
 	}
 	if o.MaxConnections <= 0 {
 		o.MaxConnections = 1000
+	}
+	if o.MaxConnectionsPerNetwork <= 0 {
+		o.MaxConnectionsPerNetwork = 20
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = 10 * time.Second
 	}
 	if o.ShutdownGrace <= 0 {
 		o.ShutdownGrace = 3 * time.Second
