@@ -92,11 +92,11 @@ func TestServer_perNetworkReply(t *testing.T) {
 func TestServer_handshakeTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	f := newFixture(t, fixtureOpts{tune: func(o *smtpd.Options) { o.HandshakeTimeout = timeout }})
+	start := time.Now() // before the server's clock starts
 	c, err := dialFrom(t, "127.0.0.1", f.smtps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if b, err := io.ReadAll(c); len(b) != 0 || err != nil {
 		t.Fatalf("silent client: read %q, %v; want the connection closed", b, err)
