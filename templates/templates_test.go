@@ -76,7 +76,7 @@ func (f fixture) resolve(t testing.TB) (profiles.Profile, profiles.Address) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p, Normalize(a)
+	return p, a.Fold()
 }
 
 // golden compares got with testdata/golden/name, or rewrites it with -update.
