@@ -17,6 +17,7 @@ import (
 
 	"github.com/skydesk/skydeskd/config"
 	"github.com/skydesk/skydeskd/popd"
+	"github.com/skydesk/skydeskd/popstore"
 	"github.com/skydesk/skydeskd/smtpd"
 	"github.com/skydesk/skydeskd/store"
 	"github.com/skydesk/skydeskd/store/storetest"
@@ -294,7 +295,7 @@ func isCode(t *testing.T, got int, text string, want int, enh string) {
 func (f *fixture) mailbox(t *testing.T, addr, pw string) []string {
 	t.Helper()
 	f.popOnce.Do(func() {
-		md, err := f.st.NewMaildrop(store.MaildropOptions{Auth: f.auth})
+		md, err := popstore.New(popstore.Options{Auth: f.auth, Store: f.st})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -305,7 +306,7 @@ func (f *fixture) mailbox(t *testing.T, addr, pw string) []string {
 		}
 		done := make(chan struct{})
 		go func() { defer close(done); _ = srv.Serve(l) }()
-		f.tb.Cleanup(func() { srv.Close(); l.Close(); <-done; md.Close() })
+		f.tb.Cleanup(func() { srv.Close(); l.Close(); <-done })
 		f.pop = l.Addr().String()
 	})
 	if f.pop == "" {
