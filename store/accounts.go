@@ -87,10 +87,7 @@ func (s *Store) AddAccount(ctx context.Context, n NewAccount) (Account, error) {
 	}
 	var hash sql.NullString
 	if n.Password != "" {
-		if err := checkPassword(n.Password); err != nil {
-			return Account{}, err
-		}
-		h, err := hashPassword(ctx, s.opts.HashParams, n.Password)
+		h, err := HashPassword(ctx, s.opts.HashParams, n.Password)
 		if err != nil {
 			return Account{}, err
 		}
@@ -142,10 +139,7 @@ func accountID(ctx context.Context, q interface {
 // SetPassword sets or replaces the mail password. Cached logins are
 // dropped.
 func (s *Store) SetPassword(ctx context.Context, address, password string) error {
-	if err := checkPassword(password); err != nil {
-		return err
-	}
-	h, err := hashPassword(ctx, s.opts.HashParams, password)
+	h, err := HashPassword(ctx, s.opts.HashParams, password)
 	if err != nil {
 		return err
 	}

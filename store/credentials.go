@@ -49,28 +49,32 @@ type AppPasswordHash struct {
 
 // Credentials implements Credentials.
 func (s *Store) Credentials(ctx context.Context, address string) (CredentialRecord, error) {
-	var r CredentialRecord
-	var kind string
-	var created int64
-	var hash, secret sql.NullString
-	var last sql.NullInt64
+	// One scan target, so the hot cached-login path allocates it once.
+	var v struct {
+		r            CredentialRecord
+		kind         string
+		created      int64
+		hash, secret sql.NullString
+		last         sql.NullInt64
+	}
+	a := &v.r.Account
 	err := s.r.QueryRowContext(ctx, `SELECT id, address, kind, password_hash, two_step, federated, credential_gen, created,
 		totp_secret, totp_last_step FROM accounts WHERE address = ?`, address).
-		Scan(&r.Account.ID, &r.Account.Address, &kind, &hash, &r.Account.TwoStep, &r.Account.Federated, &r.Generation, &created, &secret, &last)
+		Scan(&a.ID, &a.Address, &v.kind, &v.hash, &a.TwoStep, &a.Federated, &v.r.Generation, &v.created, &v.secret, &v.last)
 	if errors.Is(err, sql.ErrNoRows) {
-		return r, fmt.Errorf("account %s: %w", address, ErrNotFound)
+		return CredentialRecord{}, fmt.Errorf("account %s: %w", address, ErrNotFound)
 	}
 	if err != nil {
-		return r, fmt.Errorf("reading credentials: %w", err)
+		return CredentialRecord{}, fmt.Errorf("reading credentials: %w", err)
 	}
-	r.Account.HasPassword = hash.Valid
-	r.Account.Created = time.Unix(created, 0)
-	r.Account.Kind = kindFromText(kind)
-	r.PasswordHash, r.TOTPSecret, r.TOTPLastStep = hash.String, secret.String, -1
-	if last.Valid {
-		r.TOTPLastStep = last.Int64
+	a.HasPassword = v.hash.Valid
+	a.Created = time.Unix(v.created, 0)
+	a.Kind = kindFromText(v.kind)
+	v.r.PasswordHash, v.r.TOTPSecret, v.r.TOTPLastStep = v.hash.String, v.secret.String, -1
+	if v.last.Valid {
+		v.r.TOTPLastStep = v.last.Int64
 	}
-	return r, nil
+	return v.r, nil
 }
 
 // AppPasswordHashes implements Credentials.

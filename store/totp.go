@@ -56,8 +56,7 @@ var (
 
 // generateTOTP makes a new authenticator secret for a normalized address
 // (the key URI's account name).
-func (s *Store) generateTOTP(account string) (TOTPKey, error) {
-	issuer := s.opts.TOTPIssuer
+func generateTOTP(issuer, account string) (TOTPKey, error) {
 	if issuer == "" {
 		issuer = DefaultTOTPIssuer
 	}
@@ -77,7 +76,7 @@ func (s *Store) EnrolTOTP(ctx context.Context, address string) (TOTPKey, error) 
 	if err != nil {
 		return TOTPKey{}, err
 	}
-	key, err := s.generateTOTP(a.String())
+	key, err := generateTOTP(s.opts.TOTPIssuer, a.String())
 	if err != nil {
 		return TOTPKey{}, err
 	}
@@ -106,7 +105,7 @@ func (s *Store) NewTOTPKey(address string) (TOTPKey, error) {
 	if err != nil {
 		return TOTPKey{}, err
 	}
-	return s.generateTOTP(a.String())
+	return generateTOTP(s.opts.TOTPIssuer, a.String())
 }
 
 // ConfirmTOTP is the owner's own enrolment: code must be a current code of
