@@ -82,6 +82,25 @@ func ParseAddress(s string) (Address, error) {
 	return Address{Local: local, Domain: d}, nil
 }
 
+// NormalizeAddress is the one address normaliser (DESIGN.md §4): it trims
+// surrounding white space, parses the address (ParseAddress) and folds it
+// (Fold). Accounts are stored, looked up, logged in and named in generated
+// profiles in this form, so "Taro@SkyDesk.JP" is taro@skydesk.jp everywhere.
+func NormalizeAddress(s string) (Address, error) {
+	a, err := ParseAddress(strings.TrimSpace(s))
+	if err != nil {
+		return Address{}, err
+	}
+	return a.Fold(), nil
+}
+
+// Fold returns a with the local part and domain in lower case. Like nearly
+// every provider, local parts are matched case-insensitively (RFC 5321
+// §2.4 leaves it to the receiving host).
+func (a Address) Fold() Address {
+	return Address{Local: strings.ToLower(a.Local), Domain: strings.ToLower(a.Domain)}
+}
+
 func checkLocal(local string) error {
 	if local == "" {
 		return bad("empty local part")

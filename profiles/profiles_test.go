@@ -156,3 +156,34 @@ func BenchmarkResolve(b *testing.B) {
 		}
 	}
 }
+
+func TestNormalizeAddress(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"  Taro@SkyDesk.JP ", "taro@skydesk.jp"},
+		{"Info@例え.jp", "info@xn--r8jz45g.jp"},
+		{"o'Brien&Co@Example.ORG", "o'brien&co@example.org"},
+	} {
+		a, err := NormalizeAddress(tc.in)
+		if err != nil || a.String() != tc.want {
+			t.Errorf("NormalizeAddress(%q) = %q, %v; want %q", tc.in, a, err, tc.want)
+		}
+	}
+	if _, err := NormalizeAddress(" taro "); !errors.Is(err, ErrInvalidAddress) {
+		t.Errorf("NormalizeAddress without @ = %v, want ErrInvalidAddress", err)
+	}
+	if got := (Address{Local: "Taro", Domain: "SkyDesk.JP"}).Fold(); got.String() != "taro@skydesk.jp" {
+		t.Errorf("Fold = %q", got)
+	}
+}
+
+func TestKindOf(t *testing.T) {
+	hosted := DomainSet{"example.co.jp": true}
+	for _, tc := range []struct {
+		domain string
+		want   Kind
+	}{{"skydesk.jp", Personal}, {"example.co.jp", Organization}, {"example.com", Unknown}} {
+		if k, err := KindOf(context.Background(), tc.domain, "skydesk.jp", hosted); err != nil || k != tc.want {
+			t.Errorf("KindOf(%s) = %v, %v; want %v", tc.domain, k, err, tc.want)
+		}
+	}
+}

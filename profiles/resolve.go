@@ -51,10 +51,18 @@ func (r *Resolver) Settings() Settings { return r.settings }
 
 // Kind returns the account kind of an A-label, lower-case domain.
 func (r *Resolver) Kind(ctx context.Context, domain string) (Kind, error) {
-	if domain == r.settings.PersonalDomain {
+	return KindOf(ctx, domain, r.settings.PersonalDomain, r.domains)
+}
+
+// KindOf is the one kind rule (DESIGN.md §1, §4), shared by the Resolver
+// and the store: the personal domain is Personal, a domain hosted decides
+// Organization, any other Unknown. The domain is in A-labels, lower case;
+// the mailbox's existence never enters (no user enumeration).
+func KindOf(ctx context.Context, domain, personal string, hosted Domains) (Kind, error) {
+	if domain == personal {
 		return Personal, nil
 	}
-	ok, err := r.domains.IsHosted(ctx, domain)
+	ok, err := hosted.IsHosted(ctx, domain)
 	if err != nil {
 		return Unknown, fmt.Errorf("looking up domain: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/emersion/go-smtp"
 
@@ -53,27 +54,15 @@ func wrapErr(log *slog.Logger, what string, err error) error {
 	return errTempFail
 }
 
-// authReply maps the store's refusal reasons to RFC 4954 replies with a
-// hint the user can act on. None of them tells whether a mailbox exists
-// (the store only reveals a reason to someone who knew the password).
+// authReply renders the store's refusal as an RFC 4954 reply: 535 5.7.8
+// with the store's one wording of the hint (store.AuthError.Hint, shared
+// with POP3), or a temporary 454 4.7.0 while the lock lasts. None of them
+// tells whether a mailbox exists (the store only reveals a reason to
+// someone who knew the password).
 func authReply(e *store.AuthError) *smtp.SMTPError {
-	switch e.Reason {
-	case store.AuthNotFullAddress:
-		return smtpErr(535, smtp.EnhancedCode{5, 7, 8},
-			"Authentication failed: use your full email address (name@domain) as the user name")
-	case store.AuthNeedAppPassword:
-		return smtpErr(535, smtp.EnhancedCode{5, 7, 8},
-			"Authentication failed: two-step verification is on, sign in with an app-specific password created in your account settings")
-	case store.AuthNoPassword:
-		return smtpErr(535, smtp.EnhancedCode{5, 7, 8},
-			"Authentication failed: this account signs in with single sign-on and has no mail password; set one with \"forgot password\"")
-	case store.AuthLocked:
-		mins := int(e.RetryAfter.Minutes() + 0.999)
-		if mins < 1 {
-			mins = 1
-		}
-		return smtpErr(454, smtp.EnhancedCode{4, 7, 0},
-			fmt.Sprintf("Too many failed logins: try again in %d minute(s)", mins))
+	if e.Reason == store.AuthLocked {
+		h := e.Hint()
+		return smtpErr(454, smtp.EnhancedCode{4, 7, 0}, strings.ToUpper(h[:1])+h[1:])
 	}
-	return smtpErr(535, smtp.EnhancedCode{5, 7, 8}, "Authentication failed: wrong email address or password")
+	return smtpErr(535, smtp.EnhancedCode{5, 7, 8}, "Authentication failed: "+e.Hint())
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/skydesk/skydeskd/config"
 	"github.com/skydesk/skydeskd/popd"
+	"github.com/skydesk/skydeskd/popstore"
 	"github.com/skydesk/skydeskd/smtpd"
 	"github.com/skydesk/skydeskd/store"
 	"github.com/skydesk/skydeskd/store/storetest"
@@ -329,7 +330,7 @@ func isCode(t *testing.T, got int, text string, want int, enh string) {
 func (f *fixture) mailbox(t *testing.T, addr, pw string) []string {
 	t.Helper()
 	f.popOnce.Do(func() {
-		md, err := f.st.NewMaildrop(store.MaildropOptions{Auth: f.auth})
+		md, err := popstore.New(popstore.Options{Auth: f.auth, Store: f.st})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -340,7 +341,7 @@ func (f *fixture) mailbox(t *testing.T, addr, pw string) []string {
 		}
 		done := make(chan struct{})
 		go func() { defer close(done); _ = srv.Serve(l) }()
-		f.tb.Cleanup(func() { srv.Close(); l.Close(); <-done; md.Close() })
+		f.tb.Cleanup(func() { srv.Close(); l.Close(); <-done })
 		f.pop = l.Addr().String()
 	})
 	if f.pop == "" {

@@ -106,12 +106,12 @@ func TestServer_auth_credentials(t *testing.T) {
 	}{
 		{"ok", taro, taroPW, 235, "2.0.0", ""},
 		{"ok-upper-case-address", "Taro@SkyDesk.JP", taroPW, 235, "2.0.0", ""},
-		{"wrong-password", taro, "nope-nope-nope", 535, "5.7.8", "wrong email address or password"},
-		{"unknown-user", "nobody@skydesk.jp", "whatever-pw", 535, "5.7.8", "wrong email address or password"},
+		{"wrong-password", taro, "nope-nope-nope", 535, "5.7.8", "invalid user name or password"},
+		{"unknown-user", "nobody@skydesk.jp", "whatever-pw", 535, "5.7.8", "invalid user name or password"},
 		{"bare-user-name", "taro", taroPW, 535, "5.7.8", "full email address"},
 		{"two-step-account-password", "twostep@skydesk.jp", "twostep-password", 535, "5.7.8", "app-specific password"},
 		{"two-step-app-password", "twostep@skydesk.jp", app, 235, "2.0.0", ""},
-		{"federated", "sso@example.co.jp", "anything-at-all", 535, "5.7.8", "single sign-on"},
+		{"federated", "sso@example.co.jp", "anything-at-all", 535, "5.7.8", "no mail password yet"},
 	} {
 		for _, mech := range []string{"PLAIN", "LOGIN"} {
 			t.Run(tc.name+"/"+mech, func(t *testing.T) {

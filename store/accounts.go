@@ -29,27 +29,23 @@ var ErrBadPassword = errors.New("password refused")
 // MinPasswordLength is the shortest account password accepted.
 const MinPasswordLength = 8
 
-// NormalizeAddress parses an address and folds it to the form accounts are
-// stored under: local part and domain lower case, domain in A-labels. Like
-// nearly every provider, local parts are matched case-insensitively.
+// NormalizeAddress is profiles.NormalizeAddress, the form accounts are
+// stored under.
+//
+// Deprecated: call profiles.NormalizeAddress; kept for smtpd and cmd call
+// sites owned elsewhere until they move.
 func NormalizeAddress(address string) (profiles.Address, error) {
-	a, err := profiles.ParseAddress(strings.TrimSpace(address))
-	if err != nil {
-		return profiles.Address{}, err
-	}
-	a.Local = strings.ToLower(a.Local)
-	return a, nil
+	return profiles.NormalizeAddress(address)
 }
 
-// kindOf returns the kind of an address's domain or ErrUnknownDomain.
-func (s *Store) kindOf(a profiles.Address) (profiles.Kind, error) {
-	switch {
-	case a.Domain == s.opts.PersonalDomain:
-		return profiles.Personal, nil
-	case s.Domains().Has(a.Domain):
-		return profiles.Organization, nil
+// kindOf returns the kind of an address's domain (profiles.KindOf over the
+// domain snapshot) or ErrUnknownDomain.
+func (s *Store) kindOf(ctx context.Context, a profiles.Address) (profiles.Kind, error) {
+	k, err := profiles.KindOf(ctx, a.Domain, s.opts.PersonalDomain, s)
+	if err == nil && k == profiles.Unknown {
+		err = fmt.Errorf("%s: %w", a.Domain, ErrUnknownDomain)
 	}
-	return profiles.Unknown, fmt.Errorf("%s: %w", a.Domain, ErrUnknownDomain)
+	return k, err
 }
 
 func checkPassword(pw string) error {
@@ -78,23 +74,20 @@ type NewAccount struct {
 // AddAccount creates an account with POP access disabled (the default of
 // DESIGN.md §2). The domain must be personal or hosted.
 func (s *Store) AddAccount(ctx context.Context, n NewAccount) (Account, error) {
-	a, err := NormalizeAddress(n.Address)
+	a, err := profiles.NormalizeAddress(n.Address)
 	if err != nil {
 		return Account{}, err
 	}
 	if _, err := s.RefreshDomains(ctx); err != nil {
 		return Account{}, err
 	}
-	kind, err := s.kindOf(a)
+	kind, err := s.kindOf(ctx, a)
 	if err != nil {
 		return Account{}, err
 	}
 	var hash sql.NullString
 	if n.Password != "" {
-		if err := checkPassword(n.Password); err != nil {
-			return Account{}, err
-		}
-		h, err := hashPassword(ctx, s.opts.HashParams, n.Password)
+		h, err := HashPassword(ctx, s.opts.HashParams, n.Password)
 		if err != nil {
 			return Account{}, err
 		}
@@ -131,7 +124,7 @@ func (s *Store) AddAccount(ctx context.Context, n NewAccount) (Account, error) {
 func accountID(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }, address string) (int64, string, error) {
-	a, err := NormalizeAddress(address)
+	a, err := profiles.NormalizeAddress(address)
 	if err != nil {
 		return 0, "", err
 	}
@@ -146,10 +139,7 @@ func accountID(ctx context.Context, q interface {
 // SetPassword sets or replaces the mail password. Cached logins are
 // dropped.
 func (s *Store) SetPassword(ctx context.Context, address, password string) error {
-	if err := checkPassword(password); err != nil {
-		return err
-	}
-	h, err := hashPassword(ctx, s.opts.HashParams, password)
+	h, err := HashPassword(ctx, s.opts.HashParams, password)
 	if err != nil {
 		return err
 	}
@@ -200,7 +190,7 @@ func scanAccount(sc interface{ Scan(...any) error }) (Account, error) {
 
 // GetAccount returns the account of an address.
 func (s *Store) GetAccount(ctx context.Context, address string) (Account, error) {
-	a, err := NormalizeAddress(address)
+	a, err := profiles.NormalizeAddress(address)
 	if err != nil {
 		return Account{}, err
 	}

@@ -70,15 +70,7 @@ func checkAppName(name string) error {
 // CreateAppPassword makes a new app-specific password named name and
 // returns its secret, which is not stored and cannot be shown again.
 func (s *Store) CreateAppPassword(ctx context.Context, address, name string) (string, error) {
-	if err := checkAppName(name); err != nil {
-		return "", err
-	}
-	name = strings.TrimSpace(name)
-	secret, err := newAppSecret()
-	if err != nil {
-		return "", err
-	}
-	h, err := hashAppSecret(normalizeAppSecret(secret))
+	name, secret, h, err := NewAppPassword(name)
 	if err != nil {
 		return "", err
 	}

@@ -5,13 +5,13 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"database/sql"
 	"errors"
-	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/skydesk/skydeskd/profiles"
 )
 
 // Service is who asks for a login; the rules differ for mail clients and
@@ -29,54 +29,6 @@ const (
 )
 
 func (s Service) mail() bool { return s != ServiceWeb }
-
-// AuthReason says why a login was refused. Protocol packages turn it into
-// their own wire text (-ERR [AUTH] …, 535 5.7.8 …, a form message).
-type AuthReason int
-
-// Reasons. Only AuthBadCredentials can be the answer for an address that
-// has no account, so none of them tells whether a mailbox exists.
-const (
-	// AuthBadCredentials: wrong user name or password.
-	AuthBadCredentials AuthReason = iota + 1
-	// AuthNotFullAddress: the user name is a bare local part; mail
-	// clients must use the full address (mpop/msmtp --configure write the
-	// local part, REFERENCE/bench notes).
-	AuthNotFullAddress
-	// AuthNeedAppPassword: two-step verification is on and the account
-	// password was given: only app-specific passwords work for mail.
-	AuthNeedAppPassword
-	// AuthNoPassword: a federated (SSO) account without a mail password.
-	AuthNoPassword
-	// AuthLocked: too many failures from this address or for this account.
-	AuthLocked
-	// AuthNoAuthenticator: the settings page, two-step verification on, the
-	// account password right, but no authenticator app registered, so no
-	// code can ever be right. Only an administrator can register one.
-	AuthNoAuthenticator
-)
-
-// AuthError is a refused login.
-type AuthError struct {
-	Reason     AuthReason
-	RetryAfter time.Duration // for AuthLocked
-}
-
-func (e *AuthError) Error() string {
-	switch e.Reason {
-	case AuthNotFullAddress:
-		return "user name is not a full email address"
-	case AuthNeedAppPassword:
-		return "two-step verification is on: use an app-specific password"
-	case AuthNoPassword:
-		return "account has no mail password"
-	case AuthLocked:
-		return fmt.Sprintf("too many failed logins, locked for %s", e.RetryAfter.Round(time.Second))
-	case AuthNoAuthenticator:
-		return "two-step verification is on but no authenticator app is registered; ask the administrator"
-	}
-	return "authentication failed"
-}
 
 // LoginRequest is one login attempt.
 type LoginRequest struct {
@@ -101,9 +53,14 @@ type Login struct {
 // full address as user name, two-step → app passwords only for mail and
 // password + TOTP code for the settings page, federated → no password
 // until set, failed-login throttling, and the verified-login cache.
-// popd's backend, smtpd and the settings page all call it.
+// popd's backend (popstore), smtpd and the settings page all call it.
+//
+// It works over the Credentials interface, never over SQL: every store
+// driver reuses these rules unchanged and implements only the storage.
 type Authenticator struct {
-	s       *Store
+	c       Credentials
+	now     func() time.Time
+	url     string
 	byIP    *throttle
 	byUser  *throttle
 	secret  [32]byte
@@ -132,19 +89,43 @@ const maxCacheEntries = 100_000
 // AuthOptions configure an Authenticator.
 type AuthOptions struct {
 	Policy ThrottlePolicy
+	// SettingsURL is the settings page the refusals' hints name
+	// (AuthError.Hint), e.g. "https://autoconfig.skydesk.jp/settings".
+	SettingsURL string
+	// HashParams make the hash verified for unknown users (timing
+	// equalisation); zero means DefaultHashParams.
+	HashParams HashParams
+	// Now is the clock of throttles, the cache and TOTP; nil means
+	// time.Now.
+	Now func() time.Time
 	// Observe, if set, is told every outcome ("ok", "bad_credentials",
 	// "not_full_address", "need_app_password", "no_password",
 	// "no_authenticator", "locked", "delayed") for metrics.
 	Observe func(svc Service, outcome string)
 }
 
-// NewAuthenticator returns the credential checker for this store.
+// NewAuthenticator returns the credential checker for this store, with
+// its hash parameters and clock.
 func (s *Store) NewAuthenticator(o AuthOptions) (*Authenticator, error) {
+	o.HashParams = s.opts.HashParams
+	o.Now = func() time.Time { return s.now() }
+	return NewAuthenticator(s, o)
+}
+
+// NewAuthenticator returns the credential rules over any driver's
+// Credentials.
+func NewAuthenticator(c Credentials, o AuthOptions) (*Authenticator, error) {
 	if o.Policy == (ThrottlePolicy{}) {
 		o.Policy = DefaultThrottlePolicy
 	}
+	if o.HashParams == (HashParams{}) {
+		o.HashParams = DefaultHashParams
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	a := &Authenticator{
-		s: s, byIP: newThrottle(o.Policy, s.now), byUser: newThrottle(o.Policy, s.now),
+		c: c, now: o.Now, url: o.SettingsURL, byIP: newThrottle(o.Policy, o.Now), byUser: newThrottle(o.Policy, o.Now),
 		ttl: CacheTTL, cache: map[[32]byte]cacheEntry{}, observe: o.Observe,
 		sleep: func(ctx context.Context, d time.Duration) error {
 			t := time.NewTimer(d)
@@ -160,7 +141,7 @@ func (s *Store) NewAuthenticator(o AuthOptions) (*Authenticator, error) {
 	if _, err := rand.Read(a.secret[:]); err != nil {
 		return nil, err
 	}
-	dummy, err := hashPassword(context.Background(), s.opts.HashParams, "dummy password for timing")
+	dummy, err := hashPassword(context.Background(), o.HashParams, "dummy password for timing")
 	if err != nil {
 		return nil, err
 	}
@@ -174,23 +155,6 @@ func (a *Authenticator) note(svc Service, outcome string) {
 	}
 }
 
-type credRow struct {
-	id         int64
-	hash       sql.NullString
-	twoStep    bool
-	federated  bool
-	gen        int64
-	totpSecret sql.NullString
-	totpLast   sql.NullInt64
-	acc        Account
-}
-
-type appRow struct {
-	id   int64
-	name string
-	hash string
-}
-
 // Login checks one attempt. The error is an *AuthError for refusals, or
 // another error for a failure of the store itself.
 func (a *Authenticator) Login(ctx context.Context, req LoginRequest) (Login, error) {
@@ -202,7 +166,7 @@ func (a *Authenticator) Login(ctx context.Context, req LoginRequest) (Login, err
 	if !strings.Contains(user, "@") {
 		return Login{}, a.failed(ctx, req, ipKey, "", &AuthError{Reason: AuthNotFullAddress})
 	}
-	addr, err := NormalizeAddress(user)
+	addr, err := profiles.NormalizeAddress(user)
 	if err != nil {
 		if err := a.dummyVerify(ctx, req.Password); err != nil {
 			return Login{}, err
@@ -214,7 +178,7 @@ func (a *Authenticator) Login(ctx context.Context, req LoginRequest) (Login, err
 		return Login{}, e
 	}
 
-	row, err := a.credentials(ctx, userKey)
+	row, err := a.c.Credentials(ctx, userKey)
 	if errors.Is(err, ErrNotFound) {
 		if err := a.dummyVerify(ctx, req.Password); err != nil {
 			return Login{}, err
@@ -251,7 +215,7 @@ func (a *Authenticator) Login(ctx context.Context, req LoginRequest) (Login, err
 		a.remember(ck, row, login.AppPassword)
 	}
 	if login.AppPassword != "" {
-		if err := a.touchApp(ctx, row.id, login.AppPassword); err != nil {
+		if err := a.c.TouchAppPassword(ctx, row.Account.ID, login.AppPassword, a.now()); err != nil {
 			return Login{}, err
 		}
 	}
@@ -259,35 +223,19 @@ func (a *Authenticator) Login(ctx context.Context, req LoginRequest) (Login, err
 	return login, nil
 }
 
-func reasonLabel(r AuthReason) string {
-	switch r {
-	case AuthNotFullAddress:
-		return "not_full_address"
-	case AuthNeedAppPassword:
-		return "need_app_password"
-	case AuthNoPassword:
-		return "no_password"
-	case AuthLocked:
-		return "locked"
-	case AuthNoAuthenticator:
-		return "no_authenticator"
-	}
-	return "bad_credentials"
-}
-
 // verify applies the rules after the cache missed. A refusal is an
 // *AuthError; any other error is a failure of the store.
-func (a *Authenticator) verify(ctx context.Context, req LoginRequest, row credRow) (Login, error) {
-	ok := func(app string) (Login, error) { return Login{Account: row.acc, AppPassword: app}, nil }
+func (a *Authenticator) verify(ctx context.Context, req LoginRequest, row CredentialRecord) (Login, error) {
+	ok := func(app string) (Login, error) { return Login{Account: row.Account, AppPassword: app}, nil }
 	bad := func(r AuthReason) (Login, error) { return Login{}, &AuthError{Reason: r} }
 	// accountPassword: a malformed stored hash matches nothing. Its error
 	// is ctx ending while waiting for a hash slot: the service's failure,
 	// not the client's, so not a refusal the throttle counts.
 	accountPassword := func() (bool, error) {
-		if !row.hash.Valid {
+		if row.PasswordHash == "" {
 			return false, nil
 		}
-		m, err := verifyPassword(ctx, row.hash.String, req.Password)
+		m, err := verifyPassword(ctx, row.PasswordHash, req.Password)
 		if errors.Is(err, errBadHash) {
 			return false, nil
 		}
@@ -296,7 +244,7 @@ func (a *Authenticator) verify(ctx context.Context, req LoginRequest, row credRo
 	if !req.Service.mail() {
 		// The settings page: the account password, never an app password,
 		// and under two-step verification a code (verifyTOTP).
-		if !row.hash.Valid && row.federated {
+		if row.PasswordHash == "" && row.Account.Federated {
 			if err := a.dummyVerify(ctx, req.Password); err != nil {
 				return Login{}, err
 			}
@@ -307,24 +255,24 @@ func (a *Authenticator) verify(ctx context.Context, req LoginRequest, row credRo
 		} else if !m {
 			return bad(AuthBadCredentials)
 		}
-		if !row.twoStep {
+		if !row.Account.TwoStep {
 			return ok("") // the code field is ignored
 		}
 		return a.verifyTOTP(ctx, req, row)
 	}
-	if !row.twoStep {
+	if !row.Account.TwoStep {
 		if m, err := accountPassword(); err != nil {
 			return Login{}, err
 		} else if m {
 			return ok("")
 		}
 	}
-	if name, err := a.matchApp(ctx, row.id, req.Password); err != nil {
+	if name, err := a.matchApp(ctx, row.Account.ID, req.Password); err != nil {
 		return Login{}, err
 	} else if name != "" {
 		return ok(name)
 	}
-	if row.twoStep {
+	if row.Account.TwoStep {
 		if m, err := accountPassword(); err != nil {
 			return Login{}, err
 		} else if m {
@@ -332,7 +280,7 @@ func (a *Authenticator) verify(ctx context.Context, req LoginRequest, row credRo
 			return bad(AuthNeedAppPassword)
 		}
 	}
-	if !row.hash.Valid && row.federated {
+	if row.PasswordHash == "" && row.Account.Federated {
 		return bad(AuthNoPassword)
 	}
 	return bad(AuthBadCredentials)
@@ -352,33 +300,29 @@ func (a *Authenticator) dummyVerify(ctx context.Context, password string) error 
 // accepted one (RFC 6238 §5.2: a code is accepted once). A missing or
 // wrong code is AuthBadCredentials, throttled like a wrong password and
 // indistinguishable from one, so the 10⁶ codes cannot be tried out.
-func (a *Authenticator) verifyTOTP(ctx context.Context, req LoginRequest, row credRow) (Login, error) {
-	if !row.totpSecret.Valid {
+func (a *Authenticator) verifyTOTP(ctx context.Context, req LoginRequest, row CredentialRecord) (Login, error) {
+	if row.TOTPSecret == "" {
 		return Login{}, &AuthError{Reason: AuthNoAuthenticator}
 	}
-	last := int64(-1)
-	if row.totpLast.Valid {
-		last = row.totpLast.Int64
-	}
-	step, match := matchTOTP(row.totpSecret.String, req.OTP, a.s.now(), last)
+	step, match := matchTOTP(row.TOTPSecret, req.OTP, a.now(), row.TOTPLastStep)
 	if !match {
 		return Login{}, &AuthError{Reason: AuthBadCredentials}
 	}
-	used, err := a.useTOTPStep(ctx, row.id, row.totpSecret.String, step)
+	used, err := a.c.UseTOTPStep(ctx, row.Account.ID, row.TOTPSecret, step)
 	if err != nil {
 		return Login{}, err
 	}
 	if !used {
 		return Login{}, &AuthError{Reason: AuthBadCredentials} // replayed by a concurrent sign-in
 	}
-	return Login{Account: row.acc}, nil
+	return Login{Account: row.Account}, nil
 }
 
 // lockedOut refuses an attempt while key is locked out on th.
 func (a *Authenticator) lockedOut(svc Service, th *throttle, key string) *AuthError {
 	if d := th.check(key); d > 0 {
 		a.note(svc, "locked")
-		return &AuthError{Reason: AuthLocked, RetryAfter: d}
+		return &AuthError{Reason: AuthLocked, RetryAfter: d, SettingsURL: a.url}
 	}
 	return nil
 }
@@ -393,6 +337,7 @@ func (a *Authenticator) clearFailures(ipKey, userKey string) {
 // per account when userKey is known), waits the throttle's delay and
 // returns e.
 func (a *Authenticator) failed(ctx context.Context, req LoginRequest, ipKey, userKey string, e *AuthError) error {
+	e.SettingsURL = a.url
 	a.note(req.Service, reasonLabel(e.Reason))
 	d, locked := a.byIP.fail(ipKey)
 	// AuthNoPassword and AuthNoAuthenticator: the account cannot sign in
@@ -413,65 +358,26 @@ func (a *Authenticator) failed(ctx context.Context, req LoginRequest, ipKey, use
 	return e
 }
 
-func (a *Authenticator) credentials(ctx context.Context, address string) (credRow, error) {
-	var r credRow
-	var kind string
-	var created int64
-	err := a.s.r.QueryRowContext(ctx, `SELECT id, address, kind, password_hash, two_step, federated, credential_gen, created,
-		totp_secret, totp_last_step FROM accounts WHERE address = ?`, address).
-		Scan(&r.id, &r.acc.Address, &kind, &r.hash, &r.twoStep, &r.federated, &r.gen, &created, &r.totpSecret, &r.totpLast)
-	if errors.Is(err, sql.ErrNoRows) {
-		return r, ErrNotFound
-	}
-	if err != nil {
-		return r, fmt.Errorf("reading credentials: %w", err)
-	}
-	r.acc.ID = r.id
-	r.acc.HasPassword, r.acc.TwoStep, r.acc.Federated = r.hash.Valid, r.twoStep, r.federated
-	r.acc.Created = time.Unix(created, 0)
-	r.acc.Kind = kindFromText(kind)
-	return r, nil
-}
-
 // matchApp returns the name of the app password equal to pw, or "".
 func (a *Authenticator) matchApp(ctx context.Context, accountID int64, pw string) (string, error) {
 	norm := normalizeAppSecret(pw)
 	if len(norm) != 16 {
 		return "", nil // app secrets are 16 letters; skip the hashing
 	}
-	rows, err := a.s.r.QueryContext(ctx, `SELECT id, name, hash FROM app_passwords WHERE account_id = ?`, accountID)
+	apps, err := a.c.AppPasswordHashes(ctx, accountID)
 	if err != nil {
 		return "", err
 	}
-	var apps []appRow
-	for rows.Next() {
-		var r appRow
-		if err := rows.Scan(&r.id, &r.name, &r.hash); err != nil {
-			rows.Close()
-			return "", err
-		}
-		apps = append(apps, r)
-	}
-	rows.Close()
 	for _, r := range apps {
-		m, err := verifyAppSecret(ctx, r.hash, norm)
+		m, err := verifyAppSecret(ctx, r.Hash, norm)
 		if err != nil && !errors.Is(err, errBadHash) {
 			return "", err
 		}
 		if m {
-			return r.name, nil
+			return r.Name, nil
 		}
 	}
-	return "", rows.Err()
-}
-
-func (a *Authenticator) touchApp(ctx context.Context, accountID int64, name string) error {
-	_, err := a.s.w.ExecContext(ctx, `UPDATE app_passwords SET last_used = ? WHERE account_id = ? AND name = ?`,
-		a.s.now().Unix(), accountID, name)
-	if err != nil {
-		return fmt.Errorf("recording app password use: %w", err)
-	}
-	return nil
+	return "", nil
 }
 
 // cacheKey is an HMAC of (service class, account, password) under a
@@ -493,11 +399,11 @@ func (a *Authenticator) cacheKey(svc Service, address, password string) [32]byte
 	return k
 }
 
-func (a *Authenticator) cached(ctx context.Context, k [32]byte, row credRow) (Login, bool) {
-	now := a.s.now()
+func (a *Authenticator) cached(ctx context.Context, k [32]byte, row CredentialRecord) (Login, bool) {
+	now := a.now()
 	a.mu.Lock()
 	e, ok := a.cache[k]
-	if ok && (e.gen != row.gen || e.accountID != row.id || now.After(e.expires)) {
+	if ok && (e.gen != row.Generation || e.accountID != row.Account.ID || now.After(e.expires)) {
 		delete(a.cache, k)
 		ok = false
 	}
@@ -513,13 +419,13 @@ func (a *Authenticator) cached(ctx context.Context, k [32]byte, row credRow) (Lo
 	if touch {
 		// Best effort: last-used is informational, a failed write must not
 		// refuse a correct login.
-		_ = a.touchApp(ctx, row.id, e.app)
+		_ = a.c.TouchAppPassword(ctx, row.Account.ID, e.app, now)
 	}
-	return Login{Account: row.acc, AppPassword: e.app}, true
+	return Login{Account: row.Account, AppPassword: e.app}, true
 }
 
-func (a *Authenticator) remember(k [32]byte, row credRow, app string) {
-	now := a.s.now()
+func (a *Authenticator) remember(k [32]byte, row CredentialRecord, app string) {
+	now := a.now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.cache) >= maxCacheEntries {
@@ -529,5 +435,5 @@ func (a *Authenticator) remember(k [32]byte, row credRow, app string) {
 			}
 		}
 	}
-	a.cache[k] = cacheEntry{accountID: row.id, gen: row.gen, app: app, expires: now.Add(a.ttl), lastUsed: now}
+	a.cache[k] = cacheEntry{accountID: row.Account.ID, gen: row.Generation, app: app, expires: now.Add(a.ttl), lastUsed: now}
 }

@@ -184,7 +184,7 @@ func TestCacheDroppedOnCredentialChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.clock.add(CacheTTL + time.Second)
-	if _, ok := f.a.cached(ctx, f.a.cacheKey(ServicePOP3, "taro@skydesk.jp", "new-password"), credRow{id: 1}); ok {
+	if _, ok := f.a.cached(ctx, f.a.cacheKey(ServicePOP3, "taro@skydesk.jp", "new-password"), CredentialRecord{Account: Account{ID: 1}}); ok {
 		t.Error("expired cache entry used")
 	}
 	// Failures never enter the cache.

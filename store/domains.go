@@ -58,18 +58,18 @@ func (s *Store) RefreshDomains(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("listing domains: %w", err)
 	}
 	defer rows.Close()
-	snap := &DomainSnapshot{Serial: uint32(serial), set: map[string]bool{}}
+	var names []string
 	for rows.Next() {
 		var n string
 		if err := rows.Scan(&n); err != nil {
 			return false, err
 		}
-		snap.set[n] = true
-		snap.list = append(snap.list, n)
+		names = append(names, n)
 	}
 	if err := rows.Err(); err != nil {
 		return false, err
 	}
+	snap := NewDomainSnapshot(uint32(serial), names)
 	s.domains.snap.Store(snap)
 	s.domainsChanged()
 	return true, nil

@@ -127,11 +127,13 @@ func (s *Store) SetPOP(ctx context.Context, address string, u POPUpdate) (POPSet
 func popSettings(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }, id int64) (POPSettings, error) {
+	return scanPOPSettings(q.QueryRowContext(ctx, `SELECT access, since, include_spam, on_delete FROM pop_settings WHERE account_id = ?`, id))
+}
+
+func scanPOPSettings(row *sql.Row) (POPSettings, error) {
 	var p POPSettings
 	var since sql.NullInt64
-	err := q.QueryRowContext(ctx, `SELECT access, since, include_spam, on_delete FROM pop_settings WHERE account_id = ?`, id).
-		Scan(&p.Access, &since, &p.IncludeSpam, &p.OnDelete)
-	if err != nil {
+	if err := row.Scan(&p.Access, &since, &p.IncludeSpam, &p.OnDelete); err != nil {
 		return POPSettings{}, fmt.Errorf("reading POP settings: %w", err)
 	}
 	if since.Valid {

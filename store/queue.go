@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/skydesk/skydeskd/profiles"
 )
 
 // Accepted is one message an SMTP server took responsibility for: a copy
@@ -127,8 +129,8 @@ func insertMessage(ctx context.Context, tx *sql.Tx, rcpt string, body []byte, sp
 // personal domain or a hosted domain: mail for it is delivered here and
 // never relayed.
 func (s *Store) IsLocalDomain(domain string) bool {
-	domain = strings.ToLower(domain)
-	return domain == s.opts.PersonalDomain || s.Domains().Has(domain)
+	k, _ := profiles.KindOf(context.Background(), strings.ToLower(domain), s.opts.PersonalDomain, s) // IsHosted never fails
+	return k != profiles.Unknown
 }
 
 // QueuedMessage is a queued message with its recipients that are due.

@@ -1,5 +1,9 @@
 // Package store persists domains, accounts, credentials, POP settings and
-// messages in one SQLite file (modernc.org/sqlite, no cgo).
+// messages in one SQLite file (modernc.org/sqlite, no cgo), behind role
+// interfaces (driver.go) that a second driver implements as well; the
+// credential rules (Authenticator) work over those interfaces. The package
+// is protocol-neutral: no POP3 or SMTP reply text or code lives here (the
+// POP3 adapter is package popstore).
 //
 // The database runs in WAL mode with synchronous=FULL, so a commit is on
 // disk (fsync'd) before it returns: a message acknowledged by SMTP or
@@ -42,6 +46,7 @@ type Store struct {
 
 	domains          domainCache
 	onDomainsChanged []func()
+	md               maildropStmts
 }
 
 // Options configure a Store.
@@ -103,6 +108,10 @@ func OpenFile(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.prepareMaildrop(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -111,7 +120,7 @@ func (s *Store) Path() string { return s.path }
 
 // Close closes both pools. In-flight transactions are rolled back by SQLite.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	return errors.Join(s.md.close(), s.r.Close(), s.w.Close())
 }
 
 // OnDomainsChanged registers f to run after a hosted domain is added or

@@ -11,6 +11,8 @@ import (
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/hotp"
 	"github.com/pquerna/otp/totp"
+
+	"github.com/skydesk/skydeskd/profiles"
 )
 
 // TOTP (RFC 6238) is the second factor of two-step verification on the
@@ -54,8 +56,7 @@ var (
 
 // generateTOTP makes a new authenticator secret for a normalized address
 // (the key URI's account name).
-func (s *Store) generateTOTP(account string) (TOTPKey, error) {
-	issuer := s.opts.TOTPIssuer
+func generateTOTP(issuer, account string) (TOTPKey, error) {
 	if issuer == "" {
 		issuer = DefaultTOTPIssuer
 	}
@@ -71,11 +72,11 @@ func (s *Store) generateTOTP(account string) (TOTPKey, error) {
 // new authenticator secret, replacing any earlier one (a rotation: codes
 // of the old secret stop working at once). Cached logins are dropped.
 func (s *Store) EnrolTOTP(ctx context.Context, address string) (TOTPKey, error) {
-	a, err := NormalizeAddress(address)
+	a, err := profiles.NormalizeAddress(address)
 	if err != nil {
 		return TOTPKey{}, err
 	}
-	key, err := s.generateTOTP(a.String())
+	key, err := generateTOTP(s.opts.TOTPIssuer, a.String())
 	if err != nil {
 		return TOTPKey{}, err
 	}
@@ -100,11 +101,11 @@ func (s *Store) EnrolTOTP(ctx context.Context, address string) (TOTPKey, error) 
 // has it. Turning two-step on with a secret the app never saved would
 // lock the owner out of the settings page.
 func (s *Store) NewTOTPKey(address string) (TOTPKey, error) {
-	a, err := NormalizeAddress(address)
+	a, err := profiles.NormalizeAddress(address)
 	if err != nil {
 		return TOTPKey{}, err
 	}
-	return s.generateTOTP(a.String())
+	return generateTOTP(s.opts.TOTPIssuer, a.String())
 }
 
 // ConfirmTOTP is the owner's own enrolment: code must be a current code of
@@ -117,7 +118,7 @@ func (s *Store) NewTOTPKey(address string) (TOTPKey, error) {
 // two-step verification was turned on meanwhile, and a pending secret must
 // not silently replace the registered one.
 func (s *Store) ConfirmTOTP(ctx context.Context, address, secret, code string) error {
-	a, err := NormalizeAddress(address)
+	a, err := profiles.NormalizeAddress(address)
 	if err != nil {
 		return err
 	}
@@ -154,7 +155,7 @@ func (s *Store) ConfirmTOTP(ctx context.Context, address, secret, code string) e
 // AuthLocked; ErrTwoStepOff if it is already off. Then SetTwoStep(false)
 // clears the secret and drops cached logins.
 func (a *Authenticator) DisableTwoStep(ctx context.Context, req LoginRequest) error {
-	addr, err := NormalizeAddress(req.Username)
+	addr, err := profiles.NormalizeAddress(req.Username)
 	if err != nil {
 		return err
 	}
@@ -165,11 +166,11 @@ func (a *Authenticator) DisableTwoStep(ctx context.Context, req LoginRequest) er
 	if e := a.lockedOut(req.Service, a.byUser, userKey); e != nil {
 		return e
 	}
-	row, err := a.credentials(ctx, userKey)
+	row, err := a.c.Credentials(ctx, userKey)
 	if err != nil {
 		return err
 	}
-	if !row.twoStep {
+	if !row.Account.TwoStep {
 		return ErrTwoStepOff
 	}
 	_, err = a.verifyTOTP(ctx, req, row)
@@ -182,7 +183,7 @@ func (a *Authenticator) DisableTwoStep(ctx context.Context, req LoginRequest) er
 	}
 	a.clearFailures(ipKey, userKey)
 	a.note(req.Service, "ok")
-	return a.s.SetTwoStep(ctx, userKey, false)
+	return a.c.SetTwoStep(ctx, userKey, false)
 }
 
 // normalizeCode drops the spaces and hyphens some apps show inside a code
@@ -213,19 +214,4 @@ func matchTOTP(secret, code string, now time.Time, last int64) (int64, bool) {
 		}
 	}
 	return 0, false
-}
-
-// useTOTPStep records step as the last accepted one. It fails (false) when
-// another sign-in used this or a later step first, or the secret changed
-// meanwhile: the check and the write are one statement, so two concurrent
-// sign-ins with one code cannot both pass.
-func (a *Authenticator) useTOTPStep(ctx context.Context, accountID int64, secret string, step int64) (bool, error) {
-	res, err := a.s.w.ExecContext(ctx, `UPDATE accounts SET totp_last_step = ?
-		WHERE id = ? AND totp_secret = ? AND (totp_last_step IS NULL OR totp_last_step < ?)`,
-		step, accountID, secret, step)
-	if err != nil {
-		return false, fmt.Errorf("recording the TOTP step: %w", err)
-	}
-	n, err := res.RowsAffected()
-	return n == 1, err
 }

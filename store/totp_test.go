@@ -307,7 +307,7 @@ func TestLoginWeb_TOTP_neverCached(t *testing.T) {
 	}
 	// Even a cache entry for the exact (web, account, password) key —
 	// planted, as no code path makes one — is not consulted.
-	row, err := f.a.credentials(ctx, "two@example.co.jp")
+	row, err := f.s.Credentials(ctx, "two@example.co.jp")
 	if err != nil {
 		t.Fatal(err)
 	}

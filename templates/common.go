@@ -3,7 +3,6 @@ package templates
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/beevik/etree"
 
@@ -29,13 +28,11 @@ func login(a profiles.Address) string {
 	return a.String()
 }
 
-// Normalize folds an address to the form accounts are stored under (local
-// part lower case as well as the domain), so "Taro@Example.co.jp" and
-// "taro@example.co.jp" get the same document, cache entry and profile
-// identifiers.
-func Normalize(a profiles.Address) profiles.Address {
-	return profiles.Address{Local: strings.ToLower(a.Local), Domain: strings.ToLower(a.Domain)}
-}
+// Normalize folds an address to the form accounts are stored under.
+//
+// Deprecated: use a.Fold() (profiles owns the one address normaliser); kept
+// only for callers in autoconfig until they move.
+func Normalize(a profiles.Address) profiles.Address { return a.Fold() }
 
 func checkProfile(p profiles.Profile) error {
 	if p.Kind == profiles.Unknown || len(p.Incoming) == 0 || len(p.Outgoing) == 0 {

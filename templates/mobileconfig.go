@@ -72,7 +72,7 @@ func MobileConfigIdentifiers(p profiles.Profile, a profiles.Address) MobileConfi
 	prov := providerID(p)
 	subject := "domain:" + p.Domain
 	if a != (profiles.Address{}) {
-		subject = "address:" + Normalize(a).String()
+		subject = "address:" + a.Fold().String()
 	}
 	tag := hex.EncodeToString(derive(prov, "identifier", subject)[:10])
 	base := reverseDNS(prov) + ".mail.profile." + tag

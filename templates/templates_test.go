@@ -69,7 +69,7 @@ func (f fixture) resolve(t testing.TB) (profiles.Profile, profiles.Address) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p, Normalize(a)
+	return p, a.Fold()
 }
 
 // requireTool is storetest.RequireTool without importing the store (the

@@ -30,7 +30,7 @@ func cmdDomain(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	var c common
+	c := common{getenv: e.getenv}
 	fs := newFlags("domain "+which, &c)
 	if which == "list" {
 		if _, err := parse(fs, args); err != nil {
@@ -83,7 +83,7 @@ func cmdUser(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	var c common
+	c := common{getenv: e.getenv}
 	fs := newFlags("user "+which, &c)
 	switch which {
 	case "list":
@@ -207,7 +207,7 @@ func cmdAppPassword(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	var c common
+	c := common{getenv: e.getenv}
 	fs := newFlags("app-password "+which, &c)
 	switch which {
 	case "create":
@@ -267,7 +267,7 @@ func cmdPOP(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	var c common
+	c := common{getenv: e.getenv}
 	fs := newFlags("pop "+which, &c)
 	if which == "show" {
 		pos, err := parse(fs, args, "ADDRESS")
@@ -340,7 +340,7 @@ func printPOP(w io.Writer, p store.POPSettings) {
 }
 
 func cmdDeliver(ctx context.Context, args []string, e env) error {
-	var c common
+	c := common{getenv: e.getenv}
 	fs := newFlags("deliver", &c)
 	spam := fs.Bool("spam", false, "store the message as spam")
 	pos, err := parse(fs, args, "ADDRESS")

@@ -13,10 +13,12 @@ import (
 	"github.com/skydesk/skydeskd/store"
 )
 
-// common holds the flags every command takes.
+// common holds the flags every command takes, and the command's getenv
+// (hashParams reads SKYDESKD_TEST_FAST_HASH through it).
 type common struct {
 	configFile string
 	dataDir    string
+	getenv     func(string) string
 }
 
 func newFlags(name string, c *common) *flag.FlagSet {
@@ -105,7 +107,7 @@ func (c *common) withStore(ctx context.Context, f func(*store.Store) error) erro
 	if err != nil {
 		return err
 	}
-	s, err := openStore(ctx, cfg, hashParams())
+	s, err := openStore(ctx, cfg, hashParams(c.getenv))
 	if err != nil {
 		return err
 	}

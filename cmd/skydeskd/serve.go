@@ -115,7 +115,7 @@ func passwordHashGauge(state string, get func() int) prometheus.GaugeFunc {
 func newApp(ctx context.Context, cfg *config.Config, dev bool, e env) (*app, error) {
 	a := &app{cfg: cfg, dev: dev, log: newLogger(cfg, e), reg: prometheus.NewRegistry(), ready: make(chan struct{})}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s, err := openStore(ctx, cfg, hashParams())
+	s, err := openStore(ctx, cfg, hashParams(e.getenv))
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +130,7 @@ func newApp(ctx context.Context, cfg *config.Config, dev bool, e env) (*app, err
 	policy.FreeFailures = cfg.Auth.FailuresBeforeDelay
 	policy.LockAfter = cfg.Auth.FailuresBeforeLock
 	policy.LockFor = cfg.Auth.LockDurationValue()
-	a.auth, err = s.NewAuthenticator(store.AuthOptions{Policy: policy, Observe: func(svc store.Service, outcome string) {
+	a.auth, err = s.NewAuthenticator(store.AuthOptions{Policy: policy, SettingsURL: settingsURL(cfg), Observe: func(svc store.Service, outcome string) {
 		logins.WithLabelValues(string(svc), outcome).Inc()
 	}})
 	if err != nil {

@@ -7,9 +7,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/skydesk/skydeskd/config"
 	"github.com/skydesk/skydeskd/popd"
-	"github.com/skydesk/skydeskd/store"
+	"github.com/skydesk/skydeskd/popstore"
 )
+
+// settingsURL is the settings page that POP3 and SMTP hints name.
+func settingsURL(cfg *config.Config) string {
+	return strings.TrimSuffix(cfg.Provider.WebURL, "/") + "/settings"
+}
 
 // popComponents starts the POP3 listeners: POP3S (implicit TLS, RFC 8314)
 // on listen.pop3s and POP3 with mandatory STLS (RFC 2595) on listen.pop3.
@@ -19,9 +25,10 @@ func (a *app) popComponents() ([]component, error) {
 	if a.cfg.Listen.POP3S == "" && a.cfg.Listen.POP3 == "" {
 		return nil, nil
 	}
-	be, err := a.store.NewMaildrop(store.MaildropOptions{
+	be, err := popstore.New(popstore.Options{
 		Auth:        a.auth,
-		SettingsURL: strings.TrimSuffix(a.cfg.Provider.WebURL, "/") + "/settings",
+		Store:       a.store,
+		SettingsURL: settingsURL(a.cfg),
 		Logger:      a.log.With("service", "pop3"),
 	})
 	if err != nil {

@@ -1,4 +1,5 @@
-// Package storetest gives tests a real store (a SQLite file in a temporary
+// Package storetest is the conformance suite every store driver passes
+// (Run), and gives tests a real store (a SQLite file in a temporary
 // directory, cheap password hashes), a self-signed service certificate, and
 // a rule for tests that drive real third-party clients.
 package storetest
@@ -26,15 +27,29 @@ func New(t testing.TB) *store.Store {
 	return NewIn(t, t.TempDir())
 }
 
-// NewIn is New with a chosen data directory.
-func NewIn(t testing.TB, dir string) *store.Store {
+// Empty opens a SQLite store in t.TempDir() with the personal domain
+// skydesk.jp and nothing else, closed when the test ends: the Opener of the
+// SQLite driver's Run.
+func Empty(t testing.TB) *store.Store {
 	t.Helper()
-	ctx := context.Background()
-	s, err := store.Open(ctx, dir, store.Options{PersonalDomain: PersonalDomain, HashParams: store.TestHashParams})
+	return openIn(t, t.TempDir())
+}
+
+func openIn(t testing.TB, dir string) *store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), dir, store.Options{PersonalDomain: PersonalDomain, HashParams: store.TestHashParams})
 	if err != nil {
 		t.Fatalf("opening store: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// NewIn is New with a chosen data directory.
+func NewIn(t testing.TB, dir string) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	s := openIn(t, dir)
 	if d := s.Domains(); !d.Has(HostedDomain) {
 		if _, err := s.AddDomain(ctx, HostedDomain); err != nil {
 			t.Fatalf("adding domain: %v", err)

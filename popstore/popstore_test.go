@@ -1,6 +1,7 @@
-package store_test
+package popstore_test
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -15,15 +16,20 @@ import (
 	"time"
 
 	"github.com/skydesk/skydeskd/popd"
+	"github.com/skydesk/skydeskd/popstore"
 	"github.com/skydesk/skydeskd/store"
 	"github.com/skydesk/skydeskd/store/storetest"
 )
 
-// popFixture is the store's POP3 backend behind a real popd.Server on
-// 127.0.0.1:0 with implicit TLS.
+var ctx = context.Background()
+
+const settingsURL = "https://autoconfig.skydesk.jp/settings"
+
+// popFixture is the POP3 backend over a SQLite store behind a real
+// popd.Server on 127.0.0.1:0 with implicit TLS.
 type popFixture struct {
 	s      *store.Store
-	md     *store.Maildrop
+	md     *popstore.Backend
 	addr   string
 	client *tls.Config
 }
@@ -42,14 +48,15 @@ func newPOPFixture(t testing.TB) *popFixture {
 }
 
 // newPOPFixtureOn starts another server on s: a second skydeskd process
-// sharing the database has its own Maildrop (and lock map).
+// sharing the database has its own Backend (and lock map).
 func newPOPFixtureOn(t testing.TB, s *store.Store, o store.AuthOptions) *popFixture {
 	t.Helper()
+	o.SettingsURL = settingsURL
 	auth, err := s.NewAuthenticator(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	md, err := s.NewMaildrop(store.MaildropOptions{Auth: auth, SettingsURL: "https://autoconfig.skydesk.jp/settings"})
+	md, err := popstore.New(popstore.Options{Auth: auth, Store: s, SettingsURL: settingsURL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,8 +311,8 @@ func TestMaildrop_retrSizesAndUIDsAreStable(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
-// The credential rules come from the Authenticator; the wire text is the
-// maildrop's (RFC 2449/3206 codes with a hint the user can act on).
+// The credential rules and the hints' wording come from the store's
+// Authenticator and AuthError; the codes are POP3's (RFC 2449/3206).
 func TestMaildrop_loginRefusals(t *testing.T) {
 	f := newPOPFixture(t)
 	storetest.AddUser(t, f.s, "taro@skydesk.jp", "right-password")
@@ -402,7 +409,7 @@ func TestMaildrop_inUse(t *testing.T) {
 	b.login("taro@skydesk.jp", "right-password")
 }
 
-func waitUnlocked(t *testing.T, md *store.Maildrop, id int64) {
+func waitUnlocked(t *testing.T, md *popstore.Backend, id int64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for md.Locked(id) {

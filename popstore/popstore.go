@@ -1,0 +1,188 @@
+// Package popstore implements popd.Backend on the store's role interfaces:
+// the POP3 adapter, kept apart from storage as maddy keeps its go-smtp
+// session apart from its storage. It owns the POP3 wording the store does
+// not hold: RFC 2449/3206 response codes around the store's one hint per
+// refusal (store.AuthError.Hint), the POP-access message, and the RFC 1939
+// §4 exclusive maildrop lock.
+package popstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+
+	"github.com/skydesk/skydeskd/popd"
+	"github.com/skydesk/skydeskd/store"
+)
+
+// Authenticator checks a login: *store.Authenticator, the one place of the
+// credential rules.
+type Authenticator interface {
+	Login(ctx context.Context, req store.LoginRequest) (store.Login, error)
+}
+
+var _ Authenticator = (*store.Authenticator)(nil)
+
+// Options configure a Backend.
+type Options struct {
+	// Auth applies the credential rules; required.
+	Auth Authenticator
+	// Store holds the maildrops; required.
+	Store store.Maildrop
+	// SettingsURL is the settings page named in the POP-access message,
+	// e.g. "https://autoconfig.skydesk.jp/settings".
+	SettingsURL string
+	// Logger; default discards.
+	Logger *slog.Logger
+}
+
+// Backend implements popd.Backend: the listing in one call at login,
+// bodies read one message at a time, DELE marks applied in one call at
+// QUIT according to the account's "when a client deletes" setting
+// (DESIGN.md §2).
+//
+// The RFC 1939 §4 exclusive lock is an in-process map keyed by account id.
+// Two skydeskd processes on one database do not see each other's locks;
+// that is safe for the data (a QUIT only takes rows still in the POP queue
+// out of it, both processes list the same UIDs) but a client could
+// download a message twice. Run one POP3 process per database; a
+// PostgreSQL store would hold a lease instead.
+type Backend struct {
+	opts Options
+
+	mu     sync.Mutex
+	locked map[int64]struct{}
+}
+
+var _ popd.Backend = (*Backend)(nil)
+
+// New returns the POP3 backend over o.Store.
+func New(o Options) (*Backend, error) {
+	if o.Auth == nil || o.Store == nil {
+		return nil, errors.New("popstore: Auth and Store are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Backend{opts: o, locked: map[int64]struct{}{}}, nil
+}
+
+// Locked reports whether a POP3 session holds the account's maildrop.
+func (b *Backend) Locked(accountID int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.locked[accountID]
+	return ok
+}
+
+// NewSession implements popd.Backend.
+func (b *Backend) NewSession(c *popd.Conn) (popd.Session, error) {
+	var remote netip.Addr
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		remote = ta.AddrPort().Addr()
+	}
+	return &session{b: b, st: b.opts.Store, remote: remote}, nil
+}
+
+type session struct {
+	b        *Backend
+	st       store.Maildrop
+	remote   netip.Addr
+	account  int64 // 0 until Login succeeds
+	settings store.POPSettings
+	ids      []int64
+	sizes    []int64
+}
+
+var _ popd.Session = (*session)(nil)
+
+// Login implements popd.Session: the Authenticator decides, POP access is
+// checked after a correct login (so "disabled" reveals nothing to someone
+// without the password), then the maildrop lock is taken.
+func (p *session) Login(ctx context.Context, username, password string) error {
+	l, err := p.b.opts.Auth.Login(ctx, store.LoginRequest{Username: username, Password: password, Remote: p.remote, Service: store.ServicePOP3})
+	if err != nil {
+		var ae *store.AuthError
+		if errors.As(err, &ae) {
+			return authError(ae)
+		}
+		return fmt.Errorf("POP3 login: %w", err)
+	}
+	st, err := p.st.MaildropSettings(ctx, l.Account.ID)
+	if err != nil {
+		return err
+	}
+	if st.Access == store.POPDisabled {
+		return &popd.Error{Code: "SYS/PERM", Text: "POP access is disabled for this account: enable it in the settings " +
+			`"Mail forwarding and POP/IMAP" > "POP download"` + p.b.at()}
+	}
+	p.b.mu.Lock()
+	defer p.b.mu.Unlock()
+	if _, busy := p.b.locked[l.Account.ID]; busy {
+		return popd.ErrInUse
+	}
+	p.b.locked[l.Account.ID] = struct{}{}
+	p.account, p.settings = l.Account.ID, st
+	return nil
+}
+
+func (b *Backend) at() string {
+	if b.opts.SettingsURL == "" {
+		return ""
+	}
+	return " at " + b.opts.SettingsURL
+}
+
+// authError renders a refused login as its RFC 2449/3206 answer with the
+// store's one wording of the hint.
+func authError(ae *store.AuthError) *popd.Error {
+	if ae.Reason == store.AuthLocked {
+		// RFC 2449 §8.1.1 LOGIN-DELAY: the client should not prompt for
+		// a new password, just retry later (an [AUTH] here would make a
+		// correct password look wrong).
+		return &popd.Error{Code: "LOGIN-DELAY", Text: ae.Hint()}
+	}
+	return &popd.Error{Code: "AUTH", Text: ae.Hint()}
+}
+
+// Messages implements popd.Session: the POP queue under the settings read
+// at login.
+func (p *session) Messages(ctx context.Context) ([]popd.Message, error) {
+	list, err := p.st.ListMaildrop(ctx, p.account, p.settings)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]popd.Message, len(list))
+	p.ids, p.sizes = make([]int64, len(list)), make([]int64, len(list))
+	for i, e := range list {
+		p.ids[i], p.sizes[i] = e.ID, e.Size
+		out[i] = popd.Message{Size: e.Size, UID: strconv.FormatInt(e.ID, 10)}
+	}
+	return out, nil
+}
+
+// Expunge implements popd.Session.
+func (p *session) Expunge(ctx context.Context, nums []int) error {
+	ids := make([]int64, len(nums))
+	for i, n := range nums {
+		ids[i] = p.ids[n-1]
+	}
+	return p.st.Expunge(ctx, p.account, ids)
+}
+
+// Logout implements popd.Session: releases the maildrop lock.
+func (p *session) Logout() error {
+	if p.account == 0 {
+		return nil
+	}
+	p.b.mu.Lock()
+	delete(p.b.locked, p.account)
+	p.b.mu.Unlock()
+	p.account = 0
+	return nil
+}

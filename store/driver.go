@@ -1,0 +1,122 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// The role interfaces below are what the servers need from a store, one
+// per consumer, so a second driver (PostgreSQL, for several nodes) only has
+// to implement storage: the credential rules (Authenticator), the POP3
+// adapter (popstore), smtpd and the settings page work over them
+// unchanged. No interface exposes *sql.DB or SQL; addresses are accepted
+// in any case and normalised by the driver (profiles.NormalizeAddress)
+// unless a method says it takes a normalised one. store/storetest.Run is
+// the conformance suite every driver passes.
+
+// HostedDomains is the list of hosted domains (admin commands, DNS, HTTP).
+type HostedDomains interface {
+	// AddDomain adds a hosted domain (any case, U- or A-labels) and
+	// returns it in A-labels; ErrExists if present or the personal domain.
+	AddDomain(ctx context.Context, domain string) (string, error)
+	// RemoveDomain removes one; ErrInUse while accounts exist in it,
+	// ErrNotFound if it is not hosted.
+	RemoveDomain(ctx context.Context, domain string) error
+	// ListDomains reads the hosted domains, sorted.
+	ListDomains(ctx context.Context) ([]string, error)
+	// Domains is the in-memory snapshot hot paths read.
+	Domains() *DomainSnapshot
+	// RefreshDomains reloads the snapshot, reporting whether it changed.
+	RefreshDomains(ctx context.Context) (bool, error)
+	// OnDomainsChanged registers f to run after the snapshot changes.
+	OnDomainsChanged(f func())
+	// IsHosted implements profiles.Domains from the snapshot.
+	IsHosted(ctx context.Context, domain string) (bool, error)
+	// IsLocalDomain: the personal or a hosted domain (never relayed).
+	IsLocalDomain(domain string) bool
+}
+
+// Accounts are the admin commands' and the settings page's account,
+// app-password and two-step operations. Every credential change drops the
+// verified-login cache (the account's credential generation changes).
+type Accounts interface {
+	AddAccount(ctx context.Context, n NewAccount) (Account, error)
+	GetAccount(ctx context.Context, address string) (Account, error)
+	ListAccounts(ctx context.Context) ([]Account, error)
+	SetPassword(ctx context.Context, address, password string) error
+	SetTwoStep(ctx context.Context, address string, on bool) error
+	CreateAppPassword(ctx context.Context, address, name string) (string, error)
+	ListAppPasswords(ctx context.Context, address string) ([]AppPassword, error)
+	RevokeAppPassword(ctx context.Context, address, name string) error
+	EnrolTOTP(ctx context.Context, address string) (TOTPKey, error)
+	NewTOTPKey(address string) (TOTPKey, error)
+	ConfirmTOTP(ctx context.Context, address, secret, code string) error
+}
+
+// POPPreferences are an account's POP settings as the admin command and
+// the settings page read and change them.
+type POPPreferences interface {
+	GetPOP(ctx context.Context, address string) (POPSettings, error)
+	SetPOP(ctx context.Context, address string, u POPUpdate) (POPSettings, error)
+}
+
+// MaildropEntry is one message of a POP queue: its id is the UID, stable
+// across sessions and never reused.
+type MaildropEntry struct {
+	ID   int64
+	Size int64 // octets with CRLF line endings, as RETR sends them
+}
+
+// Maildrop is what a POP3 session reads and changes, by account id (the
+// id of a Login's Account).
+type Maildrop interface {
+	// MaildropSettings are the account's current POP settings.
+	MaildropSettings(ctx context.Context, accountID int64) (POPSettings, error)
+	// ListMaildrop lists the POP queue under st, oldest first: in the
+	// queue, spam only with IncludeSpam, and with POPSince only mail
+	// received since st.Since.
+	ListMaildrop(ctx context.Context, accountID int64, st POPSettings) ([]MaildropEntry, error)
+	// AppendBody appends octets [off, off+n) of a message body to dst;
+	// ErrNotFound if the message is gone.
+	AppendBody(ctx context.Context, accountID, id, off, n int64, dst []byte) ([]byte, error)
+	// Expunge applies DELE marks in one transaction under the account's
+	// current OnDelete: keep takes the messages out of the POP queue,
+	// delete removes them.
+	Expunge(ctx context.Context, accountID int64, ids []int64) error
+}
+
+// Deliverer stores incoming mail (SMTP, `skydeskd deliver`).
+type Deliverer interface {
+	Deliver(ctx context.Context, d Delivery) ([]int64, error)
+	Accept(ctx context.Context, a Accepted) (uids []int64, queueID int64, err error)
+	AcceptBatch(ctx context.Context, batch []Accepted) ([]AcceptResult, error)
+	AccountExists(ctx context.Context, address string) (bool, error)
+	IsLocalDomain(domain string) bool
+}
+
+// Queue is the relay's outbound queue.
+type Queue interface {
+	DueQueue(ctx context.Context, now time.Time, limit int) ([]QueuedMessage, error)
+	NextQueueAttempt(ctx context.Context) (t time.Time, ok bool, err error)
+	QueueLen(ctx context.Context) (int, error)
+	QueueDelivered(ctx context.Context, id int64, rcpts []string) error
+	QueueDeferred(ctx context.Context, id int64, rcpts []string, next time.Time, reason string) error
+	QueueBounced(ctx context.Context, id int64, rcpts []string, to string, dsn []byte) error
+}
+
+// Driver is a whole store: every role above, plus the credential storage
+// the Authenticator works over.
+type Driver interface {
+	HostedDomains
+	Accounts
+	POPPreferences
+	Maildrop
+	Deliverer
+	Queue
+	Credentials
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+var _ Driver = (*Store)(nil)

@@ -1,0 +1,62 @@
+package store
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"time"
+)
+
+// The functions below are the account rules a store driver applies when
+// it writes credentials, exported so that every driver (SQLite here,
+// PostgreSQL in its own package) stores the same hashes, secrets and
+// snapshots and refuses the same input; the conformance suite checks the
+// results through the interfaces.
+
+// HashPassword checks an account password against the policy (ErrBadPassword)
+// and returns its PHC-format argon2id hash.
+func HashPassword(ctx context.Context, p HashParams, password string) (string, error) {
+	if err := checkPassword(password); err != nil {
+		return "", err
+	}
+	return hashPassword(ctx, p, password)
+}
+
+// NewAppPassword checks an app-password name (ErrBadName) and returns the
+// trimmed name, a new secret (shown once, four groups of four letters) and
+// the hash to store.
+func NewAppPassword(name string) (trimmed, secret, hash string, err error) {
+	if err := checkAppName(name); err != nil {
+		return "", "", "", err
+	}
+	if secret, err = newAppSecret(); err != nil {
+		return "", "", "", err
+	}
+	if hash, err = hashAppSecret(normalizeAppSecret(secret)); err != nil {
+		return "", "", "", err
+	}
+	return strings.TrimSpace(name), secret, hash, nil
+}
+
+// GenerateTOTP makes a new authenticator secret for a normalised address
+// under issuer ("" means DefaultTOTPIssuer).
+func GenerateTOTP(issuer, address string) (TOTPKey, error) {
+	return generateTOTP(issuer, address)
+}
+
+// MatchTOTP returns the time step within ±1 of now whose code is code,
+// skipping steps at or before last (-1: none accepted yet): ConfirmTOTP's
+// check before a driver stores the secret and the step.
+func MatchTOTP(secret, code string, now time.Time, last int64) (step int64, ok bool) {
+	return matchTOTP(secret, code, now, last)
+}
+
+// NewDomainSnapshot builds the snapshot a driver's Domains returns.
+func NewDomainSnapshot(serial uint32, names []string) *DomainSnapshot {
+	snap := &DomainSnapshot{Serial: serial, set: make(map[string]bool, len(names)), list: append([]string(nil), names...)}
+	sort.Strings(snap.list)
+	for _, n := range names {
+		snap.set[n] = true
+	}
+	return snap
+}
