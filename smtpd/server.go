@@ -29,7 +29,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/skydesk/skydeskd/store"
+	"github.com/skydesk/skydeskd/profiles"
 )
 
 // Mode is what a listener is for.
@@ -176,7 +176,7 @@ func newBackend(mode Mode, st Store, auth Authenticator, o Options) *backend {
 	if o.Postmaster != "" {
 		// The store's form, so the RCPT of the account itself and a
 		// redirected postmaster@ land in s.local as one entry.
-		if a, err := store.NormalizeAddress(o.Postmaster); err == nil {
+		if a, err := profiles.NormalizeAddress(o.Postmaster); err == nil {
 			b.postmaster = a.String()
 		} else {
 			b.log.Warn("postmaster address ignored", "postmaster", printable(o.Postmaster), "err", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
+	"github.com/skydesk/skydeskd/profiles"
 	"github.com/skydesk/skydeskd/store"
 )
 
@@ -175,7 +176,7 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 // owns reports whether addr is the authenticated address (the only one an
 // account owns: there are no aliases).
 func (s *session) owns(addr string) bool {
-	a, err := store.NormalizeAddress(addr)
+	a, err := profiles.NormalizeAddress(addr)
 	return err == nil && a.String() == s.user
 }
 
@@ -183,7 +184,7 @@ func (s *session) owns(addr string) bool {
 // domain and, on authenticated submission with a smarthost, other domains;
 // everything else is refused here, never accepted and lost.
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
-	a, err := store.NormalizeAddress(to)
+	a, err := profiles.NormalizeAddress(to)
 	if err != nil {
 		return errBadSyntax
 	}

@@ -29,15 +29,6 @@ var ErrBadPassword = errors.New("password refused")
 // MinPasswordLength is the shortest account password accepted.
 const MinPasswordLength = 8
 
-// NormalizeAddress is profiles.NormalizeAddress, the form accounts are
-// stored under.
-//
-// Deprecated: call profiles.NormalizeAddress; kept for smtpd and cmd call
-// sites owned elsewhere until they move.
-func NormalizeAddress(address string) (profiles.Address, error) {
-	return profiles.NormalizeAddress(address)
-}
-
 // kindOf returns the kind of an address's domain (profiles.KindOf over the
 // domain snapshot) or ErrUnknownDomain.
 func (s *Store) kindOf(ctx context.Context, a profiles.Address) (profiles.Kind, error) {

@@ -8,8 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/skydesk/skydeskd/profiles"
 	"github.com/skydesk/skydeskd/smtpd"
-	"github.com/skydesk/skydeskd/store"
 )
 
 // smtpComponents serves SMTPS (465, implicit TLS), submission (587,
@@ -96,7 +96,7 @@ func (a *app) checkPostmaster() {
 		return
 	}
 	fix := "skydeskd user add " + shellQuote(pm) + " --password-stdin" + a.adminFlags
-	if addr, err := store.NormalizeAddress(pm); err == nil && !a.store.IsLocalDomain(addr.Domain) {
+	if addr, err := profiles.NormalizeAddress(pm); err == nil && !a.store.IsLocalDomain(addr.Domain) {
 		fix = "skydeskd domain add " + addr.Domain + a.adminFlags + "; then " + fix
 	}
 	a.log.Warn("smtp.postmaster names no account: the MX refuses mail for postmaster@ of domains without their own postmaster account (RFC 5321 §4.5.1)",
