@@ -14,22 +14,27 @@ import (
 // sixteenth early (at most a second) is still the configured one.
 func slack(d time.Duration) time.Duration { return min(time.Second, d/16) }
 
-func (c *conn) setReadDeadline(d time.Duration) {
+// nextDeadline returns the deadline for a timeout d when the one last set
+// (*by) is too stale to keep; ok false: keep it (or d is no limit).
+func nextDeadline(by *time.Time, d time.Duration) (t time.Time, ok bool) {
 	if d <= 0 {
-		return
+		return time.Time{}, false
 	}
-	if by := time.Now().Add(d); by.Before(c.readBy) || by.Sub(c.readBy) > slack(d) {
-		c.readBy = by
+	if t = time.Now().Add(d); t.Before(*by) || t.Sub(*by) > slack(d) {
+		*by = t
+		return t, true
+	}
+	return time.Time{}, false
+}
+
+func (c *conn) setReadDeadline(d time.Duration) {
+	if by, ok := nextDeadline(&c.readBy, d); ok {
 		_ = c.nc.SetReadDeadline(by)
 	}
 }
 
 func (c *conn) setWriteDeadline(d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	if by := time.Now().Add(d); by.Before(c.writeBy) || by.Sub(c.writeBy) > slack(d) {
-		c.writeBy = by
+	if by, ok := nextDeadline(&c.writeBy, d); ok {
 		_ = c.nc.SetWriteDeadline(by)
 	}
 }
