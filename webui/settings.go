@@ -244,8 +244,7 @@ func (h *Handler) savePOP(w http.ResponseWriter, r *http.Request, s signedIn) {
 	ctx := r.Context()
 	cur, err := h.o.Store.GetPOP(ctx, address)
 	if err != nil {
-		h.o.Log.Error("reading POP settings", "user", address, "err", err)
-		h.fail(w, h.lang(w, r), http.StatusInternalServerError, "error_internal")
+		h.internalError(w, r, "reading POP settings", address, err)
 		return
 	}
 	var u store.POPUpdate
@@ -270,8 +269,7 @@ func (h *Handler) savePOP(w http.ResponseWriter, r *http.Request, s signedIn) {
 		return
 	}
 	if _, err := h.o.Store.SetPOP(ctx, address, u); err != nil {
-		h.o.Log.Error("saving POP settings", "user", address, "err", err)
-		h.fail(w, h.lang(w, r), http.StatusInternalServerError, "error_internal")
+		h.internalError(w, r, "saving POP settings", address, err)
 		return
 	}
 	h.o.Log.Info("POP settings changed", "user", address, "changes", strings.Join(saved, ","))
@@ -292,8 +290,7 @@ func (h *Handler) createApp(w http.ResponseWriter, r *http.Request, s signedIn) 
 		h.done(w, s, &flash{errKey: "err_app_exists"})
 		return
 	case err != nil:
-		h.o.Log.Error("creating app password", "user", address, "err", err)
-		h.fail(w, h.lang(w, r), http.StatusInternalServerError, "error_internal")
+		h.internalError(w, r, "creating app password", address, err)
 		return
 	}
 	h.o.Log.Info("app password created", "user", address, "name", name)
@@ -309,8 +306,7 @@ func (h *Handler) revokeApp(w http.ResponseWriter, r *http.Request, s signedIn) 
 		h.done(w, s, &flash{errKey: "err_app_not_found"})
 		return
 	case err != nil:
-		h.o.Log.Error("revoking app password", "user", address, "err", err)
-		h.fail(w, h.lang(w, r), http.StatusInternalServerError, "error_internal")
+		h.internalError(w, r, "revoking app password", address, err)
 		return
 	}
 	h.o.Log.Info("app password revoked", "user", address, "name", name)

@@ -56,8 +56,7 @@ func (h *Handler) startTwoStep(w http.ResponseWriter, r *http.Request, s signedI
 		return
 	}
 	if err != nil {
-		h.o.Log.Error("reading account", "user", address, "err", err)
-		h.fail(w, h.lang(w, r), http.StatusInternalServerError, "error_internal")
+		h.internalError(w, r, "reading account", address, err)
 		return
 	}
 	if acc.TwoStep {
@@ -66,8 +65,7 @@ func (h *Handler) startTwoStep(w http.ResponseWriter, r *http.Request, s signedI
 	}
 	key, err := h.o.Store.NewTOTPKey(address)
 	if err != nil {
-		h.o.Log.Error("making a TOTP secret", "user", address, "err", err)
-		h.fail(w, h.lang(w, r), http.StatusInternalServerError, "error_internal")
+		h.internalError(w, r, "making a TOTP secret", address, err)
 		return
 	}
 	h.sessions.startEnrol(id, key)
@@ -99,8 +97,7 @@ func (h *Handler) confirmTwoStep(w http.ResponseWriter, r *http.Request, s signe
 		h.twoStepDone(w, s, &flash{twoStepErr: "err_twostep_already_on"})
 		return
 	case err != nil:
-		h.o.Log.Error("confirming two-step", "user", address, "err", err)
-		h.fail(w, h.lang(w, r), http.StatusInternalServerError, "error_internal")
+		h.internalError(w, r, "confirming two-step", address, err)
 		return
 	}
 	h.sessions.endEnrol(id)
@@ -140,8 +137,7 @@ func (h *Handler) offTwoStep(w http.ResponseWriter, r *http.Request, s signedIn)
 		redirect(w, http.StatusSeeOther, "/settings")
 		return
 	case err != nil:
-		h.o.Log.Error("turning two-step off", "user", address, "err", err)
-		h.fail(w, h.lang(w, r), http.StatusInternalServerError, "error_internal")
+		h.internalError(w, r, "turning two-step off", address, err)
 		return
 	}
 	h.o.Log.Info("two-step verification turned off", "user", address, "remote", remoteAddr(r).String())

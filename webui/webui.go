@@ -274,6 +274,13 @@ func (h *Handler) render(w http.ResponseWriter, status int, l web.Lang, p web.Pa
 	writeBody(w, status, ctypeHTML, b)
 }
 
+// internalError logs a failure below the page for user and shows the
+// generic error page.
+func (h *Handler) internalError(w http.ResponseWriter, r *http.Request, what, user string, err error) {
+	h.o.Log.Error(what, "user", user, "err", err)
+	h.fail(w, h.lang(w, r), http.StatusInternalServerError, "error_internal")
+}
+
 // fail shows the error page; it never carries error text from below.
 func (h *Handler) fail(w http.ResponseWriter, l web.Lang, status int, msg string) {
 	d := &web.Error{Base: h.base(l, "", "title_error", "/", nil), Message: msg}
