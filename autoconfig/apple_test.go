@@ -149,11 +149,11 @@ func TestRealTLS_curl(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secureHot, plainHot := &countingResponder{Responder: s.Hot(true)}, &countingResponder{Responder: s.Hot(false)}
-	secureAddr := serveT(t, s.Handler(true), secureHot, &tls.Config{Certificates: []tls.Certificate{cert.TLS},
+	secureHot, plainHot := &countingResponder{Responder: s.Hot()}, &countingResponder{Responder: s.Hot()}
+	secureAddr := serveT(t, s.Handler(), secureHot, &tls.Config{Certificates: []tls.Certificate{cert.TLS},
 		MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
 	s.redirectBase = "https://" + secureAddr // as --dev does: the local HTTPS listener
-	plainAddr := serveT(t, s.Handler(false), plainHot, nil)
+	plainAddr := serveT(t, s.Handler(), plainHot, nil)
 	run := func(args ...string) string {
 		t.Helper()
 		out, err := exec.Command(curl, append([]string{"-sS", "--max-time", "10", "--cacert", cert.CertFile,

@@ -133,8 +133,8 @@ func benchHot(b *testing.B, ts *testServer, path, query string, parallel bool) {
 	b.Helper()
 	warm := httptest.NewRequest("GET", path+"?"+query, nil)
 	ts.secure.ServeHTTP(&discardWriter{h: http.Header{}}, warm) // fill the cache
-	h := ts.Hot(true)
-	r := &httpfront.Request{Method: "GET", Path: path, RawQuery: query, Host: "autoconfig.skydesk.jp", UserAgent: "Mozilla/5.0 Thunderbird/128.0"}
+	h := ts.Hot()
+	r := &httpfront.Request{Method: "GET", Path: path, RawQuery: query, Host: "autoconfig.skydesk.jp", UserAgent: "Mozilla/5.0 Thunderbird/128.0", TLS: true}
 	if _, ok := h.Respond(r); !ok {
 		b.Fatal("not answered from the cache")
 	}

@@ -43,7 +43,7 @@ func TestCache_bounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := s.Handler(true)
+	h := overTLS(s.Handler())
 	for i := range 200 {
 		if c := serveReq(h, "GET", "/mail/config-v1.1.xml?emailaddress=u"+strconv.Itoa(i)+"%40example.co.jp", "").Code; c != 200 {
 			t.Fatalf("status %d", c)

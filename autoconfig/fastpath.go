@@ -148,16 +148,14 @@ func hotKey(f format, rawQuery, host string) (k fastKey, ok bool) {
 	return k, k.raw != ""
 }
 
-// Hot returns the Responder for an httpfront loop in front of
-// Handler(secure): it answers the same cached requests as the handler's
-// own fast path, with the same status, headers and body
-// (TestHot_sameAsHandler), before net/http builds a Request at all.
-func (s *Server) Hot(secure bool) httpfront.Responder { return &hot{s: s, secure: secure} }
+// Hot returns the Responder for an httpfront loop in front of Handler():
+// it answers the same cached requests as the handler's own fast path,
+// with the same status, headers and body (TestHot_sameAsHandler), before
+// net/http builds a Request at all. httpfront says whether the connection
+// is TLS (Request.TLS), as net/http does for the handler.
+func (s *Server) Hot() httpfront.Responder { return &hot{s: s} }
 
-type hot struct {
-	s      *Server
-	secure bool
-}
+type hot struct{ s *Server }
 
 // Header blocks as net/http writes the handler's headers: sorted, one
 // "Name: value" line each.
@@ -180,7 +178,7 @@ func (h *hot) Respond(r *httpfront.Request) (httpfront.Answer, bool) {
 	case pathTBConfig, pathTBWellKnown:
 		f = fmtThunderbird
 	case pathMobileConfig:
-		if !h.secure {
+		if !r.TLS {
 			return httpfront.Answer{}, false // redirected to HTTPS by the handler
 		}
 		f = fmtMobileConfig

@@ -3,6 +3,8 @@ package autoconfig
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"maps"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/skydesk/skydeskd/internal/httpfront"
+	"github.com/skydesk/skydeskd/store/storetest"
 )
 
 // countingResponder counts the answers the front gives itself.
@@ -29,20 +32,20 @@ func (c *countingResponder) Respond(r *httpfront.Request) (httpfront.Answer, boo
 	return a, ok
 }
 
-// serveFront runs Hot(secure) in an httpfront loop over loopback in
-// front of Handler(secure), as cmd/skydeskd does.
-func serveFront(t *testing.T, ts *testServer, secure bool) (string, *countingResponder) {
+// serveFront runs Hot() in an httpfront loop over loopback in front of
+// Handler(), as cmd/skydeskd does; cfg non-nil makes it the HTTPS
+// listener, and the connection tells both which one they serve.
+func serveFront(t *testing.T, ts *testServer, cfg *tls.Config) (string, *countingResponder) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := ts.plain
-	if secure {
-		h = ts.secure
+	if cfg != nil {
+		l = tls.NewListener(l, cfg)
 	}
-	resp := &countingResponder{Responder: ts.Hot(secure)}
-	f := httpfront.New(resp, &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}, nil)
+	resp := &countingResponder{Responder: ts.Hot()}
+	f := httpfront.New(resp, &http.Server{Handler: ts.Handler(), ReadHeaderTimeout: 5 * time.Second, TLSConfig: cfg}, nil)
 	done := make(chan error, 1)
 	go func() { done <- f.Serve(l) }()
 	t.Cleanup(func() {
@@ -60,9 +63,17 @@ type wireResponse struct {
 	body   []byte
 }
 
-func roundTrip(t *testing.T, addr, method, target, host string) wireResponse {
+// roundTrip sends one request on a new connection, over TLS if cfg is
+// set.
+func roundTrip(t *testing.T, cfg *tls.Config, addr, method, target, host string) wireResponse {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	var c net.Conn
+	var err error
+	if cfg != nil {
+		c, err = tls.Dial("tcp", addr, cfg)
+	} else {
+		c, err = net.Dial("tcp", addr)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,8 +101,12 @@ func roundTrip(t *testing.T, addr, method, target, host string) wireResponse {
 func TestHot_sameAsHandler(t *testing.T) {
 	signer, _ := signerOf(t)
 	ts := newTestServer(t, nil, signer)
-	plainAddr, plainHot := serveFront(t, ts, false)
-	secureAddr, secureHot := serveFront(t, ts, true)
+	cert := storetest.Certificate(t)
+	serverTLS := &tls.Config{Certificates: []tls.Certificate{cert.TLS}, MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+	clientTLS := &tls.Config{RootCAs: x509.NewCertPool(), ServerName: "autoconfig.skydesk.jp", NextProtos: []string{"http/1.1"}}
+	clientTLS.RootCAs.AddCert(cert.Leaf)
+	plainAddr, plainHot := serveFront(t, ts, nil)
+	secureAddr, secureHot := serveFront(t, ts, serverTLS)
 	for _, tc := range []struct {
 		secure       bool
 		method       string
@@ -115,20 +130,20 @@ func TestHot_sameAsHandler(t *testing.T) {
 		{true, "GET", "/apple/mobileconfig", "autoconfig.skydesk.jp", false},
 		{true, "GET", "/mail/config-v1.1.xml?emailaddress=bad", "autoconfig.skydesk.jp", false},
 	} {
-		addr, hot, h := secureAddr, secureHot, ts.secure
+		addr, hot, h, cfg := secureAddr, secureHot, ts.secure, clientTLS
 		if !tc.secure {
-			addr, hot, h = plainAddr, plainHot, ts.plain
+			addr, hot, h, cfg = plainAddr, plainHot, ts.plain, nil
 		}
 		name := tc.method + " " + tc.target
-		roundTrip(t, addr, tc.method, tc.target, tc.host) // fills the cache through the handler
+		roundTrip(t, cfg, addr, tc.method, tc.target, tc.host) // fills the cache through the handler
 		before := hot.n.Load()
-		got := roundTrip(t, addr, tc.method, tc.target, tc.host)
+		got := roundTrip(t, cfg, addr, tc.method, tc.target, tc.host)
 		if answered := hot.n.Load() - before; answered != map[bool]int64{true: 1, false: 0}[tc.hot] {
 			t.Errorf("%s: front answered %d times, want hot=%v", name, answered, tc.hot)
 		}
 		// The handler alone, through net/http.
 		ref := httpOnly(t, h)
-		want := roundTrip(t, ref, tc.method, tc.target, tc.host)
+		want := roundTrip(t, nil, ref, tc.method, tc.target, tc.host)
 		if got.status != want.status || !bytes.Equal(got.body, want.body) {
 			t.Errorf("%s: front %d (%d bytes), handler %d (%d bytes)", name, got.status, len(got.body), want.status, len(want.body))
 		}

@@ -91,10 +91,3 @@ func TestCanonicalPath(t *testing.T) {
 		}
 	}
 }
-
-// TestProfilePathShared: the web pages link to exactly the Apple route.
-func TestProfilePathShared(t *testing.T) {
-	if ProfilePath != pathMobileConfig {
-		t.Fatalf("web pages link to %q, the route is %q", ProfilePath, pathMobileConfig)
-	}
-}

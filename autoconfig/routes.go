@@ -11,8 +11,11 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// The service's URLs (REFERENCE §6). The web pages link to
-// pathMobileConfig.
+// MobileConfigPath is the signed Apple profile route: the setup page
+// (webui.ProfilePath) links to it, which cmd/skydeskd's tests check.
+const MobileConfigPath = pathMobileConfig
+
+// The service's URLs (REFERENCE §6).
 const (
 	pathTBConfig         = "/mail/config-v1.1.xml"
 	pathTBWellKnown      = "/.well-known/autoconfig/mail/config-v1.1.xml"

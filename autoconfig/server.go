@@ -2,7 +2,8 @@
 // settings of the address it asks about, in its own format (DESIGN.md §5;
 // REFERENCE §1-§3, §6): Thunderbird autoconfig, Outlook Autodiscover POX
 // and v2 JSON, and signed Apple configuration profiles. echo v4 is used
-// only in this package; the web pages plug in through Registrar.
+// only in this package (the web pages, package webui, are served next to
+// it from net/http; cmd/skydeskd composes the two).
 //
 // The documents come from templates, built from one profiles.Profile, and
 // are cached together with their signatures. The kind of an address, and
@@ -51,8 +52,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the request metrics; nil keeps them private.
 	Registerer prometheus.Registerer
-	// Registrars add routes (the web pages) to both handlers.
-	Registrars []Registrar
 	// RedirectBase is where the plain-HTTP listener sends Autodiscover and
 	// Apple requests, e.g. "https://autodiscover.skydesk.jp" (REFERENCE
 	// §2.5). Empty: https:// plus the Host of the request.
@@ -75,7 +74,6 @@ type Server struct {
 	errDocs      errorDocs
 	kinds        kindSource // nil: no fast path
 	m            *metrics
-	registrars   []Registrar
 	redirectBase string
 	serverName   string
 	now          func() time.Time
@@ -95,7 +93,7 @@ func New(o Options) (*Server, error) {
 		return nil, errors.New("autoconfig: Options.Source is required")
 	}
 	s := &Server{
-		src: o.Source, log: o.Logger, registrars: o.Registrars,
+		src: o.Source, log: o.Logger,
 		redirectBase: strings.TrimSuffix(o.RedirectBase, "/"), serverName: o.ServerName, now: o.Now,
 	}
 	if s.log == nil {
@@ -152,12 +150,12 @@ func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// Handler returns the HTTP handler of one listener. secure is false for
-// the plain-HTTP listener: it serves Thunderbird's autoconfig (Thunderbird
-// falls back to http://autoconfig.<domain>/) and redirects Autodiscover and
-// Apple requests to HTTPS. Registrars are called for both. /healthz and
-// /metrics are not served here.
-func (s *Server) Handler(secure bool) http.Handler {
+// Handler returns the HTTP handler of both listeners. A request without
+// TLS (Request.TLS nil: the plain-HTTP listener) gets Thunderbird's
+// autoconfig (Thunderbird falls back to http://autoconfig.<domain>/) and a
+// redirect to HTTPS for Autodiscover and Apple. /healthz and /metrics are
+// not served here.
+func (s *Server) Handler() http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
@@ -167,19 +165,21 @@ func (s *Server) Handler(secure bool) http.Handler {
 	getHead := []string{http.MethodGet, http.MethodHead}
 	e.Match(getHead, pathTBConfig, s.thunderbird)
 	e.Match(getHead, pathTBWellKnown, s.thunderbird)
-	if secure {
-		e.Match([]string{http.MethodGet, http.MethodHead, http.MethodPost}, pathAutodiscoverXML, s.autodiscoverXML)
-		e.Match(getHead, pathAutodiscoverJSON, s.autodiscoverJSON)
-		e.Match(getHead, pathAutodiscoverJSON+"/v1.0/:email", s.autodiscoverJSON)
-		e.Match(getHead, pathMobileConfig, s.mobileconfig)
-	} else {
-		e.Match([]string{http.MethodGet, http.MethodHead, http.MethodPost}, pathAutodiscoverXML, s.toHTTPS)
-		e.Match(getHead, pathAutodiscoverJSON, s.toHTTPS)
-		e.Match(getHead, pathAutodiscoverJSON+"/v1.0/:email", s.toHTTPS)
-		e.Match(getHead, pathMobileConfig, s.toHTTPS)
-	}
-	for _, r := range s.registrars {
-		r.Register(e, secure)
-	}
+	e.Match([]string{http.MethodGet, http.MethodHead, http.MethodPost}, pathAutodiscoverXML, s.tlsOnly(s.autodiscoverXML))
+	e.Match(getHead, pathAutodiscoverJSON, s.tlsOnly(s.autodiscoverJSON))
+	e.Match(getHead, pathAutodiscoverJSON+"/v1.0/:email", s.tlsOnly(s.autodiscoverJSON))
+	e.Match(getHead, pathMobileConfig, s.tlsOnly(s.mobileconfig))
 	return e
+}
+
+// tlsOnly serves next over TLS and redirects a plain-HTTP request to
+// HTTPS (toHTTPS): Autodiscover carries passwords and Apple profiles
+// install accounts, so neither is answered in clear text.
+func (s *Server) tlsOnly(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if !c.IsTLS() {
+			return s.toHTTPS(c)
+		}
+		return next(c)
+	}
 }

@@ -10,20 +10,21 @@ import (
 	"github.com/skydesk/skydeskd/templates"
 )
 
-// webHandlers returns the handlers of the plain HTTP and the HTTPS
-// listeners: the autoconfig service (Thunderbird, Autodiscover POX and
-// JSON, signed Apple profiles) with the web pages registered on it.
-// serve_http.go wraps both with /healthz and /metrics.
+// webHandlers returns the handler of both HTTP listeners: the web pages
+// and the autoconfig service (Thunderbird, Autodiscover POX and JSON,
+// signed Apple profiles) side by side. serve_http.go wraps it with
+// /healthz and /metrics. Each request says by Request.TLS which listener
+// it came to.
 //
 // hot answers cached documents on the connection itself, before net/http
-// (internal/httpfront); plain and secure take everything else.
+// (internal/httpfront); handler takes everything else.
 type webHandlers struct {
-	plain, secure       http.Handler
-	hotPlain, hotSecure httpfront.Responder
+	handler http.Handler
+	hot     httpfront.Responder
 }
 
 func (a *app) webHandlers() (webHandlers, error) {
-	regs, err := a.webRegistrars()
+	pages, err := a.webPages()
 	if err != nil {
 		return webHandlers{}, err
 	}
@@ -39,7 +40,6 @@ func (a *app) webHandlers() (webHandlers, error) {
 		Source:       a.resolver,
 		Logger:       a.log.With("component", "autoconfig"),
 		Registerer:   a.reg,
-		Registrars:   regs,
 		RedirectBase: redirect,
 		ServerName:   prov.AutodiscoverHost,
 	}
@@ -50,8 +50,5 @@ func (a *app) webHandlers() (webHandlers, error) {
 	if err != nil {
 		return webHandlers{}, fmt.Errorf("autoconfig service: %w", err)
 	}
-	return webHandlers{
-		plain: srv.Handler(false), secure: srv.Handler(true),
-		hotPlain: srv.Hot(false), hotSecure: srv.Hot(true),
-	}, nil
+	return webHandlers{handler: pagesOr(pages, srv.Handler()), hot: srv.Hot()}, nil
 }

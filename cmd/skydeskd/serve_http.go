@@ -50,13 +50,14 @@ func (a *app) httpComponents() ([]component, error) {
 	if err != nil {
 		return nil, err
 	}
+	handler := a.opsMux(h.handler)
 	var out []component
 	if addr := a.cfg.Listen.HTTP; addr != "" {
 		l, err := listen(addr)
 		if err != nil {
 			return nil, err
 		}
-		fr := httpfront.New(h.hotPlain, httpServer(a.opsMux(h.plain)), a.log.With("service", "http"))
+		fr := httpfront.New(h.hot, httpServer(handler), a.log.With("service", "http"))
 		a.frontMetrics("http", fr)
 		out = append(out, component{name: "http", addr: l.Addr(),
 			serve:    func() error { return ignoreClosed(fr.Serve(l)) },
@@ -68,10 +69,10 @@ func (a *app) httpComponents() ([]component, error) {
 			stopAll(out)
 			return nil, err
 		}
-		srv := httpServer(a.opsMux(h.secure))
+		srv := httpServer(handler)
 		srv.TLSConfig = a.cert.ServerTLS()
 		srv.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
-		fr := httpfront.New(h.hotSecure, srv, a.log.With("service", "https"))
+		fr := httpfront.New(h.hot, srv, a.log.With("service", "https"))
 		a.frontMetrics("https", fr)
 		tl := tls.NewListener(l, srv.TLSConfig)
 		out = append(out, component{name: "https", addr: l.Addr(),

@@ -2,21 +2,21 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 
-	"github.com/skydesk/skydeskd/autoconfig"
+	"github.com/skydesk/skydeskd/webui"
 )
 
-// webRegistrars returns the setup page and settings screen, registered on
-// both HTTP listeners by the autoconfig service (plain HTTP redirects the
-// pages to provider.web_url). The CSRF key is a secret kept in the data
-// directory; sessions live in this process's memory.
-func (a *app) webRegistrars() ([]autoconfig.Registrar, error) {
+// webPages returns the setup page and settings screen (package webui).
+// The CSRF key is a secret kept in the data directory; sessions live in
+// this process's memory.
+func (a *app) webPages() (*webui.Handler, error) {
 	secret, err := a.secretFile("web-secret")
 	if err != nil {
 		return nil, fmt.Errorf("web secret: %w", err)
 	}
 	p := a.cfg.Provider
-	w, err := autoconfig.NewWeb(autoconfig.WebOptions{
+	return webui.New(webui.Options{
 		Resolver: a.resolver,
 		Store:    a.store,
 		Auth:     a.auth,
@@ -26,8 +26,18 @@ func (a *app) webRegistrars() ([]autoconfig.Registrar, error) {
 		Secret:   secret,
 		Log:      a.log.With("service", "web"),
 	})
-	if err != nil {
-		return nil, err
-	}
-	return []autoconfig.Registrar{w}, nil
+}
+
+// pagesOr sends the requests for the pages to pages and every other one
+// to next (the autoconfig service). Both listeners use it: over plain
+// HTTP the pages redirect to provider.web_url, and the autoconfig service
+// redirects Autodiscover and Apple requests to HTTPS.
+func pagesOr(pages *webui.Handler, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if pages.Serves(r) {
+			pages.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

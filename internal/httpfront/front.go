@@ -14,10 +14,12 @@
 // the autoconfig endpoints match nginx (issue 3).
 //
 // A connection handed on after the front has read from it reaches
-// net/http wrapped (its first bytes replayed), so for HTTP/1.1 over TLS
-// Request.TLS is nil: handlers must know which listener they serve, as
-// autoconfig's Handler(secure) does. HTTP/2 connections are handed on
-// unread, as the *tls.Conn they are.
+// net/http wrapped (its first bytes replayed), which net/http does not
+// recognise as TLS; the front puts its tls.ConnectionState back
+// (http.Server.ConnContext, then Request.TLS before the handler runs), so
+// a handler tells HTTPS from plain HTTP by Request.TLS on every request,
+// as on a plain net/http server. HTTP/2 connections are handed on unread,
+// as the *tls.Conn they are. A Responder sees the same in Request.TLS.
 //
 // The front never answers with an error itself: a request it does not
 // take is answered by net/http, so status codes, limits and logging stay
@@ -35,7 +37,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,7 +98,9 @@ func (f *Front) Stats() Stats {
 }
 
 // New returns a Front. srv's Handler serves everything the Responder
-// declines, and its timeouts apply to the front's own reads and writes too:
+// declines (New wraps it and srv.ConnContext to set Request.TLS on
+// connections handed over after TLS), and its timeouts apply to the
+// front's own reads and writes too:
 // ReadHeaderTimeout (else ReadTimeout) to read a request head and a TLS
 // handshake, WriteTimeout to send an answer, IdleTimeout (else
 // ReadTimeout) between requests. Zero means no limit, as in net/http; the
@@ -106,6 +109,7 @@ func New(resp Responder, srv *http.Server, log *slog.Logger) *Front {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	restoreTLS(srv)
 	return &Front{
 		resp:      resp,
 		srv:       srv,
@@ -257,6 +261,8 @@ type conn struct {
 	// first is true until the first request: a new connection gets the
 	// head timeout to start one, not the idle timeout.
 	first bool
+	// tls is set for a *tls.Conn (Request.TLS).
+	tls bool
 	// readBy and writeBy are the deadlines last set, to skip resetting
 	// them while they are close enough (an update takes the poller's lock).
 	readBy, writeBy time.Time
@@ -282,6 +288,7 @@ func (c *conn) serve() {
 		c.f.untrack(c)
 	}()
 	if tc, ok := c.nc.(*tls.Conn); ok {
+		c.tls = true
 		if !c.handshake(tc) {
 			return
 		}
@@ -305,6 +312,7 @@ func (c *conn) serve() {
 		}
 		var a Answer
 		if ok {
+			req.TLS = c.tls
 			a, ok = c.f.resp.Respond(&req)
 		}
 		if !ok {
@@ -313,7 +321,7 @@ func (c *conn) serve() {
 			if c.flush() != nil {
 				return
 			}
-			handedOff = c.handOff(&replayConn{Conn: c.nc, br: c.br})
+			handedOff = c.handOff(newReplayConn(c.nc, c.br))
 			return
 		}
 		c.f.nAnswers.Add(1)
@@ -430,88 +438,6 @@ func (c *conn) readHead() (n int, ok bool) {
 	}
 }
 
-// slack is how stale a deadline may be before it is set again: resetting
-// a deadline takes the runtime poller's lock, and a timeout that fires a
-// sixteenth early (at most a second) is still the configured one.
-func slack(d time.Duration) time.Duration { return min(time.Second, d/16) }
-
-func (c *conn) setReadDeadline(d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	if by := time.Now().Add(d); by.Before(c.readBy) || by.Sub(c.readBy) > slack(d) {
-		c.readBy = by
-		_ = c.nc.SetReadDeadline(by)
-	}
-}
-
-func (c *conn) setWriteDeadline(d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	if by := time.Now().Add(d); by.Before(c.writeBy) || by.Sub(c.writeBy) > slack(d) {
-		c.writeBy = by
-		_ = c.nc.SetWriteDeadline(by)
-	}
-}
-
-// appendAnswer adds one answer to the output buffer; readHead flushes it
-// before it waits.
-func (c *conn) appendAnswer(req *Request, a *Answer, closeAfter bool) {
-	if c.out == nil {
-		c.out = writerPool.Get().(*[]byte)
-	}
-	b := appendStatusLine(*c.out, a.Status)
-	b = append(b, a.Header...)
-	b = append(b, "Date: "...)
-	b = append(b, httpDate()...)
-	b = append(b, "\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, int64(len(a.Body)), 10)
-	if closeAfter {
-		b = append(b, "\r\nConnection: close"...)
-	}
-	b = append(b, "\r\n\r\n"...)
-	if req.Method != http.MethodHead {
-		b = append(b, a.Body...)
-	}
-	*c.out = b
-}
-
-// flush writes the buffered answers and returns the buffer to the pool.
-func (c *conn) flush() error {
-	if c.out == nil {
-		return nil
-	}
-	out := c.out
-	c.out = nil
-	defer func() {
-		if cap(*out) <= 4*flushAt {
-			*out = (*out)[:0]
-			writerPool.Put(out)
-		}
-	}()
-	if len(*out) == 0 {
-		return nil
-	}
-	c.setWriteDeadline(c.f.srv.WriteTimeout)
-	_, err := c.nc.Write(*out)
-	return err
-}
-
-func appendStatusLine(b []byte, status int) []byte {
-	switch status {
-	case http.StatusOK:
-		return append(b, "HTTP/1.1 200 OK\r\n"...)
-	case http.StatusNotFound:
-		return append(b, "HTTP/1.1 404 Not Found\r\n"...)
-	}
-	b = append(b, "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(status), 10)
-	b = append(b, ' ')
-	b = append(b, http.StatusText(status)...)
-	return append(b, "\r\n"...)
-}
-
 // handOff gives the connection to the http.Server. It reports false when
 // the server no longer takes connections (shutting down).
 func (c *conn) handOff(nc net.Conn) bool {
@@ -538,33 +464,4 @@ func (f *Front) idleTimeout() time.Duration {
 		return f.srv.IdleTimeout
 	}
 	return f.srv.ReadTimeout
-}
-
-// flushAt bounds the answers held for a pipelining client.
-const flushAt = 16 << 10
-
-var (
-	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, maxHead) }}
-	writerPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
-)
-
-// dateCache holds the Date header value of the current second.
-var dateCache atomic.Pointer[dateValue]
-
-type dateValue struct {
-	sec  int64
-	text []byte
-}
-
-// httpDate returns the IMF-fixdate of now (RFC 9110 §5.6.7), formatted
-// once a second.
-func httpDate() []byte {
-	now := time.Now()
-	sec := now.Unix()
-	if d := dateCache.Load(); d != nil && d.sec == sec {
-		return d.text
-	}
-	d := &dateValue{sec: sec, text: now.UTC().AppendFormat(nil, http.TimeFormat)}
-	dateCache.Store(d)
-	return d.text
 }

@@ -2,7 +2,10 @@ package httpfront
 
 import (
 	"bufio"
+	"context"
+	"crypto/tls"
 	"net"
+	"net/http"
 	"sync"
 )
 
@@ -56,6 +59,52 @@ type replayConn struct {
 	net.Conn
 	mu sync.Mutex
 	br *bufio.Reader // nil once drained
+	// tls is the state of a TLS connection, for Request.TLS (restoreTLS);
+	// net/http sets it only for a *tls.Conn.
+	tls *tls.ConnectionState
+}
+
+func newReplayConn(nc net.Conn, br *bufio.Reader) *replayConn {
+	rc := &replayConn{Conn: nc, br: br}
+	if tc, ok := nc.(*tls.Conn); ok {
+		cs := tc.ConnectionState()
+		rc.tls = &cs
+	}
+	return rc
+}
+
+// tlsStateKey is the context key of a replayed TLS connection's state.
+type tlsStateKey struct{}
+
+// restoreTLS makes srv set Request.TLS for requests on a replayed TLS
+// connection, as it does for a *tls.Conn: ConnContext records the state
+// once per connection, and the handler wrapper copies it into each
+// request (a shallow copy, as Request.WithContext makes, so the request
+// net/http holds is not modified).
+func restoreTLS(srv *http.Server) {
+	connContext := srv.ConnContext
+	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if connContext != nil {
+			ctx = connContext(ctx, c)
+		}
+		if rc, ok := c.(*replayConn); ok && rc.tls != nil {
+			ctx = context.WithValue(ctx, tlsStateKey{}, rc.tls)
+		}
+		return ctx
+	}
+	next := srv.Handler
+	if next == nil {
+		next = http.DefaultServeMux
+	}
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil {
+			if cs, ok := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState); ok {
+				r = r.WithContext(r.Context())
+				r.TLS = cs
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {

@@ -21,6 +21,9 @@ type Request struct {
 	Host string
 	// UserAgent is the first User-Agent header, or "".
 	UserAgent string
+	// TLS reports whether the connection is TLS: the request came to the
+	// HTTPS listener (the front sets it after parsing).
+	TLS bool
 
 	// close is set by "Connection: close": answer, then close.
 	close bool

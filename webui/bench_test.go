@@ -1,4 +1,4 @@
-package autoconfig
+package webui
 
 import (
 	"fmt"
@@ -6,8 +6,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"github.com/labstack/echo/v4"
 
 	"github.com/skydesk/skydeskd/store"
 )
@@ -24,8 +22,6 @@ func BenchmarkWeb_Setup(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			env := newWebEnv(b, store.ThrottlePolicy{})
-			e := echo.New()
-			env.web.Register(e, true)
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
@@ -35,9 +31,9 @@ func BenchmarkWeb_Setup(b *testing.B) {
 					target = fmt.Sprintf(target, i)
 				}
 				rec := httptest.NewRecorder()
-				req := httptest.NewRequest(http.MethodGet, target, nil)
+				req := httptest.NewRequest(http.MethodGet, testWebURL+target, nil) // https: r.TLS is set
 				req.Header.Set("Accept-Language", "ja")
-				e.ServeHTTP(rec, req)
+				env.web.ServeHTTP(rec, req)
 				if rec.Code != 200 {
 					b.Fatal(rec.Code)
 				}

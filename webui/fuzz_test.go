@@ -1,4 +1,4 @@
-package autoconfig
+package webui
 
 import (
 	"net/http"
@@ -6,8 +6,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-
-	"github.com/labstack/echo/v4"
 
 	"github.com/skydesk/skydeskd/store"
 )
@@ -20,12 +18,10 @@ func FuzzWeb_Setup(f *testing.F) {
 		f.Add(s)
 	}
 	env := newWebEnv(f, store.ThrottlePolicy{})
-	e := echo.New()
-	env.web.Register(e, true)
 	f.Fuzz(func(t *testing.T, email string) {
 		email = "<zq" + email + ">"
 		rec := httptest.NewRecorder()
-		e.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/?email="+url.QueryEscape(email), nil))
+		env.web.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, testWebURL+"/?email="+url.QueryEscape(email), nil))
 		if rec.Code != http.StatusOK {
 			t.Fatalf("status %d for %q", rec.Code, email)
 		}

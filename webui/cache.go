@@ -1,4 +1,4 @@
-package autoconfig
+package webui
 
 import (
 	"html/template"
@@ -35,16 +35,16 @@ func (c *boundedCache[K, V]) put(k K, v V) {
 // scored, ISO/IEC 18004 §7.8). ~6 KiB an entry.
 const qrCacheEntries = 2048
 
-func (w *Web) qrCode(text, label string) (template.HTML, error) {
+func (h *Handler) qrCode(text, label string) (template.HTML, error) {
 	k := [2]string{text, label}
-	if svg, ok := w.qr.get(k); ok {
+	if svg, ok := h.qr.get(k); ok {
 		return svg, nil
 	}
 	svg, err := web.QRCode(text, label)
 	if err != nil {
 		return "", err
 	}
-	w.qr.put(k, svg)
+	h.qr.put(k, svg)
 	return svg, nil
 }
 

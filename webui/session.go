@@ -1,4 +1,4 @@
-package autoconfig
+package webui
 
 import (
 	"crypto/hmac"
@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"sync"
 	"time"
-
-	"github.com/labstack/echo/v4"
 
 	"github.com/skydesk/skydeskd/store"
 )
@@ -52,7 +50,7 @@ type session struct {
 	seen    time.Time
 	flash   *flash
 	// enrol is the two-step enrolment waiting for its confirming code
-	// (web_twostep.go); at most one per session.
+	// (twostep.go); at most one per session.
 	enrol *enrolment
 }
 
@@ -191,28 +189,28 @@ func (s *sessionStore) delete(id string) {
 // session id or the pre-session cookie: both are HttpOnly, so a page on
 // another site can neither read nor compute the token (OWASP "signed
 // double-submit cookie").
-func (w *Web) csrfToken(purpose, binding string) string {
-	m := hmac.New(sha256.New, w.o.Secret)
+func (h *Handler) csrfToken(purpose, binding string) string {
+	m := hmac.New(sha256.New, h.o.Secret)
 	m.Write([]byte(purpose))
 	m.Write([]byte{0})
 	m.Write([]byte(binding))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
-func (w *Web) checkCSRF(purpose, binding, token string) bool {
+func (h *Handler) checkCSRF(purpose, binding, token string) bool {
 	if binding == "" || token == "" {
 		return false
 	}
-	return hmac.Equal([]byte(w.csrfToken(purpose, binding)), []byte(token))
+	return hmac.Equal([]byte(h.csrfToken(purpose, binding)), []byte(token))
 }
 
-func setCookie(c echo.Context, name, value string, maxAge int) {
-	c.SetCookie(&http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge,
+func setCookie(w http.ResponseWriter, name, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge,
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode})
 }
 
-func cookieValue(c echo.Context, name string) string {
-	ck, err := c.Cookie(name)
+func cookieValue(r *http.Request, name string) string {
+	ck, err := r.Cookie(name)
 	if err != nil || len(ck.Value) > 128 {
 		return ""
 	}
@@ -220,11 +218,11 @@ func cookieValue(c echo.Context, name string) string {
 }
 
 // current returns the signed-in session (id, address), if any.
-func (w *Web) current(c echo.Context, takeFlash bool) (id, address string, f *flash, ok bool) {
-	id = cookieValue(c, sessionCookie)
+func (h *Handler) current(r *http.Request, takeFlash bool) (id, address string, f *flash, ok bool) {
+	id = cookieValue(r, sessionCookie)
 	if id == "" {
 		return "", "", nil, false
 	}
-	address, f, ok = w.sessions.get(id, takeFlash)
+	address, f, ok = h.sessions.get(id, takeFlash)
 	return id, address, f, ok
 }

@@ -1,4 +1,4 @@
-package autoconfig
+package webui
 
 import (
 	"context"
@@ -14,8 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/labstack/echo/v4"
 
 	"github.com/skydesk/skydeskd/profiles"
 	"github.com/skydesk/skydeskd/store"
@@ -52,7 +50,7 @@ type webEnv struct {
 	st      *recordingStore
 	srv     *httptest.Server
 	plain   *httptest.Server
-	web     *Web
+	web     *Handler
 	clock   *fakeClock
 	domains profiles.DomainSet
 }
@@ -86,15 +84,21 @@ func newWebEnv(t testing.TB, policy store.ThrottlePolicy) *webEnv {
 	}, domains)
 	clock := &fakeClock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
 	rs := &recordingStore{Store: s}
-	w, err := NewWeb(WebOptions{Resolver: res, Store: rs, Auth: auth, Provider: "SkyDesk Mail",
+	w, err := New(Options{Resolver: res, Store: rs, Auth: auth, Provider: "SkyDesk Mail",
 		WebURL: testWebURL, Secret: []byte(strings.Repeat("k", 32)), Log: slog.New(slog.DiscardHandler), Now: clock.now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, pe := echo.New(), echo.New()
-	w.Register(e, true)
-	w.Register(pe, false)
-	env := &webEnv{t: t, st: rs, web: w, clock: clock, domains: domains, srv: httptest.NewTLSServer(e), plain: httptest.NewServer(pe)}
+	// As cmd/skydeskd composes it: the pages, and a 404 for what they do
+	// not serve (the autoconfig service there).
+	h := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if !w.Serves(r) {
+			http.NotFound(rw, r)
+			return
+		}
+		w.ServeHTTP(rw, r)
+	})
+	env := &webEnv{t: t, st: rs, web: w, clock: clock, domains: domains, srv: httptest.NewTLSServer(h), plain: httptest.NewServer(h)}
 	t.Cleanup(env.srv.Close)
 	t.Cleanup(env.plain.Close)
 	return env

@@ -1,0 +1,314 @@
+package webui
+
+import (
+	"errors"
+	"math"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/skydesk/skydeskd/store"
+	"github.com/skydesk/skydeskd/templates/web"
+)
+
+// maxFormBytes bounds a settings form body; the largest (sign-in) is
+// well under 2 KiB.
+const maxFormBytes = 16 << 10
+
+// signedIn is the session a settings form was posted in.
+type signedIn struct{ id, address string }
+
+// sessionHandler handles a settings form of a signed-in session.
+type sessionHandler func(w http.ResponseWriter, r *http.Request, s signedIn)
+
+// readForm bounds and parses a settings form. Cross-site posts never get
+// here: http.CrossOriginProtection (routes.go) refuses them first.
+func (h *Handler) readForm(w http.ResponseWriter, r *http.Request) (web.Lang, bool) {
+	l := h.lang(w, r)
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		h.fail(w, l, http.StatusBadRequest, "err_bad_form")
+		return l, false
+	}
+	return l, true
+}
+
+// signInGuard admits the sign-in form: its CSRF token is bound to the
+// pre-session cookie.
+func (h *Handler) signInGuard(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		l, ok := h.readForm(w, r)
+		if !ok {
+			return
+		}
+		if !h.checkCSRF("signin", cookieValue(r, preCookie), r.PostForm.Get("csrf")) {
+			h.signInPage(w, r, l, http.StatusForbidden, "expired", "", 0)
+			return
+		}
+		next(w, r)
+	}
+}
+
+// sessionGuard admits every other form: it requires a live session and a
+// CSRF token bound to it.
+func (h *Handler) sessionGuard(next sessionHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		l, ok := h.readForm(w, r)
+		if !ok {
+			return
+		}
+		id, address, _, ok := h.current(r, false)
+		if !ok {
+			h.signInPage(w, r, l, http.StatusUnauthorized, "expired", "", 0)
+			return
+		}
+		if !h.checkCSRF("session", id, r.PostForm.Get("csrf")) {
+			h.fail(w, l, http.StatusForbidden, "error_forbidden")
+			return
+		}
+		next(w, r, signedIn{id: id, address: address})
+	}
+}
+
+// signInPage shows the sign-in form with a fresh pre-session binding.
+func (h *Handler) signInPage(w http.ResponseWriter, r *http.Request, l web.Lang, status int, problem, email string, retry int) {
+	pre := cookieValue(r, preCookie)
+	if pre == "" {
+		pre = randomToken()
+		setCookie(w, preCookie, pre, 3600)
+	}
+	d := &web.SignIn{Base: h.base(l, "settings", "title_signin", "/settings", nil),
+		CSRF: h.csrfToken("signin", pre), Email: email, Problem: problem, RetryMinutes: retry}
+	if r.URL.Query().Get("signedout") == "1" && problem == "" {
+		d.Notice = "signed_out"
+	}
+	h.render(w, status, l, web.SignInPage, d)
+}
+
+// settings shows the sign-in form or, signed in, the "Mail forwarding and
+// POP/IMAP" screen.
+func (h *Handler) settings(w http.ResponseWriter, r *http.Request) {
+	l := h.lang(w, r)
+	id, address, f, ok := h.current(r, true)
+	if !ok {
+		problem := ""
+		if cookieValue(r, sessionCookie) != "" {
+			problem = "expired"
+			setCookie(w, sessionCookie, "", -1)
+		}
+		h.signInPage(w, r, l, http.StatusOK, problem, "", 0)
+		return
+	}
+	ctx := r.Context()
+	acc, err := h.o.Store.GetAccount(ctx, address)
+	if errors.Is(err, store.ErrNotFound) {
+		// The account was removed while signed in.
+		h.sessions.delete(id)
+		setCookie(w, sessionCookie, "", -1)
+		h.signInPage(w, r, l, http.StatusOK, "expired", "", 0)
+		return
+	}
+	if err != nil {
+		h.o.Log.Error("reading account", "user", address, "err", err)
+		h.fail(w, l, http.StatusInternalServerError, "error_internal")
+		return
+	}
+	pop, err := h.o.Store.GetPOP(ctx, address)
+	if err != nil {
+		h.o.Log.Error("reading POP settings", "user", address, "err", err)
+		h.fail(w, l, http.StatusInternalServerError, "error_internal")
+		return
+	}
+	apps, err := h.o.Store.ListAppPasswords(ctx, address)
+	if err != nil {
+		h.o.Log.Error("listing app passwords", "user", address, "err", err)
+		h.fail(w, l, http.StatusInternalServerError, "error_internal")
+		return
+	}
+	d := &web.Settings{
+		Base: h.base(l, "settings", "title_settings", "/settings", nil), CSRF: h.csrfToken("session", id),
+		Address: acc.Address, Kind: acc.Kind.String(), TwoStep: acc.TwoStep, Federated: acc.Federated,
+		POP: web.POP{Access: string(pop.Access), Since: web.FormatTime(l, pop.Since),
+			IncludeSpam: pop.IncludeSpam, OnDelete: string(pop.OnDelete)},
+	}
+	for _, a := range apps {
+		d.Apps = append(d.Apps, web.AppPassword{Name: a.Name, Created: web.FormatTime(l, a.Created), LastUsed: web.FormatTime(l, a.LastUsed)})
+	}
+	if f != nil {
+		d.Saved, d.Error, d.NewApp, d.NewSecret = f.saved, f.errKey, f.newApp, f.newSecret
+		d.TwoStepNotice, d.TwoStepError, d.TwoStepArg = f.twoStep, f.twoStepErr, f.arg
+	}
+	if !acc.TwoStep {
+		if d.Setup, err = h.twoStepSetup(l, id); err != nil {
+			h.o.Log.Error("showing two-step setup", "user", address, "err", err)
+			h.fail(w, l, http.StatusInternalServerError, "error_internal")
+			return
+		}
+	}
+	h.render(w, http.StatusOK, l, web.SettingsPage, d)
+}
+
+// remoteAddr is the peer address for throttling. X-Forwarded-For is not
+// trusted: anyone could send one and escape the throttle.
+func remoteAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr()
+}
+
+// lockMinutes is a lock-out's remaining time as the pages say it: whole
+// minutes, rounded up, at least 1.
+func lockMinutes(d time.Duration) int { return max(1, int(math.Ceil(d.Minutes()))) }
+
+// signIn checks the address, account password and — for accounts with
+// two-step verification on — the authenticator code through the shared
+// Authenticator (ServiceWeb: app passwords are refused, federated accounts
+// without a password get AuthNoPassword, two-step accounts without an
+// authenticator app AuthNoAuthenticator, failures and wrong codes are
+// throttled as for POP and SMTP). A wrong password and a wrong or missing
+// code get the same answer.
+func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
+	l := h.lang(w, r)
+	email := strings.TrimSpace(r.PostForm.Get("address"))
+	if len(email) > maxEmailParam {
+		email = email[:maxEmailParam]
+	}
+	login, err := h.o.Auth.Login(r.Context(), store.LoginRequest{Username: email,
+		Password: r.PostForm.Get("password"), OTP: r.PostForm.Get("otp"), Remote: remoteAddr(r), Service: store.ServiceWeb})
+	var ae *store.AuthError
+	if errors.As(err, &ae) {
+		h.o.Log.Info("settings sign-in refused", "user", email, "remote", remoteAddr(r).String(), "reason", ae.Error())
+		switch ae.Reason {
+		case store.AuthNotFullAddress:
+			h.signInPage(w, r, l, http.StatusUnauthorized, "not_full", email, 0)
+			return
+		case store.AuthNoPassword:
+			h.signInPage(w, r, l, http.StatusUnauthorized, "no_password", email, 0)
+			return
+		case store.AuthNoAuthenticator:
+			h.signInPage(w, r, l, http.StatusUnauthorized, "no_authenticator", email, 0)
+			return
+		case store.AuthLocked:
+			mins := lockMinutes(ae.RetryAfter)
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ae.RetryAfter.Seconds()))))
+			h.signInPage(w, r, l, http.StatusTooManyRequests, "locked", email, mins)
+			return
+		}
+		h.signInPage(w, r, l, http.StatusUnauthorized, "bad", email, 0)
+		return
+	}
+	if err != nil {
+		h.o.Log.Error("settings sign-in", "user", email, "err", err)
+		h.fail(w, l, http.StatusInternalServerError, "error_internal")
+		return
+	}
+	id := h.sessions.create(login.Account.Address)
+	setCookie(w, sessionCookie, id, 0)
+	setCookie(w, preCookie, "", -1)
+	h.o.Log.Info("settings sign-in", "user", login.Account.Address, "remote", remoteAddr(r).String())
+	redirect(w, http.StatusSeeOther, "/settings")
+}
+
+func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, s signedIn) {
+	h.sessions.delete(s.id)
+	setCookie(w, sessionCookie, "", -1)
+	redirect(w, http.StatusSeeOther, "/settings?signedout=1")
+}
+
+// done stores the outcome for the next view and redirects there.
+func (h *Handler) done(w http.ResponseWriter, s signedIn, f *flash) {
+	h.sessions.setFlash(s.id, f)
+	redirect(w, http.StatusSeeOther, "/settings")
+}
+
+// savePOP applies the POP form with the semantics of `skydeskd pop set`.
+// The access setting is sent only when the person changed it (or ticked
+// "make all mail available again"): choosing "all" re-queues every
+// message and "since" empties the queue, so re-sending an unchanged
+// choice with an unrelated edit would silently do either.
+func (h *Handler) savePOP(w http.ResponseWriter, r *http.Request, s signedIn) {
+	address := s.address
+	form := r.PostForm
+	access, err := store.ParsePOPAccess(form.Get("access"))
+	onDelete, err2 := store.ParseOnDelete(form.Get("on_delete"))
+	spam := form.Get("spam")
+	if err != nil || err2 != nil || (spam != "include" && spam != "exclude") {
+		h.done(w, s, &flash{errKey: "err_bad_form"})
+		return
+	}
+	include := spam == "include"
+	ctx := r.Context()
+	cur, err := h.o.Store.GetPOP(ctx, address)
+	if err != nil {
+		h.internalError(w, r, "reading POP settings", address, err)
+		return
+	}
+	var u store.POPUpdate
+	var saved []string
+	if access != cur.Access {
+		u.Access = &access
+		saved = append(saved, "saved_access_"+string(access))
+	} else if access == store.POPAll && form.Get("requeue") == "1" {
+		u.Access = &access
+		saved = append(saved, "saved_requeue")
+	}
+	if include != cur.IncludeSpam {
+		u.IncludeSpam = &include
+		saved = append(saved, "saved_spam_"+spam)
+	}
+	if onDelete != cur.OnDelete {
+		u.OnDelete = &onDelete
+		saved = append(saved, "saved_delete_"+string(onDelete))
+	}
+	if len(saved) == 0 {
+		h.done(w, s, &flash{saved: []string{"saved_nothing"}})
+		return
+	}
+	if _, err := h.o.Store.SetPOP(ctx, address, u); err != nil {
+		h.internalError(w, r, "saving POP settings", address, err)
+		return
+	}
+	h.o.Log.Info("POP settings changed", "user", address, "changes", strings.Join(saved, ","))
+	h.done(w, s, &flash{saved: saved})
+}
+
+// createApp makes an app password; its secret is shown on the next view
+// only (it is not stored anywhere but in the flash, in memory).
+func (h *Handler) createApp(w http.ResponseWriter, r *http.Request, s signedIn) {
+	address := s.address
+	name := strings.TrimSpace(r.PostForm.Get("name"))
+	secret, err := h.o.Store.CreateAppPassword(r.Context(), address, name)
+	switch {
+	case errors.Is(err, store.ErrBadName):
+		h.done(w, s, &flash{errKey: "err_app_name"})
+		return
+	case errors.Is(err, store.ErrExists):
+		h.done(w, s, &flash{errKey: "err_app_exists"})
+		return
+	case err != nil:
+		h.internalError(w, r, "creating app password", address, err)
+		return
+	}
+	h.o.Log.Info("app password created", "user", address, "name", name)
+	h.done(w, s, &flash{newApp: name, newSecret: secret})
+}
+
+func (h *Handler) revokeApp(w http.ResponseWriter, r *http.Request, s signedIn) {
+	address := s.address
+	name := r.PostForm.Get("name")
+	err := h.o.Store.RevokeAppPassword(r.Context(), address, name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		h.done(w, s, &flash{errKey: "err_app_not_found"})
+		return
+	case err != nil:
+		h.internalError(w, r, "revoking app password", address, err)
+		return
+	}
+	h.o.Log.Info("app password revoked", "user", address, "name", name)
+	h.done(w, s, &flash{saved: []string{"saved_app_revoked"}})
+}
