@@ -89,7 +89,7 @@ func resolveT(t testing.TB, addr string) (profiles.Profile, profiles.Address) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p, templates.Normalize(a)
+	return p, a.Fold()
 }
 
 // TestNoMailboxEnumeration runs against the real store: an address with

@@ -44,7 +44,7 @@ func parseAddress(v, param string) (profiles.Address, error) {
 	if err != nil {
 		return profiles.Address{}, fail(http.StatusBadRequest, "invalid "+param, err)
 	}
-	return templates.Normalize(a), nil
+	return a.Fold(), nil
 }
 
 // document returns a built document from the cache or builds and caches

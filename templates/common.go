@@ -28,12 +28,6 @@ func login(a profiles.Address) string {
 	return a.String()
 }
 
-// Normalize folds an address to the form accounts are stored under.
-//
-// Deprecated: use a.Fold() (profiles owns the one address normaliser); kept
-// only for callers in autoconfig until they move.
-func Normalize(a profiles.Address) profiles.Address { return a.Fold() }
-
 func checkProfile(p profiles.Profile) error {
 	if p.Kind == profiles.Unknown || len(p.Incoming) == 0 || len(p.Outgoing) == 0 {
 		return ErrIncompleteProfile

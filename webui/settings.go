@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/skydesk/skydeskd/store"
 	"github.com/skydesk/skydeskd/templates/web"
@@ -160,10 +159,6 @@ func remoteAddr(r *http.Request) netip.Addr {
 	return ap.Addr()
 }
 
-// lockMinutes is a lock-out's remaining time as the pages say it: whole
-// minutes, rounded up, at least 1.
-func lockMinutes(d time.Duration) int { return max(1, int(math.Ceil(d.Minutes()))) }
-
 // signIn checks the address, account password and — for accounts with
 // two-step verification on — the authenticator code through the shared
 // Authenticator (ServiceWeb: app passwords are refused, federated accounts
@@ -193,7 +188,7 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 			h.signInPage(w, r, l, http.StatusUnauthorized, "no_authenticator", email, 0)
 			return
 		case store.AuthLocked:
-			mins := lockMinutes(ae.RetryAfter)
+			mins := ae.RetryMinutes()
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ae.RetryAfter.Seconds()))))
 			h.signInPage(w, r, l, http.StatusTooManyRequests, "locked", email, mins)
 			return

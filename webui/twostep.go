@@ -122,7 +122,7 @@ func (h *Handler) offTwoStep(w http.ResponseWriter, r *http.Request, s signedIn)
 		h.o.Log.Info("two-step off refused", "user", address, "remote", remoteAddr(r).String(), "reason", ae.Error())
 		switch ae.Reason {
 		case store.AuthLocked:
-			h.twoStepDone(w, s, &flash{twoStepErr: "err_twostep_locked", arg: lockMinutes(ae.RetryAfter)})
+			h.twoStepDone(w, s, &flash{twoStepErr: "err_twostep_locked", arg: ae.RetryMinutes()})
 			return
 		case store.AuthNoAuthenticator:
 			h.twoStepDone(w, s, &flash{twoStepErr: "err_twostep_no_authenticator"})
