@@ -2,8 +2,8 @@ package autoconfig
 
 import (
 	"slices"
-	"sync"
 
+	"github.com/skydesk/skydeskd/internal/cache"
 	"github.com/skydesk/skydeskd/profiles"
 )
 
@@ -39,24 +39,20 @@ type cacheEntry struct {
 	body    []byte
 }
 
-// docCache is a bounded map of built (and signed) documents: a repeated
-// request costs a map lookup, not a build or a signature (DESIGN.md §7).
-// When full, an arbitrary entry is evicted (Go's map iteration order),
-// which keeps hot entries with high probability at no bookkeeping cost.
+// docCache holds built (and signed) documents: a repeated request costs a
+// map lookup, not a build or a signature (DESIGN.md §7). The Profile is
+// stored with the body and compared on lookup, so a change of kind or of
+// the provider's settings misses.
 type docCache struct {
-	mu      sync.RWMutex
-	max     int
-	entries map[cacheKey]cacheEntry
+	c *cache.Cache[cacheKey, cacheEntry]
 }
 
 func newDocCache(max int) *docCache {
-	return &docCache{max: max, entries: make(map[cacheKey]cacheEntry, min(max, 1024))}
+	return &docCache{c: cache.New[cacheKey, cacheEntry](max, nil)}
 }
 
 func (c *docCache) get(k cacheKey, p profiles.Profile) ([]byte, bool) {
-	c.mu.RLock()
-	e, ok := c.entries[k]
-	c.mu.RUnlock()
+	e, ok := c.c.Get(k)
 	if !ok || !sameProfile(e.profile, p) {
 		return nil, false
 	}
@@ -64,22 +60,10 @@ func (c *docCache) get(k cacheKey, p profiles.Profile) ([]byte, bool) {
 }
 
 func (c *docCache) put(k cacheKey, p profiles.Profile, body []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.entries[k]; !ok && len(c.entries) >= c.max {
-		for old := range c.entries {
-			delete(c.entries, old)
-			break
-		}
-	}
-	c.entries[k] = cacheEntry{profile: p, body: body}
+	c.c.Put(k, cacheEntry{profile: p, body: body}, 0)
 }
 
-func (c *docCache) len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.entries)
-}
+func (c *docCache) len() int { return c.c.Len() }
 
 func sameProfile(a, b profiles.Profile) bool {
 	return a.Domain == b.Domain && a.Kind == b.Kind && a.Provider == b.Provider &&

@@ -2,34 +2,9 @@ package webui
 
 import (
 	"html/template"
-	"sync"
 
 	"github.com/skydesk/skydeskd/templates/web"
 )
-
-// boundedCache is a map that is emptied when it reaches max entries:
-// cheaper than LRU bookkeeping, and refilling costs one build per key.
-type boundedCache[K comparable, V any] struct {
-	mu  sync.Mutex
-	max int
-	m   map[K]V
-}
-
-func (c *boundedCache[K, V]) get(k K) (V, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	v, ok := c.m[k]
-	return v, ok
-}
-
-func (c *boundedCache[K, V]) put(k K, v V) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= c.max {
-		c.m = make(map[K]V)
-	}
-	c.m[k] = v
-}
 
 // QR codes: encoding one costs about a millisecond (all eight masks are
 // scored, ISO/IEC 18004 §7.8). ~6 KiB an entry.
@@ -37,14 +12,14 @@ const qrCacheEntries = 2048
 
 func (h *Handler) qrCode(text, label string) (template.HTML, error) {
 	k := [2]string{text, label}
-	if svg, ok := h.qr.get(k); ok {
+	if svg, ok := h.qr.Get(k); ok {
 		return svg, nil
 	}
 	svg, err := web.QRCode(text, label)
 	if err != nil {
 		return "", err
 	}
-	h.qr.put(k, svg)
+	h.qr.Put(k, svg, 0)
 	return svg, nil
 }
 

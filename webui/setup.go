@@ -49,7 +49,7 @@ func (h *Handler) setup(w http.ResponseWriter, r *http.Request) {
 	}
 	raw := r.URL.RawQuery
 	key := pageKey{lang: l, query: raw, outcome: outcome}
-	if b, ok := h.pages.get(key); ok {
+	if b, ok := h.pages.Get(key); ok {
 		writeBody(w, http.StatusOK, ctypeHTML, b)
 		return
 	}
@@ -69,7 +69,7 @@ func (h *Handler) setup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(raw) <= maxCachedQuery {
-		h.pages.put(key, b)
+		h.pages.Put(key, b, 0)
 	}
 	writeBody(w, http.StatusOK, ctypeHTML, b)
 }

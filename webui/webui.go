@@ -37,6 +37,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/skydesk/skydeskd/internal/cache"
 	"github.com/skydesk/skydeskd/profiles"
 	"github.com/skydesk/skydeskd/store"
 	"github.com/skydesk/skydeskd/templates/web"
@@ -102,8 +103,8 @@ type Handler struct {
 	o        Options
 	r        *web.Renderer
 	sessions *sessionStore
-	qr       boundedCache[[2]string, template.HTML]
-	pages    boundedCache[pageKey, []byte]
+	qr       *cache.Cache[[2]string, template.HTML]
+	pages    *cache.Cache[pageKey, []byte]
 	webURL   string
 	mux      *http.ServeMux
 }
@@ -138,7 +139,7 @@ func New(o Options) (*Handler, error) {
 	}
 	h := &Handler{o: o, r: r, webURL: strings.TrimRight(o.WebURL, "/"),
 		sessions: newSessionStore(o.SessionIdle, o.SessionMax, o.Now)}
-	h.qr.max, h.pages.max = qrCacheEntries, pageCacheEntries
+	h.qr, h.pages = cache.New[[2]string, template.HTML](qrCacheEntries, nil), cache.New[pageKey, []byte](pageCacheEntries, nil)
 	h.mux = h.routes()
 	return h, nil
 }
