@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,8 +17,6 @@ import (
 	"github.com/skydesk/skydeskd/profiles"
 	"github.com/skydesk/skydeskd/templates"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/golden files")
 
 // testSettings are the shipped defaults (config.Default).
 var testSettings = profiles.Settings{
@@ -122,24 +117,6 @@ func dump(rec *httptest.ResponseRecorder) []byte {
 	b.WriteString("\n")
 	b.Write(rec.Body.Bytes())
 	return b.Bytes()
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run `go test ./autoconfig -update`)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (run `go test ./autoconfig -update` if intended)\n--- want\n%s\n--- got\n%s", path, want, got)
-	}
 }
 
 // counter returns the sum of a counter's series matching the given

@@ -4,6 +4,8 @@ import (
 	"encoding/xml"
 	"strings"
 	"testing"
+
+	"github.com/skydesk/skydeskd/internal/golden"
 )
 
 const (
@@ -132,7 +134,7 @@ func TestEndpoints(t *testing.T) {
 					t.Errorf("XML body does not parse: %v", err)
 				}
 			}
-			golden(t, tc.name+".txt", dump(rec))
+			golden.Check(t, tc.name+".txt", dump(rec))
 		})
 	}
 }
