@@ -9,10 +9,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/skydesk/skydeskd/profiles"
 	"github.com/skydesk/skydeskd/templates"
@@ -50,7 +49,7 @@ func testResolver(t testing.TB) *profiles.Resolver {
 
 type testServer struct {
 	*Server
-	reg *prometheus.Registry
+	reg *recorder
 	// plain and secure are Handler() as each listener calls it.
 	plain, secure http.Handler
 }
@@ -60,8 +59,8 @@ func newTestServer(t testing.TB, src profiles.Source, signer *templates.Signer) 
 	if src == nil {
 		src = testResolver(t)
 	}
-	reg := prometheus.NewRegistry()
-	s, err := New(Options{Source: src, Signer: signer, Registerer: reg, Now: fixedNow,
+	reg := &recorder{}
+	s, err := New(Options{Source: src, Signer: signer, Observer: reg, Now: fixedNow,
 		RedirectBase: "https://autodiscover.skydesk.jp", ServerName: "autodiscover.skydesk.jp"})
 	if err != nil {
 		t.Fatal(err)
@@ -119,30 +118,58 @@ func dump(rec *httptest.ResponseRecorder) []byte {
 	return b.Bytes()
 }
 
-// counter returns the sum of a counter's series matching the given
-// labels (0 if none).
-func counter(t testing.TB, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+// recorder is a test Observer that keeps every observation as the
+// labels cmd/skydeskd exports it under.
+type recorder struct {
+	mu     sync.Mutex
+	events []event
+}
+
+type event struct {
+	name   string
+	labels map[string]string
+}
+
+func (r *recorder) add(name string, labels map[string]string) {
+	r.mu.Lock()
+	r.events = append(r.events, event{name, labels})
+	r.mu.Unlock()
+}
+
+func (r *recorder) Request(f Format, o Outcome, c Client, _ time.Duration) {
+	r.add("skydeskd_autoconfig_requests_total", map[string]string{"format": f.String(), "outcome": o.String(), "client": c.String()})
+}
+
+func (r *recorder) Cache(f Format, hit bool) {
+	result := "miss"
+	if hit {
+		result = "hit"
 	}
-	sum := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() != name {
+	r.add("skydeskd_autoconfig_cache_total", map[string]string{"format": f.String(), "result": result})
+}
+
+func (r *recorder) Signed() { r.add("skydeskd_autoconfig_signatures_total", nil) }
+
+// counter counts the observations of name whose labels match the given
+// ones (0 if none).
+func counter(t testing.TB, r *recorder, name string, labels map[string]string) float64 {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0.0
+next:
+	for _, e := range r.events {
+		if e.name != name {
 			continue
 		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
-					continue next
-				}
+		for k, v := range labels {
+			if e.labels[k] != v {
+				continue next
 			}
-			sum += m.GetCounter().GetValue()
 		}
+		n++
 	}
-	return sum
+	return n
 }
 
 // fakeSource fails for one domain, to test internal errors.

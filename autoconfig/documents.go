@@ -56,10 +56,10 @@ func (s *Server) document(f format, p profiles.Profile, a profiles.Address,
 		k.address = a.String()
 	}
 	if b, ok := s.cache.get(k, p); ok {
-		s.m.cacheHit(f)
+		s.obs.Cache(f, true)
 		return b, nil
 	}
-	s.m.cacheMiss(f)
+	s.obs.Cache(f, false)
 	b, err := build(p, a)
 	if err != nil {
 		return nil, err
@@ -188,10 +188,10 @@ func (s *Server) signedProfile(p profiles.Profile, a profiles.Address, sg *signe
 		k.cert = sg.fingerprint
 	}
 	if b, ok := s.cache.get(k, p); ok {
-		s.m.cacheHit(fmtMobileConfig)
+		s.obs.Cache(fmtMobileConfig, true)
 		return b, nil
 	}
-	s.m.cacheMiss(fmtMobileConfig)
+	s.obs.Cache(fmtMobileConfig, false)
 	b, err := templates.MobileConfig(p, a)
 	if err != nil {
 		return nil, err
@@ -200,7 +200,7 @@ func (s *Server) signedProfile(p profiles.Profile, a profiles.Address, sg *signe
 		if b, err = templates.Sign(b, sg.Signer); err != nil {
 			return nil, err
 		}
-		s.m.signatures.Inc()
+		s.obs.Signed()
 	}
 	s.cache.put(k, p, b)
 	return b, nil

@@ -112,7 +112,7 @@ func (s *Server) fastHit(ctx context.Context, k fastKey) (fastEntry, bool) {
 	if err != nil || kind != e.kind {
 		return fastEntry{}, false
 	}
-	s.m.cacheHit(k.f)
+	s.obs.Cache(k.f, true)
 	return e, true
 }
 
@@ -198,7 +198,6 @@ func (h *hot) Respond(r *httpfront.Request) (httpfront.Answer, bool) {
 	if e.kind == profiles.Unknown {
 		a, o = httpfront.Answer{Status: http.StatusNotFound, Header: wireNotFound, Body: bodyNotHosted}, outcomeNotFound
 	}
-	h.s.m.request(f, o, clientFamily(r.UserAgent))
-	h.s.m.latency[f].Observe(time.Since(start).Seconds())
+	h.s.obs.Request(f, o, clientFamily(r.UserAgent), time.Since(start))
 	return a, true
 }

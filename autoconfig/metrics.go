@@ -1,15 +1,12 @@
 package autoconfig
 
 import (
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // outcome of a request, the "outcome" label.
@@ -53,66 +50,45 @@ const (
 
 var clientNames = [nClients]string{"none", "thunderbird", "outlook", "k9", "evolution", "apple", "android", "browser", "tool", "other"}
 
-type metrics struct {
-	requests   *prometheus.CounterVec
-	duration   *prometheus.HistogramVec
-	cache      *prometheus.CounterVec
-	signatures prometheus.Counter
+// Format, Outcome and Client are the label values of a request: small
+// fixed sets, so an observer can resolve its counters once per value and
+// a request costs no label hashing.
+type (
+	Format  = format
+	Outcome = outcome
+	Client  = client
+)
 
-	// Resolved children, so a request costs no label hashing: counters
-	// are created on first use (only combinations seen are exported).
-	reqs    [nFormats][nOutcomes][nClients]atomic.Pointer[counterBox]
-	latency [nFormats]prometheus.Observer
-	hits    [nFormats][2]prometheus.Counter // [f][0]=miss, [1]=hit
+// NumFormats, NumOutcomes and NumClients bound the values of each set
+// (0 to N-1), for observers that index arrays by them.
+const (
+	NumFormats  = nFormats
+	NumOutcomes = nOutcomes
+	NumClients  = nClients
+)
+
+func (o outcome) String() string { return outcomeNames[o] }
+func (c client) String() string  { return clientNames[c] }
+
+// Observer is told of every autoconfig request, cache lookup and
+// signature. autoconfig names no metrics itself: cmd/skydeskd adapts this
+// to Prometheus, as it does for every server package (one convention:
+// packages report through hooks, cmd owns the metric names).
+type Observer interface {
+	// Request is one answered request of a document format (the web
+	// pages' requests are not reported) and how long it took.
+	Request(f Format, o Outcome, c Client, d time.Duration)
+	// Cache is one document-cache lookup.
+	Cache(f Format, hit bool)
+	// Signed is one Apple profile signed (a signed-profile cache miss).
+	Signed()
 }
 
-type counterBox struct{ prometheus.Counter }
+type nopObserver struct{}
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "skydeskd", Subsystem: "autoconfig", Name: "requests_total",
-			Help: "Autoconfig requests by format, outcome and client family (from User-Agent).",
-		}, []string{"format", "outcome", "client"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: "skydeskd", Subsystem: "autoconfig", Name: "request_duration_seconds",
-			Help:    "Time to answer an autoconfig request, by format.",
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .05, .25, 1},
-		}, []string{"format"}),
-		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "skydeskd", Subsystem: "autoconfig", Name: "cache_total",
-			Help: "Document cache lookups by format and result (hit, miss).",
-		}, []string{"format", "result"}),
-		signatures: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "skydeskd", Subsystem: "autoconfig", Name: "signatures_total",
-			Help: "Apple profiles signed (cache misses of signed profiles).",
-		}),
-	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.cache, m.signatures} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("registering autoconfig metrics: %w", err)
-		}
-	}
-	for f := fmtThunderbird; f < nFormats; f++ {
-		m.latency[f] = m.duration.WithLabelValues(f.String())
-		m.hits[f][0] = m.cache.WithLabelValues(f.String(), "miss")
-		m.hits[f][1] = m.cache.WithLabelValues(f.String(), "hit")
-	}
-	return m, nil
-}
-
-func (m *metrics) cacheHit(f format)  { m.hits[f][1].Inc() }
-func (m *metrics) cacheMiss(f format) { m.hits[f][0].Inc() }
-
-func (m *metrics) request(f format, o outcome, c client) {
-	slot := &m.reqs[f][o][c]
-	b := slot.Load()
-	if b == nil {
-		b = &counterBox{m.requests.WithLabelValues(f.String(), outcomeNames[o], clientNames[c])}
-		slot.Store(b)
-	}
-	b.Inc()
-}
+func (nopObserver) Request(Format, Outcome, Client, time.Duration) {}
+func (nopObserver) Cache(Format, bool)                             {}
+func (nopObserver) Signed()                                        {}
 
 // observe is the outermost middleware: it turns a handler error into a
 // response (so the status is known), then counts the request.
@@ -132,8 +108,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 			o = outcomeFromStatus(status)
 		}
 		fam := clientFamily(c.Request().UserAgent())
-		s.m.request(f, o, fam)
-		s.m.latency[f].Observe(time.Since(start).Seconds())
+		s.obs.Request(f, o, fam, time.Since(start))
 		if s.log.Enabled(c.Request().Context(), slog.LevelDebug) {
 			s.log.Debug("autoconfig request", "format", f.String(), "method", c.Request().Method,
 				"status", status, "outcome", outcomeNames[o], "client", clientNames[fam], "remote", c.RealIP())

@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/skydesk/skydeskd/profiles"
 	"github.com/skydesk/skydeskd/templates"
@@ -50,8 +49,9 @@ type Options struct {
 	// Authorization headers (Thunderbird sends the user's password to
 	// Autodiscover) are never logged.
 	Logger *slog.Logger
-	// Registerer receives the request metrics; nil keeps them private.
-	Registerer prometheus.Registerer
+	// Observer is told of every request, cache lookup and signature (for
+	// metrics); nil discards.
+	Observer Observer
 	// RedirectBase is where the plain-HTTP listener sends Autodiscover and
 	// Apple requests, e.g. "https://autodiscover.skydesk.jp" (REFERENCE
 	// §2.5). Empty: https:// plus the Host of the request.
@@ -73,7 +73,7 @@ type Server struct {
 	fast         *fastCache
 	errDocs      errorDocs
 	kinds        kindSource // nil: no fast path
-	m            *metrics
+	obs          Observer
 	redirectBase string
 	serverName   string
 	now          func() time.Time
@@ -86,8 +86,7 @@ type signerState struct {
 	fingerprint [32]byte
 }
 
-// New returns a Server. It fails only on missing options or when the
-// metrics cannot be registered.
+// New returns a Server. It fails only on missing options.
 func New(o Options) (*Server, error) {
 	if o.Source == nil {
 		return nil, errors.New("autoconfig: Options.Source is required")
@@ -109,15 +108,10 @@ func New(o Options) (*Server, error) {
 	s.cache = newDocCache(n)
 	s.fast = newFastCache(n)
 	s.kinds, _ = o.Source.(kindSource)
-	reg := o.Registerer
-	if reg == nil {
-		reg = prometheus.NewRegistry()
+	s.obs = o.Observer
+	if s.obs == nil {
+		s.obs = nopObserver{}
 	}
-	m, err := newMetrics(reg)
-	if err != nil {
-		return nil, err
-	}
-	s.m = m
 	s.SetSigner(o.Signer)
 	return s, nil
 }

@@ -36,10 +36,14 @@ func (a *app) webHandlers() (webHandlers, error) {
 	if a.dev || prov.AutodiscoverHost == "" {
 		redirect = strings.TrimSuffix(prov.WebURL, "/")
 	}
+	obs, err := newAutoconfigMetrics(a.reg)
+	if err != nil {
+		return webHandlers{}, err
+	}
 	opts := autoconfig.Options{
 		Source:       a.resolver,
 		Logger:       a.log.With("component", "autoconfig"),
-		Registerer:   a.reg,
+		Observer:     obs,
 		RedirectBase: redirect,
 		ServerName:   prov.AutodiscoverHost,
 	}

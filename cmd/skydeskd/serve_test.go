@@ -169,6 +169,11 @@ func TestServeHTTPFront(t *testing.T) {
 		`skydeskd_http_handoffs_total{listener="https"} 1`,
 		`skydeskd_http_connections_total{listener="http"} 3`,
 		`skydeskd_http_connections_total{listener="https"} 2`,
+		// autoconfig's Observer, adapted here: the handler's and the
+		// front's answers alike.
+		`skydeskd_autoconfig_requests_total{client="none",format="thunderbird",outcome="ok"} 5`,
+		`skydeskd_autoconfig_requests_total{client="none",format="mobileconfig",outcome="ok"} 3`,
+		`skydeskd_autoconfig_signatures_total 1`,
 	} {
 		if !strings.Contains(string(body), want+"\n") {
 			t.Errorf("/metrics lacks %s", want)
