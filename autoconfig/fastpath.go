@@ -117,14 +117,17 @@ func (s *Server) fastHit(ctx context.Context, k fastKey) (fastEntry, bool) {
 }
 
 // rawQueryParam returns the raw (undecoded) value of the first parameter
-// named like name, case-insensitively, without allocating.
-func rawQueryParam(q, name string) (string, bool) {
+// named like any of names, case-insensitively, without allocating: the
+// one query-string scanner of the hot path and the handlers (queryParam).
+func rawQueryParam(q string, names ...string) (string, bool) {
 	for q != "" {
 		var kv string
 		kv, q, _ = strings.Cut(q, "&")
 		k, v, _ := strings.Cut(kv, "=")
-		if strings.EqualFold(k, name) {
-			return v, true
+		for _, n := range names {
+			if strings.EqualFold(k, n) {
+				return v, true
+			}
 		}
 	}
 	return "", false

@@ -72,25 +72,18 @@ func foldPrefix(p, k string, exact bool) (string, bool) {
 // stays a '+': form decoding would turn "a+tag@example.com" sent
 // unencoded into "a tag@...", and an address never contains a space.
 func queryParam(r *http.Request, names ...string) (string, bool) {
-	q := r.URL.RawQuery
-	for q != "" {
-		var kv string
-		kv, q, _ = strings.Cut(q, "&")
-		k, v, _ := strings.Cut(kv, "=")
-		for _, n := range names {
-			if strings.EqualFold(k, n) {
-				d, err := url.PathUnescape(v)
-				if err != nil {
-					// Present but undecodable: keep it raw, so it is
-					// refused as a malformed address ('%' alone is
-					// legal atext, but not followed by non-hex).
-					return v, true
-				}
-				return d, true
-			}
-		}
+	v, ok := rawQueryParam(r.URL.RawQuery, names...)
+	if !ok {
+		return "", false
 	}
-	return "", false
+	d, err := url.PathUnescape(v)
+	if err != nil {
+		// Present but undecodable: keep it raw, so it is refused as a
+		// malformed address ('%' alone is legal atext, but not followed
+		// by non-hex).
+		return v, true
+	}
+	return d, true
 }
 
 // toHTTPS answers the plain-HTTP listener's Autodiscover and Apple routes
