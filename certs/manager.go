@@ -446,4 +446,6 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 // HTTPHandler answers HTTP-01 challenges (RFC 8555 §8.3) for the names
 // being ordered, by this node or another sharing the storage, and hands
 // every other request to next.
-func (m *Manager) HTTPHandler(next http.Handler) http.Handler { return m.issuer.HTTPChallengeHandler(next) }
+func (m *Manager) HTTPHandler(next http.Handler) http.Handler {
+	return m.issuer.HTTPChallengeHandler(next)
+}
