@@ -58,7 +58,8 @@ type Options struct {
 	Check func(ctx context.Context, name string) error
 	// HTTPAddr and TLSAddr are the bound addresses of our HTTP and HTTPS
 	// listeners, which answer HTTP-01 (HTTPHandler) and TLS-ALPN-01
-	// (GetCertificate). "" disables that challenge type.
+	// (GetCertificate). "" disables that challenge type. Both empty: set
+	// them with SetChallengeAddrs before Run.
 	HTTPAddr, TLSAddr string
 	// DefaultName is the certificate for clients that send no SNI.
 	DefaultName string
@@ -145,27 +146,50 @@ func New(opts Options) (*Manager, error) {
 		Logger: zl,
 	})
 	tmpl := certmagic.ACMEIssuer{
-		CA: opts.CA, Email: opts.Email, Agreed: true, TrustedRoots: opts.TrustedRoots,
-		DisableHTTPChallenge: opts.HTTPAddr == "", DisableTLSALPNChallenge: opts.TLSAddr == "",
-		Logger: zl,
+		CA: opts.CA, Email: opts.Email, Agreed: true, TrustedRoots: opts.TrustedRoots, Logger: zl,
+		// No challenge until SetChallengeAddrs names our listeners, so
+		// certmagic never binds ports 80 and 443 itself.
+		DisableHTTPChallenge: true, DisableTLSALPNChallenge: true,
+	}
+	m.issuer = certmagic.NewACMEIssuer(m.cfg, tmpl)
+	m.cfg.Issuers = []certmagic.Issuer{m.issuer}
+	if opts.HTTPAddr != "" || opts.TLSAddr != "" {
+		if err := m.SetChallengeAddrs(opts.HTTPAddr, opts.TLSAddr); err != nil {
+			return nil, err
+		}
+	}
+	m.SetDomains(nil)
+	return m, nil
+}
+
+// SetChallengeAddrs names the bound HTTP and HTTPS listeners that answer
+// HTTP-01 (HTTPHandler) and TLS-ALPN-01 (GetCertificate); "" disables that
+// challenge type. Call it before Run.
+func (m *Manager) SetChallengeAddrs(httpAddr, tlsAddr string) error {
+	if httpAddr == "" && tlsAddr == "" {
+		return errors.New("certs: neither an HTTP nor an HTTPS listener answers challenges")
 	}
 	// certmagic binds a challenge listener of its own unless the port is
 	// taken; pointing it at our bound listeners makes it find them busy
 	// and leave the answering to HTTPHandler and GetCertificate.
-	if tmpl.ListenHost, tmpl.AltHTTPPort, err = hostPort(opts.HTTPAddr); err != nil {
-		return nil, err
+	httpHost, httpPort, err := hostPort(httpAddr)
+	if err != nil {
+		return err
 	}
-	var tlsHost string
-	if tlsHost, tmpl.AltTLSALPNPort, err = hostPort(opts.TLSAddr); err != nil {
-		return nil, err
+	tlsHost, tlsPort, err := hostPort(tlsAddr)
+	if err != nil {
+		return err
 	}
-	if opts.HTTPAddr == "" {
-		tmpl.ListenHost = tlsHost
+	if httpAddr != "" && tlsAddr != "" && httpHost != tlsHost {
+		return fmt.Errorf("certs: HTTP (%s) and HTTPS (%s) listeners must share one host for the challenges", httpAddr, tlsAddr)
 	}
-	m.issuer = certmagic.NewACMEIssuer(m.cfg, tmpl)
-	m.cfg.Issuers = []certmagic.Issuer{m.issuer}
-	m.SetDomains(nil)
-	return m, nil
+	iss := m.issuer
+	iss.DisableHTTPChallenge, iss.DisableTLSALPNChallenge = httpAddr == "", tlsAddr == ""
+	iss.ListenHost, iss.AltHTTPPort, iss.AltTLSALPNPort = httpHost, httpPort, tlsPort
+	if httpAddr == "" {
+		iss.ListenHost = tlsHost
+	}
+	return nil
 }
 
 func hostPort(addr string) (string, int, error) {
@@ -427,12 +451,22 @@ func (m *Manager) Certificate(name string) *tls.Certificate {
 // certificate for the SNI name, else Options.Fallback. Nothing is ever
 // ordered here.
 func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return m.getCertificate(hello, m.opts.DefaultName)
+}
+
+// GetCertificateDefault is GetCertificate with def as the name for clients
+// that send no SNI (a POP or SMTP listener's own host name).
+func (m *Manager) GetCertificateDefault(def string) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) { return m.getCertificate(hello, def) }
+}
+
+func (m *Manager) getCertificate(hello *tls.ClientHelloInfo, def string) (*tls.Certificate, error) {
 	if len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acmez.ACMETLS1Protocol {
 		return m.cfg.GetCertificate(hello)
 	}
 	name := canonical(hello.ServerName)
 	if name == "" {
-		name = m.opts.DefaultName
+		name = canonical(def)
 	}
 	if c := m.Certificate(name); c != nil {
 		return c, nil

@@ -50,6 +50,7 @@ func (a *app) webHandlers() (webHandlers, error) {
 	if err != nil {
 		return webHandlers{}, fmt.Errorf("autoconfig service: %w", err)
 	}
+	a.acme.setProfileSigner = srv.SetSigner
 	return webHandlers{
 		plain: srv.Handler(false), secure: srv.Handler(true),
 		hotPlain: srv.Hot(false), hotSecure: srv.Hot(true),

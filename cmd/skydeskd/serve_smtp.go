@@ -46,7 +46,7 @@ func (a *app) smtpComponents() ([]component, error) {
 	opts := func() smtpd.Options {
 		o := smtpd.Options{
 			Hostname:       a.cfg.SMTP.Hostname,
-			TLSConfig:      a.cert.ServerTLS(),
+			TLSConfig:      a.serverTLS(a.cfg.Provider.SMTP.Host),
 			MaxMessageSize: a.cfg.SMTP.MaxMessageSize,
 			Postmaster:     a.cfg.SMTP.Postmaster,
 			Relay:          relay != nil,

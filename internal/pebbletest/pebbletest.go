@@ -49,6 +49,8 @@ type Server struct {
 	// CA trusts Pebble's own HTTPS endpoints (not the certificates it
 	// issues: see Root).
 	CA *x509.CertPool
+	// CAFile is CA as a PEM file (acme.trusted_roots).
+	CAFile string
 	// DNSAddr is the mock DNS (host:port, UDP and TCP) Pebble resolves with.
 	DNSAddr string
 
@@ -77,10 +79,10 @@ func Start(t testing.TB, opts Options) *Server {
 	dir := t.TempDir()
 	s := &Server{dir: dir}
 	certFile, keyFile, pool := selfSigned(t, dir)
-	s.CA = pool
+	s.CA, s.CAFile = pool, certFile
 	s.client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 
-	dnsPort, dnsMgmtPort := freePort(t, true), freePort(t, false)
+	dnsPort, dnsMgmtPort := FreePort(t, true), FreePort(t, false)
 	s.DNSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(dnsPort))
 	s.dnsMgmt = fmt.Sprintf("http://127.0.0.1:%d", dnsMgmtPort)
 	run(t, dir, nil, "pebble-challtestsrv",
@@ -89,7 +91,7 @@ func Start(t testing.TB, opts Options) *Server {
 		// No default answers: a name resolves only once the test adds it.
 		"-defaultIPv4", "", "-defaultIPv6", "")
 
-	acmePort, mgmtPort := freePort(t, false), freePort(t, false)
+	acmePort, mgmtPort := FreePort(t, false), FreePort(t, false)
 	s.DirURL = fmt.Sprintf("https://127.0.0.1:%d/dir", acmePort)
 	s.mgmt = fmt.Sprintf("https://127.0.0.1:%d", mgmtPort)
 	cfg := map[string]any{"pebble": map[string]any{
@@ -227,7 +229,7 @@ func (s *Server) post(path string, body any) error {
 }
 
 // freePort returns a loopback port free for TCP (and UDP if udp).
-func freePort(t testing.TB, udp bool) int {
+func FreePort(t testing.TB, udp bool) int {
 	t.Helper()
 	for range 20 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
