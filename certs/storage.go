@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,15 +44,22 @@ const (
 	lockPollMax = 2 * time.Second
 )
 
-// Storage is a certmagic.Storage on a Backend. Each Storage has its own
-// lock owner id, so two Storages (two processes, or two configurations in
-// one test) exclude each other.
+// Storage is a certmagic.Storage on a Backend. Every lock taken gets its
+// own owner token (this Storage's random id and a counter): certmagic
+// relies on a lock excluding other goroutines of the same process too
+// (one account registration, one order per name), not only other nodes.
 type Storage struct {
 	b     Backend
 	owner string
 
 	mu   sync.Mutex
-	held map[string]context.CancelFunc // lock name → stops its keep-alive
+	seq  uint64
+	held map[string]heldLock // lock name → its token and keep-alive
+}
+
+type heldLock struct {
+	token string
+	stop  context.CancelFunc
 }
 
 var (
@@ -64,7 +72,7 @@ var (
 func NewStorage(b Backend) *Storage {
 	id := make([]byte, 12)
 	_, _ = rand.Read(id)
-	return &Storage{b: b, owner: hex.EncodeToString(id), held: map[string]context.CancelFunc{}}
+	return &Storage{b: b, owner: hex.EncodeToString(id), held: map[string]heldLock{}}
 }
 
 // Store implements certmagic.Storage.
@@ -185,32 +193,35 @@ func (s *Storage) Lock(ctx context.Context, name string) error {
 // TryLock implements certmagic.TryLocker. A taken lock is kept alive in the
 // background until Unlock.
 func (s *Storage) TryLock(ctx context.Context, name string) (bool, error) {
-	ok, err := s.b.TryLock(ctx, name, s.owner, lockTTL)
+	s.mu.Lock()
+	s.seq++
+	token := s.owner + "-" + strconv.FormatUint(s.seq, 10)
+	s.mu.Unlock()
+	ok, err := s.b.TryLock(ctx, name, token, lockTTL)
 	if err != nil || !ok {
 		return false, err
 	}
 	kctx, cancel := context.WithCancel(context.Background())
 	s.mu.Lock()
-	if old := s.held[name]; old != nil {
-		old()
+	if old, ok := s.held[name]; ok {
+		old.stop() // its lease expired and this call took the lock over
 	}
-	s.held[name] = cancel
+	s.held[name] = heldLock{token: token, stop: cancel}
 	s.mu.Unlock()
-	go s.keepAlive(kctx, name)
+	go s.keepAlive(kctx, name, token)
 	return true, nil
 }
 
 // keepAlive extends a held lock every lockTTL/3, so a long order (ACME
 // retries) keeps it while a crashed holder's lock goes stale.
-func (s *Storage) keepAlive(ctx context.Context, name string) {
+func (s *Storage) keepAlive(ctx context.Context, name, token string) {
 	t := time.NewTicker(lockTTL / 3)
 	defer t.Stop()
-	for {
+	for ctx.Err() == nil {
 		select {
-		case <-ctx.Done():
-			return
+		case <-ctx.Done(): // unlocked
 		case <-t.C:
-			if s.b.ExtendLock(ctx, name, s.owner, lockTTL) != nil && ctx.Err() == nil {
+			if err := s.b.ExtendLock(ctx, name, token, lockTTL); err != nil {
 				return // lost or failing: the next Unlock is harmless
 			}
 		}
@@ -219,18 +230,26 @@ func (s *Storage) keepAlive(ctx context.Context, name string) {
 
 // RenewLockLease implements certmagic.LockLeaseRenewer.
 func (s *Storage) RenewLockLease(ctx context.Context, name string, lease time.Duration) error {
-	return s.b.ExtendLock(ctx, name, s.owner, max(lease, lockTTL))
+	s.mu.Lock()
+	h, ok := s.held[name]
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("renewing lock %s: not held here", name)
+	}
+	return s.b.ExtendLock(ctx, name, h.token, max(lease, lockTTL))
 }
 
 // Unlock implements certmagic.Locker.
 func (s *Storage) Unlock(ctx context.Context, name string) error {
 	s.mu.Lock()
-	if cancel := s.held[name]; cancel != nil {
-		cancel()
-		delete(s.held, name)
-	}
+	h, ok := s.held[name]
+	delete(s.held, name)
 	s.mu.Unlock()
-	return s.b.Unlock(ctx, name, s.owner)
+	if !ok {
+		return nil
+	}
+	h.stop()
+	return s.b.Unlock(ctx, name, h.token)
 }
 
 // String names the storage in certmagic's logs.

@@ -78,6 +78,11 @@ func TestStorage_lock(t *testing.T) {
 	if ok, err := a.TryLock(ctx, "issue_cert_x"); ok || err != nil {
 		t.Fatalf("a.TryLock while b holds it = %v, %v", ok, err)
 	}
+	// Goroutines of one process exclude each other too (certmagic's
+	// account registration and orders rely on it).
+	if ok, err := b.TryLock(ctx, "issue_cert_x"); ok || err != nil {
+		t.Fatalf("b.TryLock again while b holds it = %v, %v", ok, err)
+	}
 	if err := b.Unlock(ctx, "issue_cert_x"); err != nil {
 		t.Fatal(err)
 	}

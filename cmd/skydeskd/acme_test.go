@@ -38,7 +38,7 @@ func TestServeACME(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "skydeskd.yaml")
 	cfg := fmt.Sprintf(`data_dir: %s
-log: {format: json, level: warn}
+log: {format: json, level: info}
 listen: {http: "127.0.0.1:%d", https: "127.0.0.1:%d", dns: "", pop3s: "", pop3: "", smtps: "", submission: "", mx: ""}
 dns: {addresses: {autoconfig.skydesk.jp: [127.0.0.1]}}
 acme: {enabled: true, ca_url: %q, trusted_roots: %q, resolver: %q, email: ops@skydesk.jp}
@@ -48,9 +48,19 @@ acme: {enabled: true, ca_url: %q, trusted_roots: %q, resolver: %q, email: ops@sk
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
+	logFile, err := os.Create(filepath.Join(dir, "serve.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	go func() {
-		done <- run(ctx, []string{"serve", "--config", file}, env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard, getenv: os.Getenv})
+		done <- run(ctx, []string{"serve", "--config", file}, env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: logFile, getenv: os.Getenv})
 	}()
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile.Name())
+			t.Logf("serve log:\n%s", b)
+		}
+	})
 	t.Cleanup(func() {
 		cancel()
 		if code := <-done; code != exitOK {
@@ -139,6 +149,17 @@ acme: {enabled: true, ca_url: %q, trusted_roots: %q, resolver: %q, email: ops@sk
 		if !strings.Contains(string(metrics), m) {
 			t.Errorf("/metrics lacks %s", m)
 		}
+	}
+
+	// SKYDESKD_STIME=5: measure full (no resumption) TLS handshakes per
+	// second with the ECDSA P-256 ACME certificate for the note.
+	if secs := os.Getenv("SKYDESKD_STIME"); secs != "" {
+		out, err := exec.Command(openssl, "s_time", "-connect", "127.0.0.1:"+strconv.Itoa(httpsPort),
+			"-servername", "autoconfig.skydesk.jp", "-new", "-time", secs).CombinedOutput()
+		if err != nil {
+			t.Fatalf("openssl s_time: %v\n%s", err, out)
+		}
+		t.Logf("openssl s_time -new:\n%s", out)
 	}
 
 	admin("domain", "remove", "org.test")
