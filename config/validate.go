@@ -164,6 +164,7 @@ func (c *Config) Validate() error {
 		bad("auth.failures_before_lock", "must be greater than auth.failures_before_delay")
 	}
 	dur("auth.lock_duration", c.Auth.LockDuration)
+	c.validateACME(bad)
 	return errors.Join(errs...)
 }
 

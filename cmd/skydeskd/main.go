@@ -68,6 +68,8 @@ Mail:
 DNS:
   dns records DOMAIN
   dns check DOMAIN [--resolver ADDR]
+Certificates (ACME):
+  cert list                     name, issuer, not-after, last error
 
 Every command takes --config FILE or --data DIR (default /var/lib/skydeskd).
 `
@@ -110,6 +112,8 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		return cmdDeliver(ctx, rest, e)
 	case "dns":
 		return cmdDNS(ctx, rest, e)
+	case "cert":
+		return cmdCert(ctx, rest, e)
 	}
 	return usagef("unknown command %q", cmd)
 }

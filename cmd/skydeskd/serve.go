@@ -31,6 +31,7 @@ type app struct {
 	auth     *store.Authenticator
 	resolver *profiles.Resolver
 	cert     *config.Certificate
+	acme     acmeWiring // serve_acme.go
 	reg      *prometheus.Registry
 	dev      bool
 	// adminFlags are the flags that point an admin command at this
@@ -247,6 +248,9 @@ func (a *app) components() ([]component, error) {
 }
 
 func (a *app) run(ctx context.Context, e env) error {
+	if err := a.newACME(); err != nil {
+		return err
+	}
 	comps, err := a.components()
 	if err != nil {
 		return err
@@ -254,6 +258,7 @@ func (a *app) run(ctx context.Context, e env) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go a.store.WatchDomains(ctx, time.Second, func(err error) { a.log.Warn("refreshing domains", "err", err) })
+	go a.runACME(ctx, comps)
 
 	g := new(errgroup.Group)
 	for _, c := range comps {

@@ -54,5 +54,6 @@ func (a *app) webHandlers() (webHandlers, error) {
 	if err != nil {
 		return webHandlers{}, fmt.Errorf("autoconfig service: %w", err)
 	}
+	a.acme.setProfileSigner = srv.SetSigner
 	return webHandlers{handler: pagesOr(pages, srv.Handler()), hot: srv.Hot()}, nil
 }

@@ -57,7 +57,7 @@ func (a *app) httpComponents() ([]component, error) {
 		if err != nil {
 			return nil, err
 		}
-		fr := httpfront.New(h.hot, httpServer(handler), a.log.With("service", "http"))
+		fr := httpfront.New(h.hot, httpServer(a.acmeHTTP(handler)), a.log.With("service", "http"))
 		a.frontMetrics("http", fr)
 		out = append(out, component{name: "http", addr: l.Addr(),
 			serve:    func() error { return ignoreClosed(fr.Serve(l)) },
@@ -70,8 +70,8 @@ func (a *app) httpComponents() ([]component, error) {
 			return nil, err
 		}
 		srv := httpServer(handler)
-		srv.TLSConfig = a.cert.ServerTLS()
-		srv.TLSConfig.NextProtos = []string{"h2", "http/1.1"}
+		srv.TLSConfig = a.serverTLS(a.cfg.Provider.AutoconfigHost)
+		srv.TLSConfig.NextProtos = []string{"h2", "http/1.1", "acme-tls/1"} // acme-tls/1: TLS-ALPN-01 (RFC 8737)
 		fr := httpfront.New(h.hot, srv, a.log.With("service", "https"))
 		a.frontMetrics("https", fr)
 		tl := tls.NewListener(l, srv.TLSConfig)

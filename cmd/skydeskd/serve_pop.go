@@ -34,7 +34,7 @@ func (a *app) popComponents() ([]component, error) {
 	if err != nil {
 		return nil, err
 	}
-	tlsConf := a.cert.ServerTLS()
+	tlsConf := a.serverTLS(a.cfg.Provider.POP.PersonalHost)
 	srv := popd.NewServer(countingBackend{be, a.popMetrics()}, popd.Options{
 		Hostname:       a.cfg.Provider.POP.PersonalHost,
 		Implementation: "skydeskd",

@@ -27,7 +27,7 @@ func (a *app) smtpComponents() ([]component, error) {
 	m := a.smtpMetrics()
 	o := smtpd.Options{
 		Hostname:       a.cfg.SMTP.Hostname,
-		TLSConfig:      a.cert.ServerTLS(),
+		TLSConfig:      a.serverTLS(a.cfg.Provider.SMTP.Host),
 		MaxMessageSize: a.cfg.SMTP.MaxMessageSize,
 		Postmaster:     a.cfg.SMTP.Postmaster,
 		Logger:         a.log,
