@@ -91,6 +91,8 @@ type fixtureOpts struct {
 	postmaster string
 	// log replaces the test logger (to check what was logged).
 	log *slog.Logger
+	// scanner is Options.Scanner (rspamd on the MX).
+	scanner smtpd.Scanner
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -124,7 +126,7 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 		clientTLS: &tls.Config{RootCAs: pool, ServerName: "smtp.skydesk.jp", MinVersion: tls.VersionTLS12}}
 	start := func(mode smtpd.Mode, implicit bool) string {
 		o := smtpd.Options{Hostname: "smtp.skydesk.jp", TLSConfig: cert.ServerTLS(), MaxMessageSize: fo.maxSize,
-			Relay: fo.relay, Queued: fo.queued, Logger: testLogger(t), Postmaster: fo.postmaster,
+			Relay: fo.relay, Queued: fo.queued, Logger: testLogger(t), Postmaster: fo.postmaster, Scanner: fo.scanner,
 			ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
 		if fo.log != nil {
 			o.Logger = fo.log

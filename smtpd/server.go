@@ -74,9 +74,12 @@ type Options struct {
 	// Classifier gives the spam verdict on the MX path (default
 	// HeaderClassifier).
 	Classifier Classifier
+	// Scanner, if set, checks every MX message (rspamd) and replaces
+	// Classifier; see Scanner.
+	Scanner Scanner
 	Logger     *slog.Logger
 	// Observe, if set, is told each outcome for metrics: "accepted", "queued", "spam", "unknown_rcpt", "relay_denied",
-	// "sender_mismatch", "too_big", "temp_error".
+	// "sender_mismatch", "too_big", "temp_error", "spam_refused", "spam_deferred".
 	Observe func(mode Mode, outcome string)
 	// Debug receives a protocol trace (AUTH lines included: tests only).
 	Debug io.Writer
