@@ -74,9 +74,6 @@ type Options struct {
 	// Classifier gives the spam verdict on the MX path (default
 	// HeaderClassifier).
 	Classifier Classifier
-	// Scanner, if set, checks every MX message (rspamd) and replaces
-	// Classifier; see Scanner.
-	Scanner Scanner
 	Logger     *slog.Logger
 	// Observe, if set, is told each outcome for metrics: "accepted", "queued", "spam", "unknown_rcpt", "relay_denied",
 	// "sender_mismatch", "too_big", "temp_error", "spam_refused", "spam_deferred".
@@ -85,6 +82,9 @@ type Options struct {
 	Debug io.Writer
 	// Now is the clock of Date and Received headers (default time.Now).
 	Now func() time.Time
+	// Scanner, if set, checks every MX message (rspamd) and replaces
+	// Classifier; see Scanner.
+	Scanner Scanner
 }
 
 func (o *Options) defaults() {
