@@ -43,6 +43,10 @@ func (a *app) smtpComponents() ([]component, error) {
 		a.checkPostmaster()
 	}
 	m := a.smtpMetrics()
+	scanner, err := a.spamScanner()
+	if err != nil {
+		return nil, err
+	}
 	opts := func() smtpd.Options {
 		o := smtpd.Options{
 			Hostname:       a.cfg.SMTP.Hostname,
@@ -50,6 +54,7 @@ func (a *app) smtpComponents() ([]component, error) {
 			MaxMessageSize: a.cfg.SMTP.MaxMessageSize,
 			Postmaster:     a.cfg.SMTP.Postmaster,
 			Relay:          relay != nil,
+			Scanner:        scanner,
 			Logger:         a.log,
 			Observe: func(mode smtpd.Mode, outcome string) {
 				m.messages.WithLabelValues(mode.String(), outcome).Inc()
