@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Defaults of Options.
@@ -186,21 +187,21 @@ func (r Request) header(h http.Header) {
 		h.Set("IP", r.IP.Unmap().String())
 	}
 	if r.Helo != "" {
-		h.Set("Helo", oneLine(r.Helo, 255))
+		h.Set("Helo", headerValue(r.Helo, 255))
 	}
 	switch {
 	case r.Hostname != "":
-		h.Set("Hostname", oneLine(r.Hostname, 255))
+		h.Set("Hostname", headerValue(r.Hostname, 255))
 	case r.IP.IsValid():
 		h.Set("Hostname", "["+r.IP.Unmap().String()+"]")
 	}
 	// rspamd reads an empty From as the null reverse-path <>.
-	h.Set("From", oneLine(r.From, 512))
+	h.Set("From", headerValue(r.From, 512))
 	for _, rc := range r.Rcpt {
-		h.Add("Rcpt", oneLine(rc, 512))
+		h.Add("Rcpt", headerValue(rc, 512))
 	}
 	if r.QueueID != "" {
-		h.Set("Queue-Id", oneLine(r.QueueID, 64))
+		h.Set("Queue-Id", headerValue(r.QueueID, 64))
 	}
 }
 
@@ -276,6 +277,25 @@ func oneLine(v string, max int) string {
 		}
 	}
 	return b.String()
+}
+
+// headerValue drops control characters (no header injection) but keeps
+// UTF-8, which SMTPUTF8 addresses (RFC 6531) carry, and keeps at most max
+// octets without splitting a character.
+func headerValue(v string, max int) string {
+	v = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, v)
+	if len(v) > max {
+		for max > 0 && !utf8.RuneStart(v[max]) {
+			max-- // do not cut a character in two
+		}
+		v = v[:max]
+	}
+	return v
 }
 
 // symbolName keeps rspamd symbol names (A-Z, 0-9, _ by convention) safe

@@ -47,13 +47,14 @@ func TestCheck_requestHeaders(t *testing.T) {
 		_, _ = io.WriteString(w, `{"action":"no action","score":0.5,"required_score":15}`)
 	})
 	req := rspamd.Request{IP: netip.MustParseAddr("::ffff:192.0.2.7"), Helo: "mail.example.net\r\nX: y",
-		From: "a@example.net", Rcpt: []string{"b@skydesk.jp", "c@skydesk.jp"}, QueueID: "abc"}
+		From: "a@example.net", Rcpt: []string{"b@skydesk.jp", "太郎@skydesk.jp"}, QueueID: "abc\x00\x7f" + strings.Repeat("é", 40)}
 	if _, err := c.Check(context.Background(), req, []byte("Subject: x\r\n\r\nhi\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	for k, want := range map[string][]string{
-		"Ip": {"192.0.2.7"}, "Helo": {"mail.example.net X: y"}, "Hostname": {"[192.0.2.7]"},
-		"From": {"a@example.net"}, "Rcpt": {"b@skydesk.jp", "c@skydesk.jp"}, "Queue-Id": {"abc"},
+		"Ip": {"192.0.2.7"}, "Helo": {"mail.example.netX: y"}, "Hostname": {"[192.0.2.7]"},
+		"From": {"a@example.net"}, "Rcpt": {"b@skydesk.jp", "太郎@skydesk.jp"}, // SMTPUTF8 kept
+		"Queue-Id": {"abc" + strings.Repeat("é", 30)}, // controls dropped, 64 octets, no split character
 	} {
 		if !slices.Equal(got.Values(k), want) {
 			t.Errorf("%s = %q, want %q", k, got.Values(k), want)
