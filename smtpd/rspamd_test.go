@@ -210,3 +210,46 @@ func TestMX_rspamdStopped(t *testing.T) {
 		t.Error("on_error tempfail stored the message")
 	}
 }
+
+// fixedScanner answers every message with one verdict.
+type fixedScanner rspamd.Verdict
+
+func (f fixedScanner) Verdict(context.Context, rspamd.Request, []byte) rspamd.Verdict {
+	return rspamd.Verdict(f)
+}
+
+// soft reject and greylist defer with 451 4.7.1 (rspamd's text or ours);
+// nothing is stored.
+func TestMX_scannerDefers(t *testing.T) {
+	for _, tc := range []struct {
+		action    rspamd.Action
+		msg, want string
+	}{
+		{rspamd.SoftReject, "Try again later", "4.7.1 Try again later"},
+		{rspamd.Greylist, "", "4.7.1 Message deferred by the spam filter, try again later"},
+	} {
+		f := newFixture(t, fixtureOpts{scanner: fixedScanner{Disposition: tc.action.Disposition(),
+			Result: rspamd.Result{Action: tc.action, SMTPMessage: tc.msg}}})
+		c, text := f.sendMX(t, hamBody)
+		if c != 451 || text != tc.want {
+			t.Errorf("%s: %d %q, want 451 %q", tc.action, c, text, tc.want)
+		}
+		if f.st.count() != 0 {
+			t.Errorf("%s: stored", tc.action)
+		}
+	}
+}
+
+// Submission never asks the scanner: it filters what arrives from outside.
+func TestSubmission_notScanned(t *testing.T) {
+	f := newFixture(t, fixtureOpts{scanner: fixedScanner{Disposition: rspamd.Refuse}})
+	w := f.login(t, taro, taroPW)
+	w.must("MAIL FROM:<"+taro+">", 250)
+	w.must("RCPT TO:<"+hanako+">", 250)
+	if c, text := w.data(msg(taro, hanako, "hi", "x")); c != 250 {
+		t.Fatalf("%d %q", c, text)
+	}
+	if c, _ := f.sendMX(t, hamBody); c != 550 {
+		t.Fatalf("the MX did not ask the scanner: %d", c)
+	}
+}
