@@ -28,6 +28,7 @@ type Config struct {
 	Listen   Listen   `yaml:"listen"`
 	TLS      TLS      `yaml:"tls"`
 	SMTP     SMTP     `yaml:"smtp"`
+	Spam     Spam     `yaml:"spam"`
 	DNS      DNS      `yaml:"dns"`
 	Log      Log      `yaml:"log"`
 	Auth     Auth     `yaml:"auth"`
@@ -117,6 +118,20 @@ type Smarthost struct {
 	RetryPeriod string `yaml:"retry_period"` // Go duration; bounce after this
 }
 
+// Spam configures the spam filter of the MX (not submission).
+type Spam struct {
+	// RspamdURL is the base URL of rspamd's normal worker (such as
+	// http://127.0.0.1:11333). Empty: no filter; the spam flag then comes
+	// from X-Spam-* fields an upstream filter wrote. Set: every MX message
+	// is checked with /checkv2 after DATA and before the reply.
+	RspamdURL string `yaml:"rspamd_url"`
+	// Timeout bounds one check (Go duration).
+	Timeout string `yaml:"timeout"`
+	// OnError is what happens when rspamd gives no answer: accept (deliver
+	// as normal mail, logged and counted) or tempfail (451, senders retry).
+	OnError string `yaml:"on_error"`
+}
+
 // DNS configures the authoritative server.
 type DNS struct {
 	// Nameservers are the NS names published at every zone apex.
@@ -189,6 +204,7 @@ func Default() *Config {
 		},
 		SMTP: SMTP{Hostname: "smtp.skydesk.jp", MaxMessageSize: 50 << 20,
 			Smarthost: Smarthost{TLS: "implicit", RetryPeriod: "120h"}},
+		Spam: Spam{Timeout: "10s", OnError: "accept"},
 		DNS: DNS{
 			Nameservers: []string{"ns1.skydesk.jp", "ns2.skydesk.jp"},
 			TTL:         3600,

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDefaultIsValid(t *testing.T) {
@@ -69,6 +70,9 @@ func TestValidationErrorsNameTheKey(t *testing.T) {
 		{"smtp:\n  smarthost:\n    host: relay.example.net\n    port: 0\n", "smtp.smarthost.port"},
 		{"smtp:\n  postmaster: postmaster\n", "smtp.postmaster"},
 		{"smtp:\n  smarthost:\n    host: relay.example.net\n    port: 465\n    tls: maybe\n", "smtp.smarthost.tls"},
+		{"spam:\n  rspamd_url: 127.0.0.1:11333\n", "spam.rspamd_url"},
+		{"spam:\n  timeout: 0s\n", "spam.timeout"},
+		{"spam:\n  on_error: reject\n", "spam.on_error"},
 		{"dns:\n  addresses:\n    pop.skydesk.jp: [not-an-ip]\n", "dns.addresses.pop.skydesk.jp"},
 		{"dns:\n  nameservers: []\n", "dns.nameservers"},
 		{"dns:\n  rrl:\n    responses_per_second: -1\n", "dns.rrl.responses_per_second"},
@@ -201,5 +205,20 @@ func TestSelfSignedCertificateMadeOnceAndReused(t *testing.T) {
 	}
 	if cfg := first.ServerTLS(); cfg.MinVersion < 0x0303 {
 		t.Errorf("TLS minimum %x, want TLS 1.2+", cfg.MinVersion)
+	}
+}
+
+// spam: off by default (today's header-derived flag); on with a URL.
+func TestSpam(t *testing.T) {
+	d := Default()
+	if d.Spam.RspamdURL != "" || d.Spam.OnError != "accept" || d.Spam.TimeoutValue() != 10*time.Second {
+		t.Errorf("default spam %+v", d.Spam)
+	}
+	c := Default()
+	if err := Decode(strings.NewReader("spam:\n  rspamd_url: http://127.0.0.1:11333\n  on_error: tempfail\n  timeout: 3s\n"), c); err != nil {
+		t.Fatal(err)
+	}
+	if c.Spam.RspamdURL != "http://127.0.0.1:11333" || c.Spam.OnError != "tempfail" || c.Spam.TimeoutValue() != 3*time.Second {
+		t.Errorf("decoded %+v", c.Spam)
 	}
 }

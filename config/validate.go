@@ -113,6 +113,16 @@ func (c *Config) Validate() error {
 		dur("smtp.smarthost.retry_period", sh.RetryPeriod)
 	}
 
+	if c.Spam.RspamdURL != "" {
+		httpURL("spam.rspamd_url", c.Spam.RspamdURL)
+	}
+	dur("spam.timeout", c.Spam.Timeout)
+	switch c.Spam.OnError {
+	case "accept", "tempfail":
+	default:
+		bad("spam.on_error", "%q is not accept or tempfail", c.Spam.OnError)
+	}
+
 	if len(c.DNS.Nameservers) == 0 {
 		bad("dns.nameservers", "at least one name server is required")
 	}
@@ -245,5 +255,11 @@ func checkListen(v string) error {
 // LockDurationValue returns Auth.LockDuration parsed (Validate has checked it).
 func (a Auth) LockDurationValue() time.Duration {
 	d, _ := time.ParseDuration(a.LockDuration)
+	return d
+}
+
+// TimeoutValue returns Timeout parsed (Validate has checked it).
+func (s Spam) TimeoutValue() time.Duration {
+	d, _ := time.ParseDuration(s.Timeout)
 	return d
 }

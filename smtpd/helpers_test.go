@@ -99,6 +99,8 @@ type fixtureOpts struct {
 	store *store.Store
 	// tune, if set, changes the Options last.
 	tune func(*smtpd.Options)
+	// scanner is Options.Scanner (rspamd on the MX).
+	scanner smtpd.Scanner
 }
 
 func testLogger(t testing.TB) *slog.Logger {
@@ -134,7 +136,7 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 	f := &fixture{st: &recordingStore{Store: s}, auth: auth, maxSize: fo.maxSize, certFile: cert.CertFile, cert: cert, tb: t,
 		clientTLS: &tls.Config{RootCAs: pool, ServerName: "smtp.skydesk.jp", MinVersion: tls.VersionTLS12}}
 	o := smtpd.Options{Hostname: "smtp.skydesk.jp", TLSConfig: cert.ServerTLS(), MaxMessageSize: fo.maxSize,
-		Relay: fo.relay, Logger: testLogger(t), Postmaster: fo.postmaster,
+		Relay: fo.relay, Logger: testLogger(t), Postmaster: fo.postmaster, Scanner: fo.scanner,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
 	if fo.log != nil {
 		o.Logger = fo.log

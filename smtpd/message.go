@@ -178,22 +178,7 @@ func (s *session) fixUp(m message) []byte {
 // appendWithout appends the header section hdr without the fields named
 // name (lower case), continuation lines included.
 func appendWithout(out, hdr []byte, name string) []byte {
-	skipping := false
-	for len(hdr) > 0 {
-		line := hdr
-		if i := bytes.Index(hdr, []byte("\r\n")); i >= 0 {
-			line = hdr[:i+2]
-		}
-		hdr = hdr[len(line):]
-		if line[0] != ' ' && line[0] != '\t' {
-			field, _, _ := bytes.Cut(line, []byte(":"))
-			skipping = strings.EqualFold(string(field), name)
-		}
-		if !skipping {
-			out = append(out, line...)
-		}
-	}
-	return out
+	return appendWithoutFunc(out, hdr, func(f string) bool { return strings.EqualFold(f, name) })
 }
 
 // dateLayout is RFC 5322 §3.3 date-time.

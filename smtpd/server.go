@@ -103,7 +103,7 @@ type Options struct {
 	Classifier Classifier
 	Logger     *slog.Logger
 	// Observe, if set, is told each outcome for metrics: "accepted", "queued", "spam", "unknown_rcpt", "relay_denied",
-	// "sender_mismatch", "too_big", "temp_error".
+	// "sender_mismatch", "too_big", "temp_error", "spam_refused", "spam_deferred".
 	Observe func(mode Mode, outcome string)
 	// Connected, if set, is told of each connection accepted under the cap,
 	// by listener: "smtps" (ServeTLS), "submission" (Serve) or "mx"
@@ -113,6 +113,9 @@ type Options struct {
 	Debug io.Writer
 	// Now is the clock of Date and Received headers (default time.Now).
 	Now func() time.Time
+	// Scanner, if set, checks every MX message (rspamd) and replaces
+	// Classifier; see Scanner.
+	Scanner Scanner
 }
 
 // Relayer sends queued mail on; *Relay is the smarthost one.

@@ -275,6 +275,10 @@ func (s *session) Data(r io.Reader) error {
 			s.note("sender_mismatch")
 			return err
 		}
+	} else if s.b.opts.Scanner != nil {
+		if m, spam, err = s.scan(m); err != nil {
+			return s.fail(err)
+		}
 	} else {
 		ctx, cancel := s.ctx()
 		spam, err = s.b.opts.Classifier.Classify(ctx, m.header)

@@ -25,11 +25,16 @@ func (a *app) smtpComponents() ([]component, error) {
 		a.checkPostmaster()
 	}
 	m := a.smtpMetrics()
+	scanner, err := a.spamScanner()
+	if err != nil {
+		return nil, err
+	}
 	o := smtpd.Options{
 		Hostname:       a.cfg.SMTP.Hostname,
 		TLSConfig:      a.serverTLS(a.cfg.Provider.SMTP.Host),
 		MaxMessageSize: a.cfg.SMTP.MaxMessageSize,
 		Postmaster:     a.cfg.SMTP.Postmaster,
+		Scanner:        scanner,
 		Logger:         a.log,
 		Observe: func(mode smtpd.Mode, outcome string) {
 			m.messages.WithLabelValues(mode.String(), outcome).Inc()
