@@ -120,7 +120,7 @@ func (a *app) smtpMetrics() smtpMetrics {
 		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "skydeskd_smtp_connections_total",
 			Help: "SMTP connections accepted, by listener."}, []string{"listener"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "skydeskd_smtp_messages_total",
-			Help: "SMTP transaction outcomes (accepted, queued, spam, unknown_rcpt, relay_denied, sender_mismatch, too_big, temp_error) by service."},
+			Help: "SMTP transaction outcomes (accepted, queued, spam, spam_refused, spam_deferred, unknown_rcpt, relay_denied, sender_mismatch, too_big, temp_error) by service."},
 			[]string{"service", "outcome"}),
 	}
 	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "skydeskd_smtp_queue_recipients",
