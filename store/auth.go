@@ -168,19 +168,19 @@ func (a *Authenticator) Login(ctx context.Context, req LoginRequest) (Login, err
 	user := strings.TrimSpace(req.Username)
 	netw := a.network(req.Remote)
 	userKey, refusal := userKeyOf(user)
-	var row CredentialRecord
+	// A name that cannot be an account is looked up all the same: its
+	// refusal then takes the time of an unknown address's.
+	row, err := a.c.Credentials(ctx, userKey)
 	found := false
-	if refusal == 0 {
-		var err error
-		row, err = a.c.Credentials(ctx, userKey)
-		switch {
-		case errors.Is(err, ErrNotFound):
+	switch {
+	case errors.Is(err, ErrNotFound):
+		if refusal == 0 {
 			refusal = AuthBadCredentials
-		case err != nil:
-			return Login{}, err
-		default:
-			found = true
 		}
+	case err != nil:
+		return Login{}, err
+	default:
+		found = refusal == 0
 	}
 
 	// Only mail logins use the cache. A settings sign-in is rare, and under
