@@ -154,8 +154,10 @@ func (t *throttle[K]) fail(key K) (n int, locked bool) {
 	if t.ceiling > 0 {
 		b.level = min(b.level, t.ceiling)
 	}
+	// Rounded: the leak between failures seconds apart must not keep the
+	// lockAfter-th failure from locking.
 	n = int(b.level + 0.5)
-	if t.lockAfter > 0 && b.level >= float64(t.lockAfter) {
+	if t.lockAfter > 0 && n >= t.lockAfter {
 		b = bucket{at: now, until: now.Add(t.lockFor)}
 		locked = true
 	}
