@@ -202,7 +202,7 @@ func Default() *Config {
 			MXHost:      "mx.skydesk.jp",
 			RRL:         RRL{ResponsesPerSecond: 20, Slip: 2, IPv4PrefixLength: 24, IPv6PrefixLength: 56},
 		},
-		Log:  Log{Level: "info", Format: "auto"},
+		Log: Log{Level: "info", Format: "auto"},
 		Auth: Auth{FailuresBeforeDelay: 3, FailuresBeforeLock: 10, LockDuration: "15m",
 			NetworkFailuresBeforeLock: 100, IPv4Prefix: 32, IPv6Prefix: 64},
 	}

@@ -167,8 +167,13 @@ func (t *throttle[K]) fail(key K) (n int, locked bool) {
 	return n, locked
 }
 
-// succeed forgets a key's failures.
-func (t *throttle[K]) succeed(key K) { t.keys.Delete(key) }
+// succeed forgets a key's failures. The usual key has none: a read lock
+// then suffices (every cached login passes here).
+func (t *throttle[K]) succeed(key K) {
+	if _, ok := t.keys.Get(key); ok {
+		t.keys.Delete(key)
+	}
+}
 
 // failuresOf returns the key's current count, rounded (for tests).
 func (t *throttle[K]) failuresOf(key K) int {
