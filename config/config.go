@@ -166,14 +166,22 @@ type Log struct {
 	Format string `yaml:"format"` // auto, text, json
 }
 
-// Auth tunes the failed-login throttle.
+// Auth tunes the failed-login throttle (store.ThrottlePolicy): locks are
+// per client network and per (client network, account), never per account.
 type Auth struct {
-	// FailuresBeforeDelay failed logins (per remote address or account)
-	// are free; each further one doubles the delay.
+	// FailuresBeforeDelay failed logins (per (network, account) or per
+	// account) are free; each further one doubles the delay (max 8 s).
 	FailuresBeforeDelay int `yaml:"failures_before_delay"`
-	// FailuresBeforeLock failed logins lock out for LockDuration.
+	// FailuresBeforeLock failed logins of one account from one client
+	// network lock that pair out for LockDuration.
 	FailuresBeforeLock int    `yaml:"failures_before_lock"`
 	LockDuration       string `yaml:"lock_duration"`
+	// NetworkFailuresBeforeLock failed logins from one client network,
+	// whatever the accounts, lock the network out for LockDuration.
+	NetworkFailuresBeforeLock int `yaml:"network_failures_before_lock"`
+	// IPv4Prefix and IPv6Prefix size a client network (32 and 64).
+	IPv4Prefix int `yaml:"ipv4_prefix"`
+	IPv6Prefix int `yaml:"ipv6_prefix"`
 }
 
 // Default returns the shipped configuration: SkyDesk's published values
@@ -211,8 +219,9 @@ func Default() *Config {
 			MXHost:      "mx.skydesk.jp",
 			RRL:         RRL{ResponsesPerSecond: 20, Slip: 2, IPv4PrefixLength: 24, IPv6PrefixLength: 56},
 		},
-		Log:  Log{Level: "info", Format: "auto"},
-		Auth: Auth{FailuresBeforeDelay: 3, FailuresBeforeLock: 10, LockDuration: "15m"},
+		Log: Log{Level: "info", Format: "auto"},
+		Auth: Auth{FailuresBeforeDelay: 3, FailuresBeforeLock: 10, LockDuration: "15m",
+			NetworkFailuresBeforeLock: 100, IPv4Prefix: 32, IPv6Prefix: 64},
 		ACME: defaultACME(),
 	}
 	c.SMTP.Postmaster = postmasterOf(c.Provider.PersonalDomain)

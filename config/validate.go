@@ -174,6 +174,15 @@ func (c *Config) Validate() error {
 		bad("auth.failures_before_lock", "must be greater than auth.failures_before_delay")
 	}
 	dur("auth.lock_duration", c.Auth.LockDuration)
+	if c.Auth.NetworkFailuresBeforeLock < c.Auth.FailuresBeforeLock {
+		bad("auth.network_failures_before_lock", "must be at least auth.failures_before_lock")
+	}
+	if c.Auth.IPv4Prefix < 8 || c.Auth.IPv4Prefix > 32 {
+		bad("auth.ipv4_prefix", "must be 8 to 32")
+	}
+	if c.Auth.IPv6Prefix < 32 || c.Auth.IPv6Prefix > 128 {
+		bad("auth.ipv6_prefix", "must be 32 to 128")
+	}
 	c.validateACME(bad)
 	return errors.Join(errs...)
 }

@@ -312,8 +312,11 @@ func TestMaildrop_retrSizesAndUIDsAreStable(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 // The credential rules and the hints' wording come from the store's
-// Authenticator and AuthError; the codes are POP3's (RFC 2449/3206).
+// Authenticator and AuthError; the codes are POP3's (RFC 2449/3206). A
+// bare local part, a wrong password, an unknown address and a federated
+// account without a mail password get the one answer (issue 13 §5).
 func TestMaildrop_loginRefusals(t *testing.T) {
+	const invalid = "-ERR [AUTH] invalid user name or password (use your full email address; federated accounts set a mail password first at https://autoconfig.skydesk.jp/settings; with two-step verification, use an app-specific password)"
 	f := newPOPFixture(t)
 	storetest.AddUser(t, f.s, "taro@skydesk.jp", "right-password")
 	storetest.AddUser(t, f.s, "jiro@example.co.jp", "jiro-password")
@@ -332,13 +335,12 @@ func TestMaildrop_loginRefusals(t *testing.T) {
 		t.Fatal(err) // POP access stays "disabled", the default
 	}
 	for _, tc := range []struct{ name, user, pass, want string }{
-		{"bare-user-name", "taro", "right-password", "-ERR [AUTH] use your full email address as the user name"},
-		{"wrong-password", "taro@skydesk.jp", "wrong-password", "-ERR [AUTH] invalid user name or password"},
-		{"no-such-user", "nobody@skydesk.jp", "right-password", "-ERR [AUTH] invalid user name or password"},
+		{"bare-user-name", "taro", "right-password", invalid},
+		{"wrong-password", "taro@skydesk.jp", "wrong-password", invalid},
+		{"no-such-user", "nobody@skydesk.jp", "right-password", invalid},
 		{"two-step-account-password", "jiro@example.co.jp", "jiro-password",
 			"-ERR [AUTH] two-step verification is on: sign in with an app-specific password; create one in the settings at https://autoconfig.skydesk.jp/settings"},
-		{"federated-no-password", "sso@example.co.jp", "anything-at-all",
-			"-ERR [AUTH] this account has no mail password yet: set one in the settings at https://autoconfig.skydesk.jp/settings"},
+		{"federated-no-password", "sso@example.co.jp", "anything-at-all", invalid},
 		{"pop-disabled", "off@skydesk.jp", "off-password",
 			`-ERR [SYS/PERM] POP access is disabled for this account: enable it in the settings "Mail forwarding and POP/IMAP" > "POP download" at https://autoconfig.skydesk.jp/settings`},
 	} {

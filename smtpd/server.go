@@ -79,6 +79,15 @@ type Options struct {
 	// an IPv6 /IPv6Prefix (default 64: one host usually owns a whole /64).
 	MaxConnectionsPerNetwork int
 	IPv4Prefix, IPv6Prefix   int
+	// MaxRefusedRecipients is how many recipients one MX session may be
+	// refused (unknown, relay, bad syntax) before every further RCPT gets
+	// "421 4.7.0" and the connection is closed (default 20, Postfix's
+	// smtpd_hard_error_limit): the answers must not list the mailboxes.
+	MaxRefusedRecipients int
+	// RefusedRecipientsPerNetwork is the same limit per client network
+	// across connections: a leaky bucket of this many refusals that
+	// drains as many per hour (default 100).
+	RefusedRecipientsPerNetwork int
 	// HandshakeTimeout bounds the TLS handshake on the implicit-TLS
 	// listener (default 10 seconds).
 	HandshakeTimeout time.Duration
@@ -102,7 +111,7 @@ type Options struct {
 	// HeaderClassifier).
 	Classifier Classifier
 	Logger     *slog.Logger
-	// Observe, if set, is told each outcome for metrics: "accepted", "queued", "spam", "unknown_rcpt", "relay_denied",
+	// Observe, if set, is told each outcome for metrics: "accepted", "queued", "spam", "unknown_rcpt", "relay_denied", "rcpt_limited",
 	// "sender_mismatch", "too_big", "temp_error", "spam_refused", "spam_deferred".
 	Observe func(mode Mode, outcome string)
 	// Connected, if set, is told of each connection accepted under the cap,
@@ -150,6 +159,12 @@ func (o *Options) defaults() {
 	if o.MaxConnectionsPerNetwork <= 0 {
 		o.MaxConnectionsPerNetwork = 20
 	}
+	if o.MaxRefusedRecipients <= 0 {
+		o.MaxRefusedRecipients = 20
+	}
+	if o.RefusedRecipientsPerNetwork <= 0 {
+		o.RefusedRecipientsPerNetwork = 100
+	}
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = 10 * time.Second
 	}
@@ -176,6 +191,9 @@ func (o *Options) defaults() {
 // newBackend returns the go-smtp backend of mode.
 func newBackend(mode Mode, st Store, auth Authenticator, o Options) *backend {
 	b := &backend{mode: mode, store: st, auth: auth, opts: o, log: o.Logger.With("service", "smtp-"+mode.String())}
+	if mode == MX {
+		b.rcpt = newRcptLimiter(o)
+	}
 	if o.Postmaster != "" {
 		// The store's form, so the RCPT of the account itself and a
 		// redirected postmaster@ land in s.local as one entry.

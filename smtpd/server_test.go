@@ -111,7 +111,7 @@ func TestServer_auth_credentials(t *testing.T) {
 		{"bare-user-name", "taro", taroPW, 535, "5.7.8", "full email address"},
 		{"two-step-account-password", "twostep@skydesk.jp", "twostep-password", 535, "5.7.8", "app-specific password"},
 		{"two-step-app-password", "twostep@skydesk.jp", app, 235, "2.0.0", ""},
-		{"federated", "sso@example.co.jp", "anything-at-all", 535, "5.7.8", "no mail password yet"},
+		{"federated", "sso@example.co.jp", "anything-at-all", 535, "5.7.8", "invalid user name or password (use your full email address; federated accounts set a mail password first"},
 	} {
 		for _, mech := range []string{"PLAIN", "LOGIN"} {
 			t.Run(tc.name+"/"+mech, func(t *testing.T) {
@@ -163,8 +163,8 @@ func TestServer_auth_credentials(t *testing.T) {
 	})
 }
 
-// Throttling: after the policy's failures the account is locked and the
-// reply is a temporary 454 with the wait.
+// Throttling: after the policy's failures the account is locked from that
+// client network and the reply is a temporary 454 with the wait.
 func TestServer_auth_locked(t *testing.T) {
 	f := newFixture(t, fixtureOpts{policy: store.ThrottlePolicy{FreeFailures: 2, LockAfter: 3, LockFor: 10 * time.Minute,
 		BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, Window: time.Hour}})

@@ -52,6 +52,8 @@ type backend struct {
 	log   *slog.Logger
 	// postmaster is Options.Postmaster normalized, "" for none.
 	postmaster string
+	// rcpt limits the MX's refused recipients; nil on submission.
+	rcpt *rcptLimiter
 }
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
@@ -77,6 +79,8 @@ type session struct {
 	log    *slog.Logger
 
 	user string // authenticated address, "" before AUTH
+
+	refused int // recipients refused on the MX (rcptlimit.go)
 
 	from    string
 	utf8    bool
@@ -182,8 +186,21 @@ func (s *session) owns(addr string) bool {
 
 // Rcpt accepts local mailboxes that exist, postmaster of every local
 // domain and, on authenticated submission with a smarthost, other domains;
-// everything else is refused here, never accepted and lost.
+// everything else is refused here, never accepted and lost. On the MX the
+// refusals are rate limited (rcptlimit.go): beyond the limits, 421 and
+// close.
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if err := s.rcptLimit(); err != nil {
+		return err
+	}
+	err := s.rcpt(to)
+	if se := (*smtp.SMTPError)(nil); errors.As(err, &se) && se.Code >= 500 {
+		return s.rcptRefused(err)
+	}
+	return err
+}
+
+func (s *session) rcpt(to string) error {
 	a, err := profiles.NormalizeAddress(to)
 	if err != nil {
 		return errBadSyntax

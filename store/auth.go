@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skydesk/skydeskd/internal/connlimit"
 	"github.com/skydesk/skydeskd/profiles"
 )
 
@@ -61,8 +62,7 @@ type Authenticator struct {
 	c       Credentials
 	now     func() time.Time
 	url     string
-	byIP    *throttle
-	byUser  *throttle
+	th      *throttles
 	secret  [32]byte
 	ttl     time.Duration
 	mu      sync.Mutex
@@ -115,7 +115,7 @@ func (s *Store) NewAuthenticator(o AuthOptions) (*Authenticator, error) {
 // NewAuthenticator returns the credential rules over any driver's
 // Credentials.
 func NewAuthenticator(c Credentials, o AuthOptions) (*Authenticator, error) {
-	if o.Policy == (ThrottlePolicy{}) {
+	if o.Policy.LockAfter == 0 && o.Policy.FreeFailures == 0 {
 		o.Policy = DefaultThrottlePolicy
 	}
 	if o.HashParams == (HashParams{}) {
@@ -125,7 +125,7 @@ func NewAuthenticator(c Credentials, o AuthOptions) (*Authenticator, error) {
 		o.Now = time.Now
 	}
 	a := &Authenticator{
-		c: c, now: o.Now, url: o.SettingsURL, byIP: newThrottle(o.Policy, o.Now), byUser: newThrottle(o.Policy, o.Now),
+		c: c, now: o.Now, url: o.SettingsURL, th: newThrottles(o.Policy, o.Now),
 		ttl: CacheTTL, cache: map[[32]byte]cacheEntry{}, observe: o.Observe,
 		sleep: func(ctx context.Context, d time.Duration) error {
 			t := time.NewTimer(d)
@@ -157,60 +157,63 @@ func (a *Authenticator) note(svc Service, outcome string) {
 
 // Login checks one attempt. The error is an *AuthError for refusals, or
 // another error for a failure of the store itself.
+//
+// The order is the throttling model's: a correct credential in the
+// verified-login cache always passes, before any lock is looked at; a
+// locked (client network) or (client network, account) is refused without
+// verifying or counting anything; every other refusal spends one password
+// hash (a dummy one when there is none to check), is counted alike under
+// the three keys and answers the one text of AuthError.Hint.
 func (a *Authenticator) Login(ctx context.Context, req LoginRequest) (Login, error) {
 	user := strings.TrimSpace(req.Username)
-	ipKey := req.Remote.Unmap().String()
-	if e := a.lockedOut(req.Service, a.byIP, ipKey); e != nil {
-		return Login{}, e
-	}
-	if !strings.Contains(user, "@") {
-		return Login{}, a.failed(ctx, req, ipKey, "", &AuthError{Reason: AuthNotFullAddress})
-	}
-	addr, err := profiles.NormalizeAddress(user)
-	if err != nil {
-		if err := a.dummyVerify(ctx, req.Password); err != nil {
-			return Login{}, err
-		}
-		return Login{}, a.failed(ctx, req, ipKey, "", &AuthError{Reason: AuthBadCredentials})
-	}
-	userKey := addr.String()
-	if e := a.lockedOut(req.Service, a.byUser, userKey); e != nil {
-		return Login{}, e
-	}
-
+	netw := a.network(req.Remote)
+	userKey, refusal := userKeyOf(user)
+	// A name that cannot be an account is looked up all the same: its
+	// refusal then takes the time of an unknown address's.
 	row, err := a.c.Credentials(ctx, userKey)
-	if errors.Is(err, ErrNotFound) {
-		if err := a.dummyVerify(ctx, req.Password); err != nil {
-			return Login{}, err
+	found := false
+	switch {
+	case errors.Is(err, ErrNotFound):
+		if refusal == 0 {
+			refusal = AuthBadCredentials
 		}
-		return Login{}, a.failed(ctx, req, ipKey, userKey, &AuthError{Reason: AuthBadCredentials})
-	}
-	if err != nil {
+	case err != nil:
 		return Login{}, err
+	default:
+		found = refusal == 0
 	}
 
 	// Only mail logins use the cache. A settings sign-in is rare, and under
 	// two-step verification it needs a fresh one-time code every time: a
 	// cached (account, password) verification must never stand in for it.
-	useCache := req.Service.mail()
+	useCache := found && req.Service.mail()
 	ck := a.cacheKey(req.Service, userKey, req.Password)
 	if useCache {
 		if l, ok := a.cached(ctx, ck, row); ok {
-			a.clearFailures(ipKey, userKey)
+			a.th.pair.succeed(pairKey{netw, userKey})
 			a.note(req.Service, "ok")
 			return l, nil
 		}
+	}
+	if e := a.lockedOut(req.Service, netw, userKey); e != nil {
+		return Login{}, e
+	}
+	if !found {
+		if err := a.dummyVerify(ctx, req.Password); err != nil {
+			return Login{}, err
+		}
+		return Login{}, a.failed(ctx, req, netw, userKey, &AuthError{Reason: refusal})
 	}
 
 	login, err := a.verify(ctx, req, row)
 	var aerr *AuthError
 	if errors.As(err, &aerr) {
-		return Login{}, a.failed(ctx, req, ipKey, userKey, aerr)
+		return Login{}, a.failed(ctx, req, netw, userKey, aerr)
 	}
 	if err != nil {
 		return Login{}, err
 	}
-	a.clearFailures(ipKey, userKey)
+	a.th.pair.succeed(pairKey{netw, userKey})
 	if useCache {
 		a.remember(ck, row, login.AppPassword)
 	}
@@ -223,11 +226,51 @@ func (a *Authenticator) Login(ctx context.Context, req LoginRequest) (Login, err
 	return login, nil
 }
 
+// maxUserKey bounds the user names kept as throttle keys.
+const maxUserKey = 320
+
+// userKeyOf returns the key a user name is counted under (the normalized
+// address, or the name itself lower-cased and truncated) and, for a name
+// that cannot be an account, the reason it is refused (0 otherwise).
+func userKeyOf(user string) (string, AuthReason) {
+	if !strings.Contains(user, "@") {
+		return truncate(strings.ToLower(user), maxUserKey), AuthNotFullAddress
+	}
+	addr, err := profiles.NormalizeAddress(user)
+	if err != nil {
+		return truncate(strings.ToLower(user), maxUserKey), AuthBadCredentials
+	}
+	return addr.String(), 0
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// network is the client network a remote address is counted under.
+func (a *Authenticator) network(remote netip.Addr) netip.Prefix {
+	return connlimit.Network(remote, a.th.policy.IPv4Prefix, a.th.policy.IPv6Prefix)
+}
+
 // verify applies the rules after the cache missed. A refusal is an
 // *AuthError; any other error is a failure of the store.
 func (a *Authenticator) verify(ctx context.Context, req LoginRequest, row CredentialRecord) (Login, error) {
 	ok := func(app string) (Login, error) { return Login{Account: row.Account, AppPassword: app}, nil }
-	bad := func(r AuthReason) (Login, error) { return Login{}, &AuthError{Reason: r} }
+	// Every refusal costs one password hash, so that a federated account
+	// without a mail password answers in the time of a wrong password (no
+	// enumeration by timing): bad spends a dummy one if none was checked.
+	hashed := false
+	bad := func(r AuthReason) (Login, error) {
+		if !hashed {
+			if err := a.dummyVerify(ctx, req.Password); err != nil {
+				return Login{}, err
+			}
+		}
+		return Login{}, &AuthError{Reason: r}
+	}
 	// accountPassword: a malformed stored hash matches nothing. Its error
 	// is ctx ending while waiting for a hash slot: the service's failure,
 	// not the client's, so not a refusal the throttle counts.
@@ -235,6 +278,7 @@ func (a *Authenticator) verify(ctx context.Context, req LoginRequest, row Creden
 		if row.PasswordHash == "" {
 			return false, nil
 		}
+		hashed = true
 		m, err := verifyPassword(ctx, row.PasswordHash, req.Password)
 		if errors.Is(err, errBadHash) {
 			return false, nil
@@ -245,9 +289,6 @@ func (a *Authenticator) verify(ctx context.Context, req LoginRequest, row Creden
 		// The settings page: the account password, never an app password,
 		// and under two-step verification a code (verifyTOTP).
 		if row.PasswordHash == "" && row.Account.Federated {
-			if err := a.dummyVerify(ctx, req.Password); err != nil {
-				return Login{}, err
-			}
 			return bad(AuthNoPassword)
 		}
 		if m, err := accountPassword(); err != nil {
@@ -318,38 +359,34 @@ func (a *Authenticator) verifyTOTP(ctx context.Context, req LoginRequest, row Cr
 	return Login{Account: row.Account}, nil
 }
 
-// lockedOut refuses an attempt while key is locked out on th.
-func (a *Authenticator) lockedOut(svc Service, th *throttle, key string) *AuthError {
-	if d := th.check(key); d > 0 {
+// lockedOut refuses an attempt while its client network, or the pair of
+// that network and the account, is locked.
+func (a *Authenticator) lockedOut(svc Service, netw netip.Prefix, userKey string) *AuthError {
+	d := max(a.th.net.locked(netw), a.th.pair.locked(pairKey{netw, userKey}))
+	if d > 0 {
 		a.note(svc, "locked")
 		return &AuthError{Reason: AuthLocked, RetryAfter: d, SettingsURL: a.url}
 	}
 	return nil
 }
 
-// clearFailures resets both throttles' counts after a success.
-func (a *Authenticator) clearFailures(ipKey, userKey string) {
-	a.byIP.succeed(ipKey)
-	a.byUser.succeed(userKey)
-}
-
-// failed notes the refusal, counts the failure (per remote address, and
-// per account when userKey is known), waits the throttle's delay and
-// returns e.
-func (a *Authenticator) failed(ctx context.Context, req LoginRequest, ipKey, userKey string, e *AuthError) error {
+// failed notes the refusal, counts it per client network, per (network,
+// account) and per account (every refusal alike, whatever its reason, so
+// the counts tell nothing about the account either), waits the delay of
+// the pair's or the account's count unless the failure engaged a lock,
+// and returns e.
+func (a *Authenticator) failed(ctx context.Context, req LoginRequest, netw netip.Prefix, userKey string, e *AuthError) error {
 	e.SettingsURL = a.url
 	a.note(req.Service, reasonLabel(e.Reason))
-	d, locked := a.byIP.fail(ipKey)
-	// AuthNoPassword and AuthNoAuthenticator: the account cannot sign in
-	// however often it tries; counting would only lock out its owner.
-	if userKey != "" && e.Reason != AuthNoPassword && e.Reason != AuthNoAuthenticator {
-		d2, locked2 := a.byUser.fail(userKey)
-		d, locked = max(d, d2), locked || locked2
-	}
-	if locked {
+	_, locked := a.th.net.fail(netw)
+	n, locked2 := a.th.pair.fail(pairKey{netw, userKey})
+	n2, _ := a.th.account.fail(userKey)
+	if locked || locked2 {
+		// The lock slows what follows; this answer need not wait.
 		a.note(req.Service, "lock_engaged")
+		return e
 	}
-	if d > 0 {
+	if d := a.th.policy.delay(max(n, n2)); d > 0 {
 		a.note(req.Service, "delayed")
 		if err := a.sleep(ctx, d); err != nil {
 			return err

@@ -128,7 +128,7 @@ func TestLoginRules(t *testing.T) {
 			if tc.want == 0 && l.AppPassword != tc.app {
 				t.Errorf("app password = %q, want %q", l.AppPassword, tc.app)
 			}
-			f.a.byIP.succeed("198.51.100.7") // keep the cases independent of throttling
+			f.a.th.clear() // keep the cases independent of throttling
 		})
 	}
 
@@ -218,19 +218,19 @@ func TestThrottleDelaysThenLocks(t *testing.T) {
 	if !errors.As(err, &ae) || ae.Reason != AuthLocked || ae.RetryAfter <= 0 {
 		t.Fatalf("locked login = %v", err)
 	}
-	// …and for the account from another address.
-	if _, err := f.login("taro@skydesk.jp", "right-password", ServiceSMTP, ip2); reason(err) != AuthLocked {
-		t.Fatalf("account lock from another address: %v", err)
+	// …but not for the account from another address.
+	if _, err := f.login("taro@skydesk.jp", "right-password", ServiceSMTP, ip2); err != nil {
+		t.Fatalf("the pair's lock stopped the owner on another address: %v", err)
 	}
-	if f.counts["locked"] < 2 || f.counts["delayed"] != 2 {
+	if f.counts["locked"] != 1 || f.counts["delayed"] != 2 || f.counts["lock_engaged"] != 1 {
 		t.Errorf("observed outcomes %v", f.counts)
 	}
 	f.clock.add(time.Minute + time.Second)
 	if _, err := f.login("taro@skydesk.jp", "right-password", ServicePOP3, ip1); err != nil {
 		t.Fatalf("after the lock expired: %v", err)
 	}
-	if n := f.a.byIP.failuresOf(ip1.String()); n != 0 {
-		t.Errorf("success did not reset the counter: %d", n)
+	if n := f.a.th.pair.failuresOf(pairKey{netip.PrefixFrom(ip1, 32), "taro@skydesk.jp"}); n != 0 {
+		t.Errorf("success did not reset the pair's counter: %d", n)
 	}
 }
 
@@ -363,7 +363,7 @@ func TestLogin_waitsForHashSlot(t *testing.T) {
 			t.Fatalf("%s: Login with no hash slot free = %v; want the context's deadline, not a refusal", user, err)
 		}
 	}
-	if n := f.a.byIP.failuresOf(ip1.String()); n != 0 || f.counts["bad_credentials"] != 0 {
+	if n := f.a.th.net.failuresOf(netip.PrefixFrom(ip1, 32)); n != 0 || f.counts["bad_credentials"] != 0 {
 		t.Fatalf("throttle counted %d failures, outcomes %v", n, f.counts)
 	}
 	<-hashSlots

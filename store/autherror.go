@@ -10,8 +10,14 @@ import (
 // page's own translated texts).
 type AuthReason int
 
-// Reasons. Only AuthBadCredentials can be the answer for an address that
-// has no account, so none of them tells whether a mailbox exists.
+// Reasons. They stay distinct for logs and metrics (Error, the outcome
+// labels), but AuthBadCredentials, AuthNotFullAddress and AuthNoPassword
+// are one refusal to the client: the same text (Hint), the same time (one
+// password hash, a dummy one when there is none to check) and the same
+// count on the throttle, so no answer tells whether a mailbox exists or
+// is federated. The others are revealed only to someone who gave the
+// account password (AuthNeedAppPassword, AuthNoAuthenticator) or say
+// nothing about the account (AuthLocked).
 const (
 	// AuthBadCredentials: wrong user name or password.
 	AuthBadCredentials AuthReason = iota + 1
@@ -24,7 +30,8 @@ const (
 	AuthNeedAppPassword
 	// AuthNoPassword: a federated (SSO) account without a mail password.
 	AuthNoPassword
-	// AuthLocked: too many failures from this address or for this account.
+	// AuthLocked: too many failures from this client network, or from it
+	// for this account (ThrottlePolicy).
 	AuthLocked
 	// AuthNoAuthenticator: the settings page, two-step verification on, the
 	// account password right, but no authenticator app registered, so no
@@ -68,16 +75,14 @@ func (e *AuthError) RetryMinutes() int {
 }
 
 // Hint is the refusal in words a user can act on, in lower case so a
-// protocol can prefix it: one wording per reason, shared by POP3 and SMTP
-// (the settings page shows its own translations of the same hints).
+// protocol can prefix it, shared by POP3 and SMTP (the settings page shows
+// its own translations). Every credential failure has the one text of
+// Invalid, whose hints cover every cause; only AuthNeedAppPassword,
+// AuthLocked and AuthNoAuthenticator have their own.
 func (e *AuthError) Hint() string {
 	switch e.Reason {
-	case AuthNotFullAddress:
-		return "use your full email address as the user name"
 	case AuthNeedAppPassword:
 		return "two-step verification is on: sign in with an app-specific password; create one in the settings" + e.at()
-	case AuthNoPassword:
-		return "this account has no mail password yet: set one in the settings" + e.at()
 	case AuthLocked:
 		n := e.RetryMinutes()
 		unit := "minutes"
@@ -88,7 +93,17 @@ func (e *AuthError) Hint() string {
 	case AuthNoAuthenticator:
 		return "two-step verification is on but no authenticator app is registered: ask the administrator"
 	}
-	return "invalid user name or password"
+	return e.invalid()
+}
+
+// invalid is the one answer to every credential failure.
+func (e *AuthError) invalid() string {
+	where := " in the settings"
+	if e.SettingsURL != "" {
+		where = " at " + e.SettingsURL
+	}
+	return "invalid user name or password (use your full email address; federated accounts set a mail password first" +
+		where + "; with two-step verification, use an app-specific password)"
 }
 
 func (e *AuthError) at() string {

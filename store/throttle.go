@@ -1,133 +1,210 @@
 package store
 
 import (
+	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/skydesk/skydeskd/internal/cache"
 )
 
-// ThrottlePolicy says how failed logins slow down and then lock.
+// ThrottlePolicy says how failed logins slow down and where they lock.
+//
+// Failures are counted under three keys: the client network (an IPv4 /32
+// or IPv6 /64 by default), the pair (client network, account) and the
+// account across every network. Only the first two ever lock: an
+// attacker's guesses from many addresses lock those addresses, never the
+// account's owner elsewhere. The account count only delays failures.
 type ThrottlePolicy struct {
-	// FreeFailures failed attempts per key cost nothing extra.
+	// FreeFailures failed attempts per pair or account cost nothing extra.
 	FreeFailures int
-	// LockAfter failures lock the key for LockFor.
+	// LockAfter failures of one (client network, account) pair lock that
+	// pair for LockFor.
 	LockAfter int
 	LockFor   time.Duration
+	// NetworkLockAfter failures from one client network, whatever the
+	// accounts, lock the network for LockFor (default 100: an office NAT
+	// of normal users with a stale client or two stays well under it).
+	NetworkLockAfter int
 	// BaseDelay is the delay after the first non-free failure; it doubles
 	// with each further one, up to MaxDelay.
 	BaseDelay time.Duration
 	MaxDelay  time.Duration
-	// Window: failures older than this are forgotten.
+	// Window is the leak of the counts (leaky buckets): each key's count
+	// drains by its lock threshold per Window (default 1 hour; the
+	// account count, which never locks, drains by LockAfter). A lock that
+	// expires starts its key afresh.
 	Window time.Duration
+	// IPv4Prefix and IPv6Prefix are the sizes of a client network
+	// (default 32 and 64: one host usually owns a whole IPv6 /64).
+	IPv4Prefix, IPv6Prefix int
 }
 
-// DefaultThrottlePolicy: 3 free failures, then 0.5 s, 1 s, 2 s … (max 8 s),
-// and after 10 failures a 15-minute lock. Dovecot's auth penalty works the
-// same way (doubling up to 15 s per remote IP).
+// DefaultThrottlePolicy: per pair and per account 3 free failures, then
+// 0.5 s, 1 s, 2 s … (max 8 s); 10 failures of a pair or 100 of a network
+// lock it for 15 minutes. Dovecot's auth penalty works the same way
+// (doubling up to 15 s per remote IP).
 var DefaultThrottlePolicy = ThrottlePolicy{
-	FreeFailures: 3, LockAfter: 10, LockFor: 15 * time.Minute,
+	FreeFailures: 3, LockAfter: 10, LockFor: 15 * time.Minute, NetworkLockAfter: 100,
 	BaseDelay: 500 * time.Millisecond, MaxDelay: 8 * time.Second, Window: time.Hour,
+	IPv4Prefix: 32, IPv6Prefix: 64,
 }
 
-type failures struct {
-	n     int
-	last  time.Time
+// withDefaults fills the fields a caller left zero.
+func (p ThrottlePolicy) withDefaults() ThrottlePolicy {
+	d := DefaultThrottlePolicy
+	if p.NetworkLockAfter <= 0 {
+		p.NetworkLockAfter = d.NetworkLockAfter
+	}
+	if p.Window <= 0 {
+		p.Window = d.Window
+	}
+	if p.IPv4Prefix <= 0 {
+		p.IPv4Prefix = d.IPv4Prefix
+	}
+	if p.IPv6Prefix <= 0 {
+		p.IPv6Prefix = d.IPv6Prefix
+	}
+	return p
+}
+
+// delay is the wait imposed on a failure when a key holds n failures.
+func (p ThrottlePolicy) delay(n int) time.Duration {
+	if n <= p.FreeFailures {
+		return 0
+	}
+	shift := n - p.FreeFailures - 1
+	if shift > 30 {
+		return p.MaxDelay
+	}
+	d := p.BaseDelay << shift
+	if d > p.MaxDelay || d <= 0 {
+		d = p.MaxDelay
+	}
+	return d
+}
+
+// pairKey is one account (or the user name given, for names that are no
+// account) from one client network.
+type pairKey struct {
+	net  netip.Prefix
+	user string
+}
+
+// bucket is one key's leaky bucket.
+type bucket struct {
+	level float64   // failures not yet drained
+	at    time.Time // when level was last drained
 	until time.Time // locked until
 }
 
-// throttle counts failed logins per key (a remote address, an account).
-// Memory is bounded: at most maxKeys entries, the stalest evicted first by
-// a sweep.
-type throttle struct {
-	mu     sync.Mutex
-	policy ThrottlePolicy
-	keys   map[string]*failures
-	now    func() time.Time
+// throttle counts failures per key in a leaky bucket that drains by
+// lockAfter per window. With lockAfter > 0 a full bucket locks the key
+// for lockFor and empties; with lockAfter == 0 the key never locks and
+// its level stops at ceiling. Memory is bounded by the one bounded cache
+// (internal/cache): an entry expires when its bucket is empty and
+// unlocked, and a full cache evicts.
+type throttle[K comparable] struct {
+	mu        sync.Mutex // serialises each read-modify-write
+	keys      *cache.Cache[K, bucket]
+	now       func() time.Time
+	lockAfter int
+	lockFor   time.Duration
+	ceiling   float64
+	perSecond float64 // drain rate
 }
 
 const maxThrottleKeys = 100_000
 
-func newThrottle(p ThrottlePolicy, now func() time.Time) *throttle {
-	return &throttle{policy: p, keys: map[string]*failures{}, now: now}
+func newThrottle[K comparable](now func() time.Time, lockAfter int, lockFor time.Duration, ceiling int, drain int, window time.Duration) *throttle[K] {
+	return &throttle[K]{keys: cache.New[K, bucket](maxThrottleKeys, now), now: now,
+		lockAfter: lockAfter, lockFor: lockFor, ceiling: float64(ceiling),
+		perSecond: float64(max(drain, 1)) / window.Seconds()}
 }
 
-// check returns how long the key stays locked (0: not locked).
-func (t *throttle) check(key string) time.Duration {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	f := t.keys[key]
-	if f == nil {
+// locked returns how long the key stays locked (0: not locked).
+func (t *throttle[K]) locked(key K) time.Duration {
+	b, ok := t.keys.Get(key)
+	if !ok {
 		return 0
 	}
-	if d := f.until.Sub(t.now()); d > 0 {
-		return d
-	}
-	return 0
+	return max(0, b.until.Sub(t.now()))
 }
 
-// fail records a failure and returns the delay to impose before answering
-// and whether the key is now locked.
-func (t *throttle) fail(key string) (delay time.Duration, locked bool) {
+// drained is b at now: the level leaked since b.at, and a fresh bucket
+// once a lock has expired.
+func (t *throttle[K]) drained(b bucket, now time.Time) bucket {
+	if !b.until.IsZero() && !now.Before(b.until) {
+		return bucket{at: now}
+	}
+	b.level = max(0, b.level-now.Sub(b.at).Seconds()*t.perSecond)
+	b.at = now
+	return b
+}
+
+// fail records a failure and returns the key's count with it and whether
+// the key is now locked.
+func (t *throttle[K]) fail(key K) (n int, locked bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	f := t.keys[key]
-	if f == nil || now.Sub(f.last) > t.policy.Window {
-		if len(t.keys) >= maxThrottleKeys {
-			t.sweep(now)
-		}
-		f = &failures{}
-		t.keys[key] = f
+	b, _ := t.keys.Get(key)
+	b = t.drained(b, now)
+	b.level++
+	if t.ceiling > 0 {
+		b.level = min(b.level, t.ceiling)
 	}
-	f.n++
-	f.last = now
-	if f.n >= t.policy.LockAfter {
-		f.until = now.Add(t.policy.LockFor)
-		return 0, true
+	// Rounded: the leak between failures seconds apart must not keep the
+	// lockAfter-th failure from locking.
+	n = int(b.level + 0.5)
+	if t.lockAfter > 0 && n >= t.lockAfter {
+		b = bucket{at: now, until: now.Add(t.lockFor)}
+		locked = true
 	}
-	if f.n > t.policy.FreeFailures {
-		d := t.policy.BaseDelay << (f.n - t.policy.FreeFailures - 1)
-		if d > t.policy.MaxDelay || d <= 0 {
-			d = t.policy.MaxDelay
-		}
-		return d, false
-	}
-	return 0, false
+	ttl := time.Duration(b.level/t.perSecond*float64(time.Second)) + time.Second
+	ttl = max(ttl, b.until.Sub(now))
+	t.keys.Put(key, b, ttl)
+	return n, locked
 }
 
-// succeed forgets a key's failures.
-func (t *throttle) succeed(key string) {
-	t.mu.Lock()
-	delete(t.keys, key)
-	t.mu.Unlock()
+// succeed forgets a key's failures. The usual key has none: a read lock
+// then suffices (every cached login passes here).
+func (t *throttle[K]) succeed(key K) {
+	if _, ok := t.keys.Get(key); ok {
+		t.keys.Delete(key)
+	}
 }
 
-// failuresOf returns the current failure count of a key (for tests and
-// metrics).
-func (t *throttle) failuresOf(key string) int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if f := t.keys[key]; f != nil {
-		return f.n
+// failuresOf returns the key's current count, rounded (for tests).
+func (t *throttle[K]) failuresOf(key K) int {
+	b, ok := t.keys.Get(key)
+	if !ok {
+		return 0
 	}
-	return 0
+	return int(t.drained(b, t.now()).level + 0.5)
 }
 
-func (t *throttle) sweep(now time.Time) {
-	for k, f := range t.keys {
-		if now.Sub(f.last) > t.policy.Window && now.After(f.until) {
-			delete(t.keys, k)
-		}
+// throttles are the Authenticator's three counts.
+type throttles struct {
+	policy  ThrottlePolicy
+	net     *throttle[netip.Prefix]
+	pair    *throttle[pairKey]
+	account *throttle[string]
+}
+
+func newThrottles(p ThrottlePolicy, now func() time.Time) *throttles {
+	p = p.withDefaults()
+	return &throttles{
+		policy:  p,
+		net:     newThrottle[netip.Prefix](now, p.NetworkLockAfter, p.LockFor, 0, p.NetworkLockAfter, p.Window),
+		pair:    newThrottle[pairKey](now, p.LockAfter, p.LockFor, 0, p.LockAfter, p.Window),
+		account: newThrottle[string](now, 0, 0, p.LockAfter, p.LockAfter, p.Window),
 	}
-	// Still full (an attack from many keys): drop half, unlocked first.
-	if len(t.keys) >= maxThrottleKeys {
-		n := 0
-		for k, f := range t.keys {
-			if now.After(f.until) {
-				delete(t.keys, k)
-				if n++; n >= maxThrottleKeys/2 {
-					break
-				}
-			}
-		}
-	}
+}
+
+// clear forgets every count (tests).
+func (t *throttles) clear() {
+	t.net.keys.Clear()
+	t.pair.keys.Clear()
+	t.account.keys.Clear()
 }

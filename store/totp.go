@@ -150,8 +150,8 @@ func (s *Store) ConfirmTOTP(ctx context.Context, address, secret, code string) e
 // password is not read, the session already proved it) under the sign-in's
 // rules: one use per step (the same atomic use-step as verifyTOTP), and a
 // wrong or missing code is AuthBadCredentials counted on the failed-login
-// throttle per remote address and per account, so a hijacked session
-// cannot try out the 10⁶ codes. A locked account or address gets
+// throttle (Authenticator.failed), so a hijacked session
+// cannot try out the 10⁶ codes. A locked network or (network, account) gets
 // AuthLocked; ErrTwoStepOff if it is already off. Then SetTwoStep(false)
 // clears the secret and drops cached logins.
 func (a *Authenticator) DisableTwoStep(ctx context.Context, req LoginRequest) error {
@@ -159,11 +159,8 @@ func (a *Authenticator) DisableTwoStep(ctx context.Context, req LoginRequest) er
 	if err != nil {
 		return err
 	}
-	ipKey, userKey := req.Remote.Unmap().String(), addr.String()
-	if e := a.lockedOut(req.Service, a.byIP, ipKey); e != nil {
-		return e
-	}
-	if e := a.lockedOut(req.Service, a.byUser, userKey); e != nil {
+	netw, userKey := a.network(req.Remote), addr.String()
+	if e := a.lockedOut(req.Service, netw, userKey); e != nil {
 		return e
 	}
 	row, err := a.c.Credentials(ctx, userKey)
@@ -176,12 +173,12 @@ func (a *Authenticator) DisableTwoStep(ctx context.Context, req LoginRequest) er
 	_, err = a.verifyTOTP(ctx, req, row)
 	var aerr *AuthError
 	if errors.As(err, &aerr) {
-		return a.failed(ctx, req, ipKey, userKey, aerr)
+		return a.failed(ctx, req, netw, userKey, aerr)
 	}
 	if err != nil {
 		return err
 	}
-	a.clearFailures(ipKey, userKey)
+	a.th.pair.succeed(pairKey{netw, userKey})
 	a.note(req.Service, "ok")
 	return a.c.SetTwoStep(ctx, userKey, false)
 }

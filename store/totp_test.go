@@ -194,8 +194,7 @@ func TestLoginWeb_TOTP(t *testing.T) {
 			if got := reason(err); got != tc.want {
 				t.Fatalf("reason = %v (err %v), want %v", got, err, tc.want)
 			}
-			f.a.byIP.succeed(ip)
-			f.a.byUser.succeed(tc.user)
+			f.a.th.clear()
 		})
 	}
 	if f.counts["no_authenticator"] != 1 {
@@ -255,8 +254,9 @@ func TestLoginWeb_TOTP_replay(t *testing.T) {
 }
 
 // TestLoginWeb_TOTP_throttled: wrong codes after the right password count
-// like wrong passwords: delays, then a lock that even a right code does not
-// pass, per account from any address.
+// like wrong passwords: delays, then a lock of that (client network,
+// account) that even a right code does not pass; the owner elsewhere is
+// not locked.
 func TestLoginWeb_TOTP_throttled(t *testing.T) {
 	f := newAuthFixture(t)
 	ctx := context.Background()
@@ -272,18 +272,22 @@ func TestLoginWeb_TOTP_throttled(t *testing.T) {
 	if len(f.slept) != 2 || f.slept[0] != time.Second || f.slept[1] != 2*time.Second {
 		t.Errorf("delays %v", f.slept)
 	}
-	if _, err := f.web("two@example.co.jp", "the-password", f.code(t, k.Secret, 0), "192.0.2.2"); reason(err) != AuthLocked {
-		t.Fatalf("right code on a locked account: %v", err)
+	if _, err := f.web("two@example.co.jp", "the-password", f.code(t, k.Secret, 0), "192.0.2.1"); reason(err) != AuthLocked {
+		t.Fatalf("right code on a locked pair: %v", err)
 	}
-	if _, err := f.web("two@example.co.jp", "the-password", "", "192.0.2.2"); reason(err) != AuthLocked {
-		t.Fatalf("locked account, no code: %v", err)
+	if _, err := f.web("two@example.co.jp", "the-password", "", "192.0.2.1"); reason(err) != AuthLocked {
+		t.Fatalf("locked pair, no code: %v", err)
+	}
+	if _, err := f.web("two@example.co.jp", "the-password", f.code(t, k.Secret, 0), "192.0.2.2"); err != nil {
+		t.Fatalf("right code from another network: %v", err)
 	}
 	f.clock.add(time.Minute + time.Second)
-	if _, err := f.web("two@example.co.jp", "the-password", f.code(t, k.Secret, 0), "192.0.2.2"); err != nil {
+	f.next()
+	if _, err := f.web("two@example.co.jp", "the-password", f.code(t, k.Secret, 0), "192.0.2.1"); err != nil {
 		t.Fatalf("after the lock: %v", err)
 	}
-	if n := f.a.byUser.failuresOf("two@example.co.jp"); n != 0 {
-		t.Errorf("success did not reset the account's failures: %d", n)
+	if n := f.a.th.pair.failuresOf(pairKey{netip.MustParsePrefix("192.0.2.1/32"), "two@example.co.jp"}); n != 0 {
+		t.Errorf("success did not reset the pair's failures: %d", n)
 	}
 }
 
@@ -328,8 +332,7 @@ func TestLoginWeb_TOTP_neverCached(t *testing.T) {
 				OTP: f.code(t, k.Secret, 0), Remote: ip1, Service: svc}); reason(err) != AuthNeedAppPassword {
 				t.Fatalf("%s account password with a code: %v", svc, err)
 			}
-			f.a.byIP.succeed(ip1.String())
-			f.a.byUser.succeed("two@example.co.jp")
+			f.a.th.clear()
 		}
 	}
 }
@@ -443,11 +446,10 @@ func TestDisableTwoStep(t *testing.T) {
 			t.Fatalf("off with %.10q: %v", bad, err)
 		}
 	}
-	if n := f.a.byUser.failuresOf(user); n != 5 {
+	if n := f.a.th.account.failuresOf(user); n != 5 {
 		t.Errorf("wrong off-codes counted %d failures, want 5", n)
 	}
-	f.a.byIP.succeed("192.0.2.1")
-	f.a.byUser.succeed(user)
+	f.a.th.clear()
 	if on, secret, _ := f.totpState(t, user); !on || secret == nil {
 		t.Fatal("a wrong code turned two-step off")
 	}
@@ -470,8 +472,8 @@ func TestDisableTwoStep(t *testing.T) {
 }
 
 // TestDisableTwoStep_throttled: wrong off-codes share the sign-in's
-// throttle: delays, then a lock that a right code does not pass, and that
-// also holds the sign-in.
+// throttle: delays, then a lock of the (client network, account) that a
+// right code does not pass, and that also holds the sign-in there.
 func TestDisableTwoStep_throttled(t *testing.T) {
 	f := newAuthFixture(t)
 	ctx := context.Background()
@@ -490,17 +492,17 @@ func TestDisableTwoStep_throttled(t *testing.T) {
 	if len(f.slept) != 2 || f.slept[0] != time.Second || f.slept[1] != 2*time.Second {
 		t.Errorf("delays %v", f.slept)
 	}
-	if err := off(f.code(t, k.Secret, 0), "192.0.2.2"); reason(err) != AuthLocked {
-		t.Fatalf("right code on a locked account: %v", err)
+	if err := off(f.code(t, k.Secret, 0), "192.0.2.1"); reason(err) != AuthLocked {
+		t.Fatalf("right code on a locked pair: %v", err)
 	}
-	if _, err := f.web(user, "the-password", f.code(t, k.Secret, 0), "192.0.2.3"); reason(err) != AuthLocked {
+	if _, err := f.web(user, "the-password", f.code(t, k.Secret, 0), "192.0.2.1"); reason(err) != AuthLocked {
 		t.Fatalf("sign-in after wrong off-codes: %v", err)
 	}
 	if on, _, _ := f.totpState(t, user); !on {
 		t.Fatal("two-step turned off while locked")
 	}
 	f.clock.add(time.Minute + time.Second)
-	if err := off(f.code(t, k.Secret, 0), "192.0.2.2"); err != nil {
+	if err := off(f.code(t, k.Secret, 0), "192.0.2.1"); err != nil {
 		t.Fatalf("after the lock: %v", err)
 	}
 }

@@ -176,7 +176,7 @@ func TestPOP_realClients(t *testing.T) {
 		uids := r.fill(t, "py@skydesk.jp", 2)
 		out := runTool(t, py, "-c", pyPoplib, "127.0.0.1", port(r.pop3s), port(r.pop3), r.ca)
 		want := "stat 2\nuidl " + uids[0] + " " + uids[1] + "\nretr Subject: real client A\ndele ok\n" +
-			"plaintext USER refused: TLS required\nstls stat 1\nbare user: use your full email address as the user name\n"
+			"plaintext USER refused: TLS required\nstls stat 1\nbare user: invalid user name or password (use your full email address; federated accounts set a mail password first at https://autoconfig.skydesk.jp/settings; with two-step verification, use an app-specific password)\n"
 		if out != want {
 			t.Errorf("python poplib:\n%s\nwant\n%s", out, want)
 		}

@@ -131,6 +131,8 @@ func newApp(ctx context.Context, cfg *config.Config, dev bool, e env) (*app, err
 	policy.FreeFailures = cfg.Auth.FailuresBeforeDelay
 	policy.LockAfter = cfg.Auth.FailuresBeforeLock
 	policy.LockFor = cfg.Auth.LockDurationValue()
+	policy.NetworkLockAfter = cfg.Auth.NetworkFailuresBeforeLock
+	policy.IPv4Prefix, policy.IPv6Prefix = cfg.Auth.IPv4Prefix, cfg.Auth.IPv6Prefix
 	a.auth, err = s.NewAuthenticator(store.AuthOptions{Policy: policy, SettingsURL: settingsURL(cfg), Observe: func(svc store.Service, outcome string) {
 		logins.WithLabelValues(string(svc), outcome).Inc()
 	}})
