@@ -130,18 +130,8 @@ func accountID(ctx context.Context, q interface {
 // SetPassword sets or replaces the mail password. Cached logins are
 // dropped.
 func (s *Store) SetPassword(ctx context.Context, address, password string) error {
-	h, err := HashPassword(ctx, s.opts.HashParams, password)
-	if err != nil {
-		return err
-	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		id, _, err := accountID(ctx, tx, address)
-		if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE accounts SET password_hash = ?, credential_gen = credential_gen + 1 WHERE id = ?`, h, id)
-		return err
-	})
+	_, err := s.ChangePassword(ctx, address, password, false)
+	return err
 }
 
 // SetTwoStep turns two-step verification on or off. With it on, only

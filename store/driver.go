@@ -44,6 +44,9 @@ type Accounts interface {
 	GetAccount(ctx context.Context, address string) (Account, error)
 	ListAccounts(ctx context.Context) ([]Account, error)
 	SetPassword(ctx context.Context, address, password string) error
+	// ChangePassword is SetPassword that can also revoke every app
+	// password in the same transaction (revokeApps), returning how many.
+	ChangePassword(ctx context.Context, address, password string, revokeApps bool) (int64, error)
 	SetTwoStep(ctx context.Context, address string, on bool) error
 	CreateAppPassword(ctx context.Context, address, name string) (string, error)
 	ListAppPasswords(ctx context.Context, address string) ([]AppPassword, error)
@@ -105,7 +108,8 @@ type Queue interface {
 }
 
 // Driver is a whole store: every role above, plus the credential storage
-// the Authenticator works over.
+// the Authenticator works over and the settings screen's sessions
+// (sessions.go).
 type Driver interface {
 	HostedDomains
 	Accounts
@@ -114,6 +118,7 @@ type Driver interface {
 	Deliverer
 	Queue
 	Credentials
+	Sessions
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	Close() error

@@ -41,3 +41,25 @@ func BenchmarkWeb_Setup(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWeb_SessionCheck measures what every signed-in request pays for
+// its session: one indexed read of the session joined to its account
+// (credential generation included); the last-seen write happens at most
+// once a minute, so not in this loop.
+func BenchmarkWeb_SessionCheck(b *testing.B) {
+	env := newWebEnv(b, store.ThrottlePolicy{})
+	acc, err := env.st.AddAccount(b.Context(), store.NewAccount{Address: "taro@skydesk.jp", Password: "correct horse"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	id, err := env.web.sessions.create(b.Context(), acc, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok, err := env.web.sessions.get(b.Context(), id); !ok || err != nil {
+			b.Fatal(ok, err)
+		}
+	}
+}

@@ -1,10 +1,12 @@
 package webui
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -12,12 +14,26 @@ import (
 	"github.com/skydesk/skydeskd/store"
 )
 
-// Sessions of the settings screen live in memory on the server: the
-// cookie holds only a random 256-bit id, so signing out or expiry ends a
-// session at once (a signed cookie could not be revoked), and a restart
-// signs everyone out, which is acceptable for a settings page. A scale-out
-// deployment must pin /settings to one replica or move this map to the
-// store.
+// Sessions of the settings screen live in the store (store.Sessions), so
+// they survive a restart and, on a shared database, every node sees them.
+// The cookie holds only a random 256-bit id and the store only its
+// SHA-256, so signing out or expiry ends a session at once (a signed
+// cookie could not be revoked) and a copy of the database signs nobody
+// in. Each session is bound to the account's credential generation at
+// sign-in: a password, two-step or app-password change from anywhere (the
+// settings screen, an admin command) ends it at its next request, one
+// indexed read (GetSession). The session that made a change on this
+// screen is re-bound to the new generation (RebindSession), and every
+// other session of the account ends.
+//
+// What a session shows once or holds for minutes stays in this process's
+// memory (scratch): the flash after a form (it can carry a new app
+// password in clear) and a two-step secret awaiting its confirming code.
+// Neither may reach the disk or a backup, and losing them on a restart
+// costs a message or a restarted setup, nothing more. Several nodes need
+// sticky routing for the few seconds between a form and the page it
+// redirects to, or these kept encrypted under a key derived from the
+// cookie's id, which the store never sees.
 const (
 	// sessionCookie: the __Host- prefix makes browsers refuse it unless
 	// it is Secure, host-only and Path=/ (RFC 6265bis §4.1.3.2).
@@ -25,9 +41,23 @@ const (
 	// preCookie binds the sign-in form's CSRF token before there is a
 	// session.
 	preCookie = "__Host-skydesk-pre"
-	// maxSessions bounds memory; the stalest sessions go first.
-	maxSessions = 50_000
+	// maxScratch bounds the in-memory flashes and pending secrets; the
+	// stalest go first.
+	maxScratch = 50_000
+	// touchEvery is how stale the stored last-seen time may get before a
+	// request writes it again: a page view is then one read, and the
+	// idle timeout is kept to this much.
+	touchEvery = time.Minute
+	// reauthAge: creating an app password or turning two-step
+	// verification off needs a sign-in (or re-authentication) at most
+	// this old, or the password again (reauth.go).
+	reauthAge = 10 * time.Minute
 )
+
+// sessionLimits bound the sessions table: signing in again and again
+// cannot fill the disk. An owner with more devices than PerAccount loses
+// the session seen longest ago.
+var sessionLimits = store.SessionLimits{PerAccount: 20, Total: 100_000}
 
 // flash is shown on the next page view once, then dropped (post/redirect/
 // get keeps a reload from repeating a change).
@@ -43,26 +73,36 @@ type flash struct {
 	arg                 int
 }
 
-type session struct {
-	id      string
-	address string
-	created time.Time
-	seen    time.Time
-	flash   *flash
+// scratch is what a session keeps in memory only (see above).
+type scratch struct {
+	flash *flash
 	// enrol is the two-step enrolment waiting for its confirming code
 	// (twostep.go); at most one per session.
 	enrol *enrolment
+	seen  time.Time
+}
+
+// signedIn is a live session as a request sees it.
+type signedIn struct {
+	id        string // the cookie value: binds the CSRF tokens
+	key       store.SessionKey
+	address   string
+	accountID int64
+	gen       int64     // the credential generation it is bound to
+	authAt    time.Time // sign-in or last re-authentication
 }
 
 type sessionStore struct {
-	mu        sync.Mutex
-	m         map[string]*session
+	db        store.Sessions
 	idle, max time.Duration
 	now       func() time.Time
+
+	mu sync.Mutex
+	m  map[store.SessionKey]*scratch
 }
 
-func newSessionStore(idle, max time.Duration, now func() time.Time) *sessionStore {
-	return &sessionStore{m: map[string]*session{}, idle: idle, max: max, now: now}
+func newSessionStore(db store.Sessions, idle, max time.Duration, now func() time.Time) *sessionStore {
+	return &sessionStore{db: db, m: map[store.SessionKey]*scratch{}, idle: idle, max: max, now: now}
 }
 
 func randomToken() string {
@@ -71,78 +111,124 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (s *sessionStore) expired(x *session, now time.Time) bool {
-	return now.Sub(x.seen) > s.idle || now.Sub(x.created) > s.max
+// sessionKey is how the store knows the session with cookie value id.
+func sessionKey(id string) store.SessionKey { return sha256.Sum256([]byte(id)) }
+
+// create starts a session for acc bound to credential generation gen (read
+// before the password was checked, so a change racing the sign-in leaves
+// the new session stale, never the reverse) and returns its id. A fresh
+// id at every sign-in prevents session fixation. Expired sessions are
+// swept here: sign-ins are rare and each costs a password hash anyway.
+func (s *sessionStore) create(ctx context.Context, acc store.Account, gen int64) (string, error) {
+	now := s.now()
+	if _, err := s.db.ExpireSessions(ctx, now.Add(-s.idle), now.Add(-s.max)); err != nil {
+		return "", err
+	}
+	id := randomToken()
+	err := s.db.CreateSession(ctx, store.WebSession{Key: sessionKey(id), AccountID: acc.ID, Generation: gen,
+		Created: now, Seen: now, AuthAt: now}, sessionLimits)
+	if err != nil {
+		return "", err
+	}
+	return id, nil
 }
 
-// create starts a session for address and returns its id. A fresh id at
-// every sign-in prevents session fixation.
-func (s *sessionStore) create(address string) string {
+// get returns the live session of cookie value id: ok is false when there
+// is none, it expired, or a credential change happened since it was bound
+// (then it is deleted). The idle timer is refreshed at most every
+// touchEvery.
+func (s *sessionStore) get(ctx context.Context, id string) (signedIn, bool, error) {
+	key := sessionKey(id)
+	ws, err := s.db.GetSession(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		s.dropScratch(key)
+		return signedIn{}, false, nil
+	}
+	if err != nil {
+		return signedIn{}, false, err
+	}
 	now := s.now()
-	x := &session{id: randomToken(), address: address, created: now, seen: now}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.m) >= maxSessions {
-		var oldest *session
-		for id, y := range s.m {
-			if s.expired(y, now) {
-				delete(s.m, id)
-			} else if oldest == nil || y.seen.Before(oldest.seen) {
-				oldest = y
-			}
-		}
-		if len(s.m) >= maxSessions && oldest != nil {
-			delete(s.m, oldest.id)
+	if !ws.Current() || now.Sub(ws.Seen) > s.idle || now.Sub(ws.Created) > s.max {
+		return signedIn{}, false, s.delete(ctx, key)
+	}
+	if now.Sub(ws.Seen) >= touchEvery {
+		if err := s.db.TouchSession(ctx, key, now); err != nil {
+			return signedIn{}, false, err
 		}
 	}
-	s.m[x.id] = x
-	return x.id
+	return signedIn{id: id, key: key, address: ws.Address, accountID: ws.AccountID, gen: ws.Generation, authAt: ws.AuthAt}, true, nil
 }
 
-// get returns the live session's address and pending flash (taken), and
-// refreshes its idle timer.
-func (s *sessionStore) get(id string, takeFlash bool) (address string, f *flash, ok bool) {
+// delete ends a session.
+func (s *sessionStore) delete(ctx context.Context, key store.SessionKey) error {
+	s.dropScratch(key)
+	return s.db.DeleteSession(ctx, key)
+}
+
+// update changes the session's scratch under the lock, making it if
+// needed.
+func (s *sessionStore) update(key store.SessionKey, change func(*scratch)) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	x := s.m[id]
+	x := s.m[key]
 	if x == nil {
-		return "", nil, false
-	}
-	if s.expired(x, now) {
-		delete(s.m, id)
-		return "", nil, false
+		if len(s.m) >= maxScratch {
+			s.evictLocked()
+		}
+		x = &scratch{}
+		s.m[key] = x
 	}
 	x.seen = now
-	if takeFlash {
-		f, x.flash = x.flash, nil
-	}
-	return x.address, f, true
+	change(x)
 }
 
-// update changes the session id, if there is one, under the lock.
-func (s *sessionStore) update(id string, change func(*session)) {
+// evictLocked drops the scratch seen longest ago.
+func (s *sessionStore) evictLocked() {
+	var oldest store.SessionKey
+	var at time.Time
+	first := true
+	for k, x := range s.m {
+		if first || x.seen.Before(at) {
+			oldest, at, first = k, x.seen, false
+		}
+	}
+	delete(s.m, oldest)
+}
+
+func (s *sessionStore) dropScratch(key store.SessionKey) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if x := s.m[id]; x != nil {
-		change(x)
-	}
+	delete(s.m, key)
 }
 
-func (s *sessionStore) setFlash(id string, f *flash) {
-	s.update(id, func(x *session) { x.flash = f })
+func (s *sessionStore) setFlash(key store.SessionKey, f *flash) {
+	s.update(key, func(x *scratch) { x.flash = f })
+}
+
+// takeFlash returns the pending flash and drops it.
+func (s *sessionStore) takeFlash(key store.SessionKey) *flash {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x := s.m[key]
+	if x == nil {
+		return nil
+	}
+	f := x.flash
+	x.flash = nil
+	return f
 }
 
 // startEnrol keeps key pending in the session for enrolLifetime, replacing
 // any earlier pending key.
-func (s *sessionStore) startEnrol(id string, key store.TOTPKey) {
+func (s *sessionStore) startEnrol(id store.SessionKey, key store.TOTPKey) {
 	expires := s.now().Add(enrolLifetime)
-	s.update(id, func(x *session) { x.enrol = &enrolment{key: key, expires: expires} })
+	s.update(id, func(x *scratch) { x.enrol = &enrolment{key: key, expires: expires} })
 }
 
 // pendingEnrol returns the session's pending key and how many wrong codes
 // it still allows. An expired one is dropped.
-func (s *sessionStore) pendingEnrol(id string) (key store.TOTPKey, left int, ok bool) {
+func (s *sessionStore) pendingEnrol(id store.SessionKey) (key store.TOTPKey, left int, ok bool) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -159,7 +245,7 @@ func (s *sessionStore) pendingEnrol(id string) (key store.TOTPKey, left int, ok 
 
 // enrolFailed counts a wrong confirming code for the pending key and
 // reports whether that used up its tries (the key is then dropped).
-func (s *sessionStore) enrolFailed(id string, key store.TOTPKey) (discarded bool) {
+func (s *sessionStore) enrolFailed(id store.SessionKey, key store.TOTPKey) (discarded bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	x := s.m[id]
@@ -175,14 +261,12 @@ func (s *sessionStore) enrolFailed(id string, key store.TOTPKey) (discarded bool
 }
 
 // endEnrol drops the pending key.
-func (s *sessionStore) endEnrol(id string) {
-	s.update(id, func(x *session) { x.enrol = nil })
-}
-
-func (s *sessionStore) delete(id string) {
+func (s *sessionStore) endEnrol(id store.SessionKey) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.m, id)
+	if x := s.m[id]; x != nil {
+		x.enrol = nil
+	}
 }
 
 // csrfToken is HMAC-SHA256(secret, purpose, binding) where binding is the
@@ -217,12 +301,12 @@ func cookieValue(r *http.Request, name string) string {
 	return ck.Value
 }
 
-// current returns the signed-in session (id, address), if any.
-func (h *Handler) current(r *http.Request, takeFlash bool) (id, address string, f *flash, ok bool) {
-	id = cookieValue(r, sessionCookie)
+// current returns the signed-in session, if any. err is a failure of the
+// store.
+func (h *Handler) current(r *http.Request) (s signedIn, ok bool, err error) {
+	id := cookieValue(r, sessionCookie)
 	if id == "" {
-		return "", "", nil, false
+		return signedIn{}, false, nil
 	}
-	address, f, ok = h.sessions.get(id, takeFlash)
-	return id, address, f, ok
+	return h.sessions.get(r.Context(), id)
 }

@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"context"
 	"errors"
 	"math"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/skydesk/skydeskd/profiles"
 	"github.com/skydesk/skydeskd/store"
 	"github.com/skydesk/skydeskd/templates/web"
 )
@@ -15,9 +17,6 @@ import (
 // maxFormBytes bounds a settings form body; the largest (sign-in) is
 // well under 2 KiB.
 const maxFormBytes = 16 << 10
-
-// signedIn is the session a settings form was posted in.
-type signedIn struct{ id, address string }
 
 // sessionHandler handles a settings form of a signed-in session.
 type sessionHandler func(w http.ResponseWriter, r *http.Request, s signedIn)
@@ -58,16 +57,20 @@ func (h *Handler) sessionGuard(next sessionHandler) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		id, address, _, ok := h.current(r, false)
+		s, ok, err := h.current(r)
+		if err != nil {
+			h.internalError(w, r, "reading session", "", err)
+			return
+		}
 		if !ok {
 			h.signInPage(w, r, l, http.StatusUnauthorized, "expired", "", 0)
 			return
 		}
-		if !h.checkCSRF("session", id, r.PostForm.Get("csrf")) {
+		if !h.checkCSRF("session", s.id, r.PostForm.Get("csrf")) {
 			h.fail(w, l, http.StatusForbidden, "error_forbidden")
 			return
 		}
-		next(w, r, signedIn{id: id, address: address})
+		next(w, r, s)
 	}
 }
 
@@ -90,7 +93,11 @@ func (h *Handler) signInPage(w http.ResponseWriter, r *http.Request, l web.Lang,
 // POP/IMAP" screen.
 func (h *Handler) settings(w http.ResponseWriter, r *http.Request) {
 	l := h.lang(w, r)
-	id, address, f, ok := h.current(r, true)
+	s, ok, err := h.current(r)
+	if err != nil {
+		h.internalError(w, r, "reading session", "", err)
+		return
+	}
 	if !ok {
 		problem := ""
 		if cookieValue(r, sessionCookie) != "" {
@@ -101,10 +108,11 @@ func (h *Handler) settings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	id, address := s.id, s.address
 	acc, err := h.o.Store.GetAccount(ctx, address)
 	if errors.Is(err, store.ErrNotFound) {
 		// The account was removed while signed in.
-		h.sessions.delete(id)
+		_ = h.sessions.delete(ctx, s.key)
 		setCookie(w, sessionCookie, "", -1)
 		h.signInPage(w, r, l, http.StatusOK, "expired", "", 0)
 		return
@@ -135,12 +143,12 @@ func (h *Handler) settings(w http.ResponseWriter, r *http.Request) {
 	for _, a := range apps {
 		d.Apps = append(d.Apps, web.AppPassword{Name: a.Name, Created: web.FormatTime(l, a.Created), LastUsed: web.FormatTime(l, a.LastUsed)})
 	}
-	if f != nil {
+	if f := h.sessions.takeFlash(s.key); f != nil {
 		d.Saved, d.Error, d.NewApp, d.NewSecret = f.saved, f.errKey, f.newApp, f.newSecret
 		d.TwoStepNotice, d.TwoStepError, d.TwoStepArg = f.twoStep, f.twoStepErr, f.arg
 	}
 	if !acc.TwoStep {
-		if d.Setup, err = h.twoStepSetup(l, id); err != nil {
+		if d.Setup, err = h.twoStepSetup(l, s.key); err != nil {
 			h.o.Log.Error("showing two-step setup", "user", address, "err", err)
 			h.fail(w, l, http.StatusInternalServerError, "error_internal")
 			return
@@ -172,7 +180,13 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	if len(email) > maxEmailParam {
 		email = email[:maxEmailParam]
 	}
-	login, err := h.o.Auth.Login(r.Context(), store.LoginRequest{Username: email,
+	ctx := r.Context()
+	gen, err := h.generation(ctx, email)
+	if err != nil {
+		h.internalError(w, r, "reading credential generation", email, err)
+		return
+	}
+	login, err := h.o.Auth.Login(ctx, store.LoginRequest{Username: email,
 		Password: r.PostForm.Get("password"), OTP: r.PostForm.Get("otp"), Remote: remoteAddr(r), Service: store.ServiceWeb})
 	var ae *store.AuthError
 	if errors.As(err, &ae) {
@@ -201,23 +215,65 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, l, http.StatusInternalServerError, "error_internal")
 		return
 	}
-	id := h.sessions.create(login.Account.Address)
+	id, err := h.sessions.create(ctx, login.Account, gen)
+	if err != nil {
+		h.internalError(w, r, "creating session", login.Account.Address, err)
+		return
+	}
 	setCookie(w, sessionCookie, id, 0)
 	setCookie(w, preCookie, "", -1)
 	h.o.Log.Info("settings sign-in", "user", login.Account.Address, "remote", remoteAddr(r).String())
 	redirect(w, http.StatusSeeOther, "/settings")
 }
 
+// generation is the credential generation of the account a sign-in names,
+// read before its password is checked; -1 when there is no such account
+// (the sign-in fails then anyway).
+func (h *Handler) generation(ctx context.Context, email string) (int64, error) {
+	a, err := profiles.NormalizeAddress(email)
+	if err != nil {
+		return -1, nil
+	}
+	c, err := h.o.Store.Credentials(ctx, a.String())
+	if errors.Is(err, store.ErrNotFound) {
+		return -1, nil
+	}
+	return c.Generation, err
+}
+
 func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, s signedIn) {
-	h.sessions.delete(s.id)
+	if err := h.sessions.delete(r.Context(), s.key); err != nil {
+		h.internalError(w, r, "ending session", s.address, err)
+		return
+	}
 	setCookie(w, sessionCookie, "", -1)
 	redirect(w, http.StatusSeeOther, "/settings?signedout=1")
 }
 
 // done stores the outcome for the next view and redirects there.
 func (h *Handler) done(w http.ResponseWriter, s signedIn, f *flash) {
-	h.sessions.setFlash(s.id, f)
+	h.sessions.setFlash(s.key, f)
 	redirect(w, http.StatusSeeOther, "/settings")
+}
+
+// changed follows a credential change this session made (the account's
+// generation moved on by one): the session is re-bound to the new
+// generation and every other session of the account ends. If another
+// change came in between from elsewhere, this session ends too and the
+// browser lands on the sign-in form. Then as done, to anchor.
+func (h *Handler) changed(w http.ResponseWriter, r *http.Request, s signedIn, f *flash, anchor string) {
+	ok, err := h.sessions.db.RebindSession(r.Context(), s.key, s.gen)
+	if err != nil {
+		h.internalError(w, r, "re-binding session", s.address, err)
+		return
+	}
+	if !ok {
+		h.o.Log.Info("session ended by a concurrent credential change", "user", s.address)
+		redirect(w, http.StatusSeeOther, "/settings")
+		return
+	}
+	h.sessions.setFlash(s.key, f)
+	redirect(w, http.StatusSeeOther, anchor)
 }
 
 // savePOP applies the POP form with the semantics of `skydeskd pop set`.
@@ -272,10 +328,14 @@ func (h *Handler) savePOP(w http.ResponseWriter, r *http.Request, s signedIn) {
 }
 
 // createApp makes an app password; its secret is shown on the next view
-// only (it is not stored anywhere but in the flash, in memory).
+// only (it is not stored anywhere but in the flash, in memory). It needs
+// a recent sign-in or the password again (recentAuth).
 func (h *Handler) createApp(w http.ResponseWriter, r *http.Request, s signedIn) {
 	address := s.address
 	name := strings.TrimSpace(r.PostForm.Get("name"))
+	if !h.recentAuth(w, r, &s, reauthApp, name) {
+		return
+	}
 	secret, err := h.o.Store.CreateAppPassword(r.Context(), address, name)
 	switch {
 	case errors.Is(err, store.ErrBadName):
@@ -289,7 +349,7 @@ func (h *Handler) createApp(w http.ResponseWriter, r *http.Request, s signedIn) 
 		return
 	}
 	h.o.Log.Info("app password created", "user", address, "name", name)
-	h.done(w, s, &flash{newApp: name, newSecret: secret})
+	h.changed(w, r, s, &flash{newApp: name, newSecret: secret}, "/settings")
 }
 
 func (h *Handler) revokeApp(w http.ResponseWriter, r *http.Request, s signedIn) {
@@ -305,5 +365,5 @@ func (h *Handler) revokeApp(w http.ResponseWriter, r *http.Request, s signedIn) 
 		return
 	}
 	h.o.Log.Info("app password revoked", "user", address, "name", name)
-	h.done(w, s, &flash{saved: []string{"saved_app_revoked"}})
+	h.changed(w, r, s, &flash{saved: []string{"saved_app_revoked"}}, "/settings")
 }

@@ -43,13 +43,13 @@ type enrolment struct {
 
 // twoStepDone stores the section's outcome and returns to it.
 func (h *Handler) twoStepDone(w http.ResponseWriter, s signedIn, f *flash) {
-	h.sessions.setFlash(s.id, f)
+	h.sessions.setFlash(s.key, f)
 	redirect(w, http.StatusSeeOther, twoStepAnchor)
 }
 
 // startTwoStep makes a new pending secret for the signed-in account.
 func (h *Handler) startTwoStep(w http.ResponseWriter, r *http.Request, s signedIn) {
-	id, address := s.id, s.address
+	id, address := s.key, s.address
 	acc, err := h.o.Store.GetAccount(r.Context(), address)
 	if errors.Is(err, store.ErrNotFound) {
 		redirect(w, http.StatusSeeOther, "/settings") // removed meanwhile: the screen signs out
@@ -75,7 +75,7 @@ func (h *Handler) startTwoStep(w http.ResponseWriter, r *http.Request, s signedI
 
 // confirmTwoStep commits the pending secret with a code of it.
 func (h *Handler) confirmTwoStep(w http.ResponseWriter, r *http.Request, s signedIn) {
-	id, address := s.id, s.address
+	id, address := s.key, s.address
 	key, _, ok := h.sessions.pendingEnrol(id)
 	if !ok {
 		h.twoStepDone(w, s, &flash{twoStepErr: "err_twostep_no_setup"})
@@ -102,20 +102,32 @@ func (h *Handler) confirmTwoStep(w http.ResponseWriter, r *http.Request, s signe
 	}
 	h.sessions.endEnrol(id)
 	h.o.Log.Info("two-step verification turned on", "user", address, "remote", remoteAddr(r).String())
-	h.twoStepDone(w, s, &flash{twoStep: "twostep_now_on"})
+	h.changed(w, r, s, &flash{twoStep: "twostep_now_on"}, twoStepAnchor)
 }
 
 // cancelTwoStep drops the pending secret.
 func (h *Handler) cancelTwoStep(w http.ResponseWriter, r *http.Request, s signedIn) {
-	h.sessions.endEnrol(s.id)
+	h.sessions.endEnrol(s.key)
 	h.twoStepDone(w, s, &flash{twoStep: "twostep_setup_cancelled"})
 }
 
-// offTwoStep turns two-step verification off with a current code.
+// offTwoStep turns two-step verification off with a current code. A
+// sign-in more than reauthAge old must give the password too: then the
+// password and code are checked together as a sign-in (recentAuth), which
+// uses the code up, and two-step is turned off directly.
 func (h *Handler) offTwoStep(w http.ResponseWriter, r *http.Request, s signedIn) {
 	address := s.address
-	err := h.o.Auth.DisableTwoStep(r.Context(), store.LoginRequest{Username: address,
-		OTP: r.PostForm.Get("code"), Remote: remoteAddr(r), Service: store.ServiceWeb})
+	fresh := h.o.Now().Sub(s.authAt) <= reauthAge
+	if !fresh && !h.recentAuth(w, r, &s, reauthTwoStepOff, "") {
+		return
+	}
+	var err error
+	if fresh {
+		err = h.o.Auth.DisableTwoStep(r.Context(), store.LoginRequest{Username: address,
+			OTP: r.PostForm.Get("code"), Remote: remoteAddr(r), Service: store.ServiceWeb})
+	} else {
+		err = h.o.Store.SetTwoStep(r.Context(), address, false)
+	}
 	var ae *store.AuthError
 	switch {
 	case errors.As(err, &ae):
@@ -141,13 +153,13 @@ func (h *Handler) offTwoStep(w http.ResponseWriter, r *http.Request, s signedIn)
 		return
 	}
 	h.o.Log.Info("two-step verification turned off", "user", address, "remote", remoteAddr(r).String())
-	h.twoStepDone(w, s, &flash{twoStep: "twostep_now_off"})
+	h.changed(w, r, s, &flash{twoStep: "twostep_now_off"}, twoStepAnchor)
 }
 
 // twoStepSetup is the pending enrolment as the page shows it, or nil.
 // The QR code is drawn per view and not cached: it carries the secret,
 // which must not outlive the session.
-func (h *Handler) twoStepSetup(l web.Lang, id string) (*web.TwoStepSetup, error) {
+func (h *Handler) twoStepSetup(l web.Lang, id store.SessionKey) (*web.TwoStepSetup, error) {
 	key, _, ok := h.sessions.pendingEnrol(id)
 	if !ok {
 		return nil, nil

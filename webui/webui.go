@@ -17,7 +17,9 @@
 // caching (headers); the forms are POSTed behind Go's
 // http.CrossOriginProtection (Fetch Metadata, then Origin against Host)
 // and carry CSRF tokens bound to an HttpOnly cookie (session.go);
-// sessions live in memory under a __Host- cookie. The plain-HTTP
+// sessions live in the store under a __Host- cookie, bound to the
+// account's credential generation, and creating an app password or
+// turning two-step off needs a recent sign-in (reauth.go). The plain-HTTP
 // listener (a request without TLS) never serves a page: it redirects to
 // Options.WebURL, so passwords and session cookies never travel in clear
 // text.
@@ -49,8 +51,13 @@ type Resolver interface {
 }
 
 // Store is the part of the store the settings screen uses. POP settings
-// keep the semantics of `skydeskd pop set`.
+// keep the semantics of `skydeskd pop set`. Sessions live in it
+// (session.go).
 type Store interface {
+	store.Sessions
+	// Credentials gives the credential generation a new session is bound
+	// to (a normalised address).
+	Credentials(ctx context.Context, address string) (store.CredentialRecord, error)
 	GetAccount(ctx context.Context, address string) (store.Account, error)
 	GetPOP(ctx context.Context, address string) (store.POPSettings, error)
 	SetPOP(ctx context.Context, address string, u store.POPUpdate) (store.POPSettings, error)
@@ -61,6 +68,9 @@ type Store interface {
 	// (twostep.go).
 	NewTOTPKey(address string) (store.TOTPKey, error)
 	ConfirmTOTP(ctx context.Context, address, secret, code string) error
+	// SetTwoStep turns two-step off after a re-authentication that
+	// checked the code already (twostep.go).
+	SetTwoStep(ctx context.Context, address string, on bool) error
 }
 
 // Authenticator checks a sign-in: the single place for credential rules
@@ -138,7 +148,7 @@ func New(o Options) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{o: o, r: r, webURL: strings.TrimRight(o.WebURL, "/"),
-		sessions: newSessionStore(o.SessionIdle, o.SessionMax, o.Now)}
+		sessions: newSessionStore(o.Store, o.SessionIdle, o.SessionMax, o.Now)}
 	h.qr, h.pages = cache.New[[2]string, template.HTML](qrCacheEntries, nil), cache.New[pageKey, []byte](pageCacheEntries, nil)
 	h.mux = h.routes()
 	return h, nil

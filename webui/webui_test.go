@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,6 +54,12 @@ type webEnv struct {
 	web     *Handler
 	clock   *fakeClock
 	domains profiles.DomainSet
+	// dir is the store's data directory, opts the handler's options and
+	// serving the handler the servers use: restart replaces both store
+	// and handler behind the same servers.
+	dir     string
+	opts    Options
+	serving atomic.Pointer[Handler]
 }
 
 type fakeClock struct {
@@ -71,7 +78,8 @@ const testWebURL = "https://setup.example.test"
 
 func newWebEnv(t testing.TB, policy store.ThrottlePolicy) *webEnv {
 	t.Helper()
-	s := storetest.New(t)
+	dir := t.TempDir()
+	s := storetest.NewIn(t, dir)
 	auth, err := s.NewAuthenticator(store.AuthOptions{Policy: policy})
 	if err != nil {
 		t.Fatal(err)
@@ -84,24 +92,51 @@ func newWebEnv(t testing.TB, policy store.ThrottlePolicy) *webEnv {
 	}, domains)
 	clock := &fakeClock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
 	rs := &recordingStore{Store: s}
-	w, err := New(Options{Resolver: res, Store: rs, Auth: auth, Provider: "SkyDesk Mail",
-		WebURL: testWebURL, Secret: []byte(strings.Repeat("k", 32)), Log: slog.New(slog.DiscardHandler), Now: clock.now})
+	opts := Options{Resolver: res, Store: rs, Auth: auth, Provider: "SkyDesk Mail",
+		WebURL: testWebURL, Secret: []byte(strings.Repeat("k", 32)), Log: slog.New(slog.DiscardHandler), Now: clock.now}
+	w, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	env := &webEnv{t: t, st: rs, web: w, clock: clock, domains: domains, dir: dir, opts: opts}
+	env.serving.Store(w)
 	// As cmd/skydeskd composes it: the pages, and a 404 for what they do
 	// not serve (the autoconfig service there).
 	h := http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w := env.serving.Load()
 		if !w.Serves(r) {
 			http.NotFound(rw, r)
 			return
 		}
 		w.ServeHTTP(rw, r)
 	})
-	env := &webEnv{t: t, st: rs, web: w, clock: clock, domains: domains, srv: httptest.NewTLSServer(h), plain: httptest.NewServer(h)}
+	env.srv, env.plain = httptest.NewTLSServer(h), httptest.NewServer(h)
 	t.Cleanup(env.srv.Close)
 	t.Cleanup(env.plain.Close)
 	return env
+}
+
+// restart closes the store and opens it again from its directory, with a
+// new Handler (and Authenticator) on it, as a restarted process would.
+func (env *webEnv) restart() {
+	t := env.t
+	t.Helper()
+	if err := env.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := storetest.NewIn(t, env.dir)
+	auth, err := s.NewAuthenticator(store.AuthOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.st = &recordingStore{Store: s}
+	env.opts.Store, env.opts.Auth = env.st, auth
+	w, err := New(env.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.web = w
+	env.serving.Store(w)
 }
 
 // client is a browser-like client: a cookie jar, no automatic redirects.

@@ -127,6 +127,7 @@ func cmdUser(ctx context.Context, args []string, e env) error {
 		})
 	case "passwd":
 		stdinPw := fs.Bool("password-stdin", false, "read the password from standard input")
+		revoke := fs.Bool("revoke-app-passwords", false, "also revoke every app password of the account, in the same transaction")
 		pos, err := parse(fs, args, "ADDRESS")
 		if err != nil {
 			return err
@@ -138,11 +139,23 @@ func cmdUser(ctx context.Context, args []string, e env) error {
 		if err != nil {
 			return err
 		}
+		// The credential generation moves on, which already voids the
+		// account's settings sessions and cached logins; the sessions are
+		// also deleted so that none is left on disk.
 		return c.withStore(ctx, func(s *store.Store) error {
-			if err := s.SetPassword(ctx, pos[0], pw); err != nil {
+			n, err := s.ChangePassword(ctx, pos[0], pw, *revoke)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "password set for %s\n", pos[0])
+			ended, err := s.DeleteAccountSessions(ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "password set for %s; %d settings sessions ended", pos[0], ended)
+			if *revoke {
+				fmt.Fprintf(e.stdout, "; %d app passwords revoked", n)
+			}
+			fmt.Fprintln(e.stdout)
 			return nil
 		})
 	default: // set

@@ -51,7 +51,9 @@ Domains:
   domain add|remove DOMAIN      domain list
 Accounts:
   user add ADDRESS [--password-stdin] [--federated]
-  user passwd ADDRESS --password-stdin
+  user passwd ADDRESS --password-stdin [--revoke-app-passwords]
+                                ends the account's settings sessions; with the flag, also
+                                revokes every app password in the same transaction
   user set ADDRESS --two-step on|off
                                 on: registers a new authenticator app (TOTP) secret and
                                 prints it once; again: rotates it; off: removes it

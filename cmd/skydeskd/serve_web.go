@@ -9,7 +9,8 @@ import (
 
 // webPages returns the setup page and settings screen (package webui).
 // The CSRF key is a secret kept in the data directory; sessions live in
-// this process's memory.
+// the store, so they survive a restart, and every credential change
+// (here or by an admin command such as `user passwd`) ends them.
 func (a *app) webPages() (*webui.Handler, error) {
 	secret, err := a.secretFile("web-secret")
 	if err != nil {

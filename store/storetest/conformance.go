@@ -39,6 +39,7 @@ func Run(t *testing.T, open Opener) {
 		{"Accept", testAccept},
 		{"AcceptBatch", testAcceptBatch},
 		{"Queue", testQueue},
+		{"Sessions", testSessions},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := open(t)

@@ -132,6 +132,25 @@ type TwoStepSetup struct {
 	Secret string
 }
 
+// Reauth asks a signed-in owner whose sign-in is older than ten minutes
+// for the account password again (and a code, with two-step on) before
+// creating an app password or turning two-step verification off. Its form
+// repeats the one that led here.
+type Reauth struct {
+	Base
+	CSRF    string
+	Address string // the signed-in account, for password managers
+	// Action is "app_create" (with Name, the app password's name) or
+	// "twostep_off".
+	Action, Name string
+	// NeedCode asks for the authenticator code (two-step on).
+	NeedCode bool
+	// Problem is "", "bad" (password or code: never which) or "locked"
+	// (RetryMinutes).
+	Problem      string
+	RetryMinutes int
+}
+
 // Error is a generic error page; Message is a catalogue key.
 type Error struct {
 	Base

@@ -36,9 +36,12 @@ const (
 	SignInPage   Page = "signin"
 	SettingsPage Page = "settings"
 	ErrorPage    Page = "error"
+	// ReauthPage asks a signed-in owner for the password again before a
+	// sensitive change.
+	ReauthPage Page = "reauth"
 )
 
-var pages = []Page{SetupPage, SignInPage, SettingsPage, ErrorPage}
+var pages = []Page{SetupPage, SignInPage, SettingsPage, ErrorPage, ReauthPage}
 
 // Renderer holds the parsed templates of every page in every language.
 // It is safe for concurrent use.
@@ -122,7 +125,7 @@ func (r *Renderer) funcs(l Lang) template.FuncMap {
 }
 
 // Render executes page p in language l with data (a *Setup, *SignIn,
-// *Settings or *Error whose Base.Lang is l).
+// *Settings, *Reauth or *Error whose Base.Lang is l).
 func (r *Renderer) Render(l Lang, p Page, data any) ([]byte, error) {
 	t, ok := r.tmpl[l][p]
 	if !ok {

@@ -186,6 +186,12 @@ func TestRender_golden(t *testing.T) {
 			{"settings-twostep-locked", SettingsPage, &Settings{Base: noIndex(base(l, "settings", "title_settings")), CSRF: "tok", Address: "taro@skydesk.jp",
 				Kind: "personal", TwoStep: true, POP: POP{Access: "all", OnDelete: "keep"}, TwoStepError: "err_twostep_locked", TwoStepArg: 15}},
 			{"error", ErrorPage, &Error{Base: base(l, "", "title_error"), Message: "error_internal"}},
+			{"reauth-app", ReauthPage, &Reauth{Base: noIndex(base(l, "settings", "title_reauth")), CSRF: "tok", Address: "taro@skydesk.jp",
+				Action: "app_create", Name: "iPhone <Mail>"}},
+			{"reauth-twostep-off-bad", ReauthPage, &Reauth{Base: noIndex(base(l, "settings", "title_reauth")), CSRF: "tok", Address: "taro@skydesk.jp",
+				Action: "twostep_off", NeedCode: true, Problem: "bad"}},
+			{"reauth-app-locked", ReauthPage, &Reauth{Base: noIndex(base(l, "settings", "title_reauth")), CSRF: "tok", Address: "taro@skydesk.jp",
+				Action: "app_create", Name: "PC", NeedCode: true, Problem: "locked", RetryMinutes: 15}},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name+"-"+string(l), func(t *testing.T) {
