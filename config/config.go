@@ -31,6 +31,7 @@ type Config struct {
 	DNS      DNS      `yaml:"dns"`
 	Log      Log      `yaml:"log"`
 	Auth     Auth     `yaml:"auth"`
+	Limits   Limits   `yaml:"limits"`
 }
 
 // Provider is what every format renders: the published SkyDesk values by
@@ -197,6 +198,7 @@ func Default() *Config {
 		Log:  Log{Level: "info", Format: "auto"},
 		Auth: Auth{FailuresBeforeDelay: 3, FailuresBeforeLock: 10, LockDuration: "15m"},
 	}
+	c.Limits = defaultLimits()
 	c.SMTP.Postmaster = postmasterOf(c.Provider.PersonalDomain)
 	return c
 }

@@ -164,6 +164,9 @@ func (c *Config) Validate() error {
 		bad("auth.failures_before_lock", "must be greater than auth.failures_before_delay")
 	}
 	dur("auth.lock_duration", c.Auth.LockDuration)
+	if err := c.Limits.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
