@@ -1,7 +1,6 @@
 package dnssrv_test
 
 import (
-	"context"
 	"io"
 	"net"
 	"testing"
@@ -28,18 +27,7 @@ func startTCP(t *testing.T, lim dnssrv.TCPLimits) string {
 	}
 	srv := dnssrv.NewServer(h, nil, l)
 	srv.SetTCPLimits(lim)
-	done := make(chan error, 1)
-	go func() { done <- srv.ServeTCP() }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
+	run(t, srv)
 	return l.Addr().String()
 }
 
