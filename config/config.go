@@ -33,6 +33,7 @@ type Config struct {
 	Log      Log      `yaml:"log"`
 	Auth     Auth     `yaml:"auth"`
 	ACME     ACME     `yaml:"acme"`
+	Limits   Limits   `yaml:"limits"`
 }
 
 // Provider is what every format renders: the published SkyDesk values by
@@ -224,6 +225,7 @@ func Default() *Config {
 			NetworkFailuresBeforeLock: 100, IPv4Prefix: 32, IPv6Prefix: 64},
 		ACME: defaultACME(),
 	}
+	c.Limits = defaultLimits()
 	c.SMTP.Postmaster = postmasterOf(c.Provider.PersonalDomain)
 	return c
 }

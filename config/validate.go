@@ -184,6 +184,9 @@ func (c *Config) Validate() error {
 		bad("auth.ipv6_prefix", "must be 32 to 128")
 	}
 	c.validateACME(bad)
+	if err := c.Limits.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

@@ -134,7 +134,13 @@ func serveOn(t testing.TB, h *dnssrv.Handler, pc net.PacketConn, l net.Listener)
 // serveOnMany is serveOn with several UDP sockets (SO_REUSEPORT).
 func serveOnMany(t testing.TB, h *dnssrv.Handler, pcs []net.PacketConn, l net.Listener) {
 	t.Helper()
-	srv := dnssrv.NewServer(h, pcs, l)
+	run(t, dnssrv.NewServer(h, pcs, l))
+}
+
+// run serves UDP and TCP on srv until the test ends and checks it stops
+// cleanly.
+func run(t testing.TB, srv *dnssrv.Server) {
+	t.Helper()
 	errs := make(chan error, 2)
 	go func() { errs <- srv.ServeUDP() }()
 	go func() { errs <- srv.ServeTCP() }()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/skydesk/skydeskd/internal/acceptretry"
+	"github.com/skydesk/skydeskd/internal/connlimit"
 )
 
 // Server serves a Handler on UDP sockets and a TCP listener. It reads
@@ -24,26 +25,70 @@ type Server struct {
 	pcs []net.PacketConn
 	l   net.Listener
 
+	tcp  TCPLimits
+	caps *connlimit.Counter
+
 	closed atomic.Bool
 	mu     sync.Mutex // guards conns
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup // TCP connections
 }
 
-// Limits of the TCP side (RFC 7766 §6.2.3: servers may close idle
-// connections; a few seconds is what BIND and NSD use).
-const (
-	tcpFirstTimeout = 5 * time.Second  // to the first query
-	tcpIdleTimeout  = 10 * time.Second // between queries
-	tcpWriteTimeout = 5 * time.Second
-	maxTCPConns     = 1024
-)
+// tcpWriteTimeout bounds each write of answers to a TCP client.
+const tcpWriteTimeout = 5 * time.Second
+
+// TCPLimits bound the TCP side of a Server. A zero field is its default.
+type TCPLimits struct {
+	// MaxConnections open at once; default 1024.
+	MaxConnections int
+	// MaxConnectionsPerNetwork from one client network; default 16 (under
+	// 2% of the default total). A resolver opens TCP for a truncated
+	// answer or a large one and closes it soon after, so even a farm of
+	// resolvers behind one address needs few at once; without the cap
+	// one address holding 1024 idle connections refused everyone. A
+	// network is an IPv4 /IPv4Prefix (default 32) or an IPv6 /IPv6Prefix
+	// (default 64). A connection over a cap is closed unanswered: DNS over
+	// TCP has no greeting to refuse with, and a resolver retries.
+	MaxConnectionsPerNetwork int
+	IPv4Prefix, IPv6Prefix   int
+	// FirstQueryTimeout is how long a new connection may wait before its
+	// first query is complete; default 5 seconds. IdleTimeout is the same
+	// between queries; default 10 seconds. RFC 7766 §6.2.3 lets servers
+	// close idle connections; a few seconds is what BIND and NSD use.
+	FirstQueryTimeout, IdleTimeout time.Duration
+}
+
+func (l *TCPLimits) setDefaults() {
+	if l.MaxConnections <= 0 {
+		l.MaxConnections = 1024
+	}
+	if l.MaxConnectionsPerNetwork <= 0 {
+		l.MaxConnectionsPerNetwork = 16
+	}
+	if l.FirstQueryTimeout <= 0 {
+		l.FirstQueryTimeout = 5 * time.Second
+	}
+	if l.IdleTimeout <= 0 {
+		l.IdleTimeout = 10 * time.Second
+	}
+}
 
 // NewServer returns a server for h on the UDP sockets pcs (several bound
 // to one port with SO_REUSEPORT spread the load, see ListenUDP) and the
-// TCP listener l; either may be empty.
+// TCP listener l; either may be empty. TCP has the default TCPLimits
+// until SetTCPLimits.
 func NewServer(h *Handler, pcs []net.PacketConn, l net.Listener) *Server {
-	return &Server{h: h, pcs: pcs, l: l, conns: map[net.Conn]struct{}{}}
+	s := &Server{h: h, pcs: pcs, l: l, conns: map[net.Conn]struct{}{}}
+	s.SetTCPLimits(TCPLimits{})
+	return s
+}
+
+// SetTCPLimits replaces the TCP limits; call it before ServeTCP.
+func (s *Server) SetTCPLimits(lim TCPLimits) {
+	lim.setDefaults()
+	s.tcp = lim
+	s.caps = connlimit.NewCounter(connlimit.Limits{Total: lim.MaxConnections,
+		PerNetwork: lim.MaxConnectionsPerNetwork, IPv4Prefix: lim.IPv4Prefix, IPv6Prefix: lim.IPv6Prefix})
 }
 
 // ServeUDP blocks serving every UDP socket until Shutdown.
@@ -154,18 +199,24 @@ func (s *Server) ServeTCP() error {
 			return err
 		}
 		backoff.Reset()
-		if !s.track(c) {
+		release, _, ok := s.caps.Admit(c)
+		if !ok {
 			c.Close()
 			continue
 		}
-		go s.serveConn(c)
+		if !s.track(c) {
+			c.Close()
+			release()
+			continue
+		}
+		go s.serveConn(c, release)
 	}
 }
 
 func (s *Server) track(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed.Load() || len(s.conns) >= maxTCPConns {
+	if s.closed.Load() {
 		return false
 	}
 	s.conns[c] = struct{}{}
@@ -176,19 +227,20 @@ func (s *Server) track(c net.Conn) bool {
 // serveConn answers length-prefixed queries in order (RFC 1035 §4.2.2).
 // Answers are flushed when no further query is already buffered, so a
 // pipelining client gets them in few segments.
-func (s *Server) serveConn(c net.Conn) {
+func (s *Server) serveConn(c net.Conn, release func()) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
 		c.Close()
+		release()
 		s.wg.Done()
 	}()
 	br := bufio.NewReaderSize(c, 4096)
 	bw := bufio.NewWriterSize(c, 16<<10)
 	msg := make([]byte, 0, 512)
 	out := make([]byte, 0, 4096)
-	timeout := tcpFirstTimeout
+	timeout := s.tcp.FirstQueryTimeout
 	for {
 		if br.Buffered() == 0 && bw.Buffered() > 0 {
 			_ = c.SetWriteDeadline(time.Now().Add(tcpWriteTimeout))
@@ -197,7 +249,7 @@ func (s *Server) serveConn(c net.Conn) {
 			}
 		}
 		_ = c.SetReadDeadline(time.Now().Add(timeout))
-		timeout = tcpIdleTimeout
+		timeout = s.tcp.IdleTimeout
 		// After the deadline is set: Shutdown sets closed before it resets
 		// every deadline to now, so either we see closed here or the read
 		// below is unblocked.

@@ -21,7 +21,8 @@ func TestServer_idleSessionMemory(t *testing.T) {
 		be.AddUser(users[i], "pw")
 		be.Deliver(users[i], []byte("Subject: x\r\n\r\nhello\r\n"))
 	}
-	ts := newTestServer(t, be, popd.Options{})
+	// All from 127.0.0.1: lift the per-network cap above n.
+	ts := newTestServer(t, be, popd.Options{MaxConnectionsPerNetwork: 2 * n})
 	warm := ts.dial(t)
 	warm.login(users[0], "pw")
 	warm.cmd("QUIT", "+OK")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/skydesk/skydeskd/internal/acceptretry"
+	"github.com/skydesk/skydeskd/internal/connlimit"
 )
 
 // Options configure a Server. The zero value of each field is a safe
@@ -42,6 +43,20 @@ type Options struct {
 	// connection slot for ten minutes per NOOP (Dovecot likewise drops
 	// clients that do not authenticate in time).
 	LoginTimeout time.Duration
+	// MaxConnections bounds the connections open at once on each
+	// listener; default 1000. Each holds a goroutine and a read buffer.
+	MaxConnections int
+	// MaxConnectionsPerNetwork bounds the connections of one client
+	// network on each listener; default 50 (5% of the default total): an
+	// office behind one NAT address polls with a client per desk, yet one
+	// address cannot hold every slot and leave other clients refused. A
+	// network is an IPv4 /IPv4Prefix (default 32) or an IPv6 /IPv6Prefix
+	// (default 64: one host usually owns a whole /64). Beyond either cap a
+	// plaintext client is told "-ERR [SYS/TEMP] too many connections …"
+	// (RFC 3206 §4) and closed; an implicit-TLS client is closed before
+	// its handshake costs anything.
+	MaxConnectionsPerNetwork int
+	IPv4Prefix, IPv6Prefix   int
 	// MaxLineLength bounds a command or SASL line including CRLF; default
 	// 2048 (RFC 2449 §4 allows 255 for commands, but a SASL PLAIN initial
 	// response carrying a long UTF-8 password needs more).
@@ -73,6 +88,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.LoginTimeout <= 0 {
 		o.LoginTimeout = time.Minute
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 1000
+	}
+	if o.MaxConnectionsPerNetwork <= 0 {
+		o.MaxConnectionsPerNetwork = 50
 	}
 	if o.MaxLineLength <= 0 {
 		o.MaxLineLength = 2048
@@ -118,9 +139,33 @@ func NewServer(be Backend, opts Options) *Server {
 		listeners: map[net.Listener]struct{}{}, conns: map[*Conn]struct{}{}}
 }
 
+// The replies to a client over the connection caps (RFC 3206 §4: SYS/TEMP
+// is a transient problem; the client retries later).
+const (
+	tooBusy        = "-ERR [SYS/TEMP] too many connections, try again later\r\n"
+	tooBusyNetwork = "-ERR [SYS/TEMP] too many connections from your network, try again later\r\n"
+)
+
+// refuse writes the over-cap reply to a plaintext client. An implicit-TLS
+// client (a *tls.Conn not yet shaken hands) gets nothing: writing would
+// start the handshake the cap is there to spare.
+func refuse(c net.Conn, r connlimit.Reason) {
+	if _, ok := c.(*tls.Conn); ok {
+		return
+	}
+	msg := tooBusy
+	if r == connlimit.OverNetwork {
+		msg = tooBusyNetwork
+	}
+	_, _ = io.WriteString(c, msg)
+}
+
 // Serve accepts connections on l until Close or Shutdown. Connections from
 // a tls.Listener are implicit TLS; others are plaintext, offering STLS when
-// Options.TLSConfig is set.
+// Options.TLSConfig is set. Each Serve call has its own connection caps
+// (Options.MaxConnections and MaxConnectionsPerNetwork). An implicit-TLS
+// handshake runs on the connection's own goroutine under
+// Options.HandshakeTimeout, never in the accept loop.
 func (s *Server) Serve(l net.Listener) error {
 	s.mu.Lock()
 	if s.closing.Load() {
@@ -135,6 +180,8 @@ func (s *Server) Serve(l net.Listener) error {
 		delete(s.listeners, l)
 		s.mu.Unlock()
 	}()
+	caps := connlimit.NewCounter(connlimit.Limits{Total: s.opts.MaxConnections,
+		PerNetwork: s.opts.MaxConnectionsPerNetwork, IPv4Prefix: s.opts.IPv4Prefix, IPv6Prefix: s.opts.IPv6Prefix})
 	var backoff acceptretry.Backoff
 	for {
 		nc, err := l.Accept()
@@ -153,11 +200,17 @@ func (s *Server) Serve(l net.Listener) error {
 			return err
 		}
 		backoff.Reset()
+		release, reason, ok := caps.Admit(nc)
+		if !ok {
+			connlimit.Refuse(nc, reason, refuse)
+			continue
+		}
 		c := s.newConn(nc)
 		s.mu.Lock()
 		if s.closing.Load() {
 			s.mu.Unlock()
 			nc.Close()
+			release()
 			return ErrServerClosed
 		}
 		s.conns[c] = struct{}{}
@@ -165,7 +218,8 @@ func (s *Server) Serve(l net.Listener) error {
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
-			c.serve()
+			c.serve() // closes nc
+			release()
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()

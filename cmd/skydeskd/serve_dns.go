@@ -89,6 +89,8 @@ func (a *app) dnsComponents() ([]component, error) {
 		return nil, err
 	}
 	srv := dnssrv.NewServer(h, pcs, l)
+	srv.SetTCPLimits(dnssrv.TCPLimits{MaxConnectionsPerNetwork: a.cfg.Limits.DNSTCP.ConnectionsPerNetwork,
+		IPv4Prefix: a.cfg.Limits.IPv4Prefix, IPv6Prefix: a.cfg.Limits.IPv6Prefix})
 	return []component{
 		{name: "dns-udp", addr: pcs[0].LocalAddr(), serve: srv.ServeUDP, shutdown: srv.Shutdown},
 		{name: "dns-tcp", addr: l.Addr(), serve: srv.ServeTCP, shutdown: func(context.Context) error { return nil }},

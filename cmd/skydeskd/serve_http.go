@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
 	"errors"
 	"net/http"
 	"time"
@@ -9,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/skydesk/skydeskd/internal/connlimit"
 	"github.com/skydesk/skydeskd/internal/httpfront"
 )
 
@@ -57,7 +57,7 @@ func (a *app) httpComponents() ([]component, error) {
 		if err != nil {
 			return nil, err
 		}
-		fr := httpfront.New(h.hot, httpServer(a.acmeHTTP(handler)), a.log.With("service", "http"))
+		fr := httpfront.NewWithOptions(h.hot, httpServer(a.acmeHTTP(handler)), a.frontOptions("http"))
 		a.frontMetrics("http", fr)
 		out = append(out, component{name: "http", addr: l.Addr(),
 			serve:    func() error { return ignoreClosed(fr.Serve(l)) },
@@ -72,14 +72,24 @@ func (a *app) httpComponents() ([]component, error) {
 		srv := httpServer(handler)
 		srv.TLSConfig = a.serverTLS(a.cfg.Provider.AutoconfigHost)
 		srv.TLSConfig.NextProtos = []string{"h2", "http/1.1", "acme-tls/1"} // acme-tls/1: TLS-ALPN-01 (RFC 8737)
-		fr := httpfront.New(h.hot, srv, a.log.With("service", "https"))
+		fr := httpfront.NewWithOptions(h.hot, srv, a.frontOptions("https"))
 		a.frontMetrics("https", fr)
-		tl := tls.NewListener(l, srv.TLSConfig)
 		out = append(out, component{name: "https", addr: l.Addr(),
-			serve:    func() error { return ignoreClosed(fr.Serve(tl)) },
+			serve:    func() error { return ignoreClosed(fr.ServeTLS(l)) },
 			shutdown: fr.Shutdown})
 	}
 	return out, nil
+}
+
+// frontOptions are a listener's httpfront options from config limits.
+func (a *app) frontOptions(service string) httpfront.Options {
+	lim := a.cfg.Limits
+	return httpfront.Options{
+		Logger:           a.log.With("service", service),
+		HandshakeTimeout: lim.TLSHandshakeTimeoutValue(),
+		Limits: connlimit.Limits{PerNetwork: lim.HTTP.ConnectionsPerNetwork,
+			IPv4Prefix: lim.IPv4Prefix, IPv6Prefix: lim.IPv6Prefix},
+	}
 }
 
 // frontMetrics exports a listener's httpfront counters: how many

@@ -35,11 +35,17 @@ func (a *app) popComponents() ([]component, error) {
 		return nil, err
 	}
 	tlsConf := a.serverTLS(a.cfg.Provider.POP.PersonalHost)
+	lim := a.cfg.Limits
 	srv := popd.NewServer(countingBackend{be, a.popMetrics()}, popd.Options{
-		Hostname:       a.cfg.Provider.POP.PersonalHost,
-		Implementation: "skydeskd",
-		TLSConfig:      tlsConf,
-		Logger:         a.log.With("service", "pop3"),
+		Hostname:                 a.cfg.Provider.POP.PersonalHost,
+		Implementation:           "skydeskd",
+		TLSConfig:                tlsConf,
+		HandshakeTimeout:         lim.TLSHandshakeTimeoutValue(),
+		LoginTimeout:             lim.POP.LoginTimeoutValue(),
+		MaxConnectionsPerNetwork: lim.POP.ConnectionsPerNetwork,
+		IPv4Prefix:               lim.IPv4Prefix,
+		IPv6Prefix:               lim.IPv6Prefix,
+		Logger:                   a.log.With("service", "pop3"),
 	})
 	implicit := func(l net.Listener) error { return srv.Serve(tls.NewListener(l, tlsConf)) }
 	// One server behind both listeners: the first shutdown drains

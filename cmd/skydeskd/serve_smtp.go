@@ -36,6 +36,11 @@ func (a *app) smtpComponents() ([]component, error) {
 		Postmaster:     a.cfg.SMTP.Postmaster,
 		Scanner:        scanner,
 		Logger:         a.log,
+		// config limits: the per-network cap and the 465 handshake.
+		MaxConnectionsPerNetwork: a.cfg.Limits.SMTP.ConnectionsPerNetwork,
+		IPv4Prefix:               a.cfg.Limits.IPv4Prefix,
+		IPv6Prefix:               a.cfg.Limits.IPv6Prefix,
+		HandshakeTimeout:         a.cfg.Limits.TLSHandshakeTimeoutValue(),
 		Observe: func(mode smtpd.Mode, outcome string) {
 			m.messages.WithLabelValues(mode.String(), outcome).Inc()
 		},

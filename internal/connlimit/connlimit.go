@@ -62,15 +62,13 @@ const (
 	OverNetwork Reason = "network"
 )
 
-// Listener is a net.Listener whose Accept refuses connections over the
-// limits: Refuse (if set) may write a short reply first ("421 …" for SMTP,
-// "-ERR [SYS/TEMP] …" for POP3), then the connection is closed. The write
-// gets a deadline of one second so a client that reads nothing cannot
-// stall Accept.
-type Listener struct {
-	net.Listener
-	lim    Limits
-	refuse func(net.Conn, Reason)
+// Counter counts the connections of one listener, in total and per
+// client network. Listener uses one; a server whose accept loop must see
+// the listener's own connection type (a *tls.Conn from tls.NewListener,
+// which net/http and popd recognise by type) admits each connection
+// through a Counter itself and releases the slot when it closes.
+type Counter struct {
+	lim Limits
 
 	mu    sync.Mutex
 	total int
@@ -79,19 +77,73 @@ type Listener struct {
 	refused atomic.Uint64
 }
 
-// Wrap limits l. refuse may be nil.
-func Wrap(l net.Listener, lim Limits, refuse func(net.Conn, Reason)) *Listener {
-	return &Listener{Listener: l, lim: lim, refuse: refuse, per: map[netip.Prefix]int{}}
+// NewCounter returns a Counter enforcing lim.
+func NewCounter(lim Limits) *Counter {
+	return &Counter{lim: lim, per: map[netip.Prefix]int{}}
+}
+
+// Admit takes a slot for c's client network. It returns the function
+// that frees the slot (call it once, when c is closed), or the reason c
+// is over the limits.
+func (k *Counter) Admit(c net.Conn) (release func(), reason Reason, ok bool) {
+	key := Network(RemoteAddr(c), k.lim.IPv4Prefix, k.lim.IPv6Prefix)
+	if reason, ok := k.take(key); !ok {
+		k.refused.Add(1)
+		return nil, reason, false
+	}
+	var once sync.Once
+	return func() { once.Do(func() { k.release(key) }) }, "", true
 }
 
 // Refused counts the connections refused so far.
-func (l *Listener) Refused() uint64 { return l.refused.Load() }
+func (k *Counter) Refused() uint64 { return k.refused.Load() }
 
 // Open is the number of connections held now.
-func (l *Listener) Open() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.total
+func (k *Counter) Open() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.total
+}
+
+func (k *Counter) take(key netip.Prefix) (Reason, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.lim.Total > 0 && k.total >= k.lim.Total {
+		return OverTotal, false
+	}
+	if k.lim.PerNetwork > 0 && k.per[key] >= k.lim.PerNetwork {
+		return OverNetwork, false
+	}
+	k.total++
+	k.per[key]++
+	return "", true
+}
+
+func (k *Counter) release(key netip.Prefix) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.total--
+	if n := k.per[key] - 1; n > 0 {
+		k.per[key] = n
+	} else {
+		delete(k.per, key)
+	}
+}
+
+// Listener is a net.Listener whose Accept refuses connections over the
+// limits: Refuse (if set) may write a short reply first ("421 …" for SMTP,
+// "-ERR [SYS/TEMP] …" for POP3), then the connection is closed. The write
+// gets a deadline of one second so a client that reads nothing cannot
+// stall Accept.
+type Listener struct {
+	net.Listener
+	*Counter
+	refuse func(net.Conn, Reason)
+}
+
+// Wrap limits l. refuse may be nil.
+func Wrap(l net.Listener, lim Limits, refuse func(net.Conn, Reason)) *Listener {
+	return &Listener{Listener: l, Counter: NewCounter(lim), refuse: refuse}
 }
 
 // Accept returns the next connection within the limits. The returned
@@ -102,56 +154,34 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		key := Network(RemoteAddr(c), l.lim.IPv4Prefix, l.lim.IPv6Prefix)
-		if reason, ok := l.take(key); !ok {
-			l.refused.Add(1)
-			if l.refuse != nil {
-				_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-				l.refuse(c, reason)
-			}
-			_ = c.Close()
+		release, reason, ok := l.Admit(c)
+		if !ok {
+			Refuse(c, reason, l.refuse)
 			continue
 		}
-		return &conn{Conn: c, l: l, key: key}, nil
+		return &conn{Conn: c, release: release}, nil
 	}
 }
 
-func (l *Listener) take(key netip.Prefix) (Reason, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.lim.Total > 0 && l.total >= l.lim.Total {
-		return OverTotal, false
+// Refuse tells c why it is refused through reply (if not nil), under a
+// one-second write deadline, and closes it.
+func Refuse(c net.Conn, reason Reason, reply func(net.Conn, Reason)) {
+	if reply != nil {
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		reply(c, reason)
 	}
-	if l.lim.PerNetwork > 0 && l.per[key] >= l.lim.PerNetwork {
-		return OverNetwork, false
-	}
-	l.total++
-	l.per[key]++
-	return "", true
+	_ = c.Close()
 }
 
-func (l *Listener) release(key netip.Prefix) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.total--
-	if n := l.per[key] - 1; n > 0 {
-		l.per[key] = n
-	} else {
-		delete(l.per, key)
-	}
-}
-
-// conn frees its slot once, on the first Close.
+// conn frees its slot on the first Close.
 type conn struct {
 	net.Conn
-	l    *Listener
-	key  netip.Prefix
-	once sync.Once
+	release func()
 }
 
 func (c *conn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.l.release(c.key) })
+	c.release()
 	return err
 }
 

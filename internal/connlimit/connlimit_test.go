@@ -107,3 +107,26 @@ func TestListener_total(t *testing.T) {
 		t.Fatalf("over the total: %q", got)
 	}
 }
+
+// A Counter's release frees the slot once, however often it is called.
+func TestCounter_releaseOnce(t *testing.T) {
+	l, ch := listen(t, Limits{})
+	k := NewCounter(Limits{PerNetwork: 1})
+	dialFrom(t, l.Addr(), "127.0.0.1")
+	c := <-ch
+	release, _, ok := k.Admit(c)
+	if !ok {
+		t.Fatal("first connection refused")
+	}
+	if _, reason, ok := k.Admit(c); ok || reason != OverNetwork {
+		t.Fatalf("second admitted (%v, %q)", ok, reason)
+	}
+	release()
+	release()
+	if k.Open() != 0 || k.Refused() != 1 {
+		t.Fatalf("open %d, refused %d; want 0, 1", k.Open(), k.Refused())
+	}
+	if _, _, ok := k.Admit(c); !ok {
+		t.Fatal("refused after release")
+	}
+}

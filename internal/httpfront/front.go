@@ -68,6 +68,7 @@ type Front struct {
 	resp Responder
 	srv  *http.Server
 	log  *slog.Logger
+	opts Options
 
 	handoff *handoffListener
 	serving sync.Once
@@ -97,38 +98,17 @@ func (f *Front) Stats() Stats {
 	return Stats{Connections: f.nConns.Load(), Answers: f.nAnswers.Load(), HandedOff: f.nHandoffs.Load()}
 }
 
-// New returns a Front. srv's Handler serves everything the Responder
-// declines (New wraps it and srv.ConnContext to set Request.TLS on
-// connections handed over after TLS), and its timeouts apply to the
-// front's own reads and writes too:
-// ReadHeaderTimeout (else ReadTimeout) to read a request head and a TLS
-// handshake, WriteTimeout to send an answer, IdleTimeout (else
-// ReadTimeout) between requests. Zero means no limit, as in net/http; the
-// service sets all of them.
-func New(resp Responder, srv *http.Server, log *slog.Logger) *Front {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	restoreTLS(srv)
-	return &Front{
-		resp:      resp,
-		srv:       srv,
-		log:       log,
-		handoff:   newHandoffListener(),
-		listeners: map[net.Listener]struct{}{},
-		conns:     map[*conn]struct{}{},
-	}
-}
-
 // ErrClosed is returned by Serve after Shutdown or Close.
 var ErrClosed = http.ErrServerClosed
 
-// Serve accepts connections on l until Shutdown or Close. A listener
-// made by tls.NewListener yields *tls.Conn: the front completes the
-// handshake and hands HTTP/2 connections straight to the http.Server
-// (configure its TLSConfig with NextProtos as for ServeTLS). Serve always
-// returns a non-nil error: ErrClosed after Shutdown or Close.
-func (f *Front) Serve(l net.Listener) error {
+// Serve accepts plain HTTP connections on l until Shutdown or Close,
+// under Options.Limits. It always returns a non-nil error: ErrClosed
+// after Shutdown or Close. Without Limits, l may also be a listener made
+// by tls.NewListener (yielding *tls.Conn); with them, use ServeTLS, which
+// counts connections before TLS.
+func (f *Front) Serve(l net.Listener) error { return f.serve(f.limit(l, true)) }
+
+func (f *Front) serve(l net.Listener) error {
 	f.serving.Do(func() {
 		go func() {
 			if err := f.srv.Serve(f.handoff); !errors.Is(err, http.ErrServerClosed) && !f.closing.Load() {
@@ -321,7 +301,7 @@ func (c *conn) serve() {
 			if c.flush() != nil {
 				return
 			}
-			handedOff = c.handOff(newReplayConn(c.nc, c.br))
+			handedOff = c.handOff(newReplayConn(c.nc, c.br, c.readBy))
 			return
 		}
 		c.f.nAnswers.Add(1)
@@ -343,11 +323,14 @@ func mustPeek(br *bufio.Reader, n int) []byte {
 	return b
 }
 
-// handshake completes the TLS handshake within the head timeout, as
-// net/http does, and answers a plain HTTP request on the TLS port with
+// handshake completes the TLS handshake within Options.HandshakeTimeout
+// (default the head timeout, as net/http), and answers a plain HTTP request on the TLS port with
 // net/http's 400.
 func (c *conn) handshake(tc *tls.Conn) bool {
-	d := c.f.headTimeout()
+	d := c.f.opts.HandshakeTimeout
+	if d <= 0 {
+		d = c.f.headTimeout()
+	}
 	ctx := context.Background()
 	if d > 0 {
 		var cancel context.CancelFunc
@@ -408,7 +391,12 @@ func (c *conn) readHead() (n int, ok bool) {
 			return -1, false
 		}
 	}
-	headSet := false
+	// A connection's first request has had its head deadline since the
+	// wait for its first byte began (set above), as net/http counts
+	// ReadHeaderTimeout: setting it again once bytes arrive would let a
+	// client that sends its first byte just in time double it. A later
+	// request, after the idle wait, gets it from its first byte.
+	headSet := c.first
 	for {
 		buf, _ := c.br.Peek(c.br.Buffered())
 		n, bad := headEnd(buf)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // handoffListener is the net.Listener the http.Server serves: Accept
@@ -62,10 +63,18 @@ type replayConn struct {
 	// tls is the state of a TLS connection, for Request.TLS (restoreTLS);
 	// net/http sets it only for a *tls.Conn.
 	tls *tls.ConnectionState
+	// headBy is the deadline the front gave the head it hands over; zero
+	// once net/http has set its first read deadline.
+	headBy time.Time
 }
 
-func newReplayConn(nc net.Conn, br *bufio.Reader) *replayConn {
-	rc := &replayConn{Conn: nc, br: br}
+// newReplayConn hands nc over with the bytes buffered in br. headBy is
+// the read deadline the request head in hand already has: net/http's own
+// header deadline (the first read deadline it sets) is held to it, so a
+// head that the front gives up on (one it does not parse, cut at just
+// under the timeout) gets no second ReadHeaderTimeout.
+func newReplayConn(nc net.Conn, br *bufio.Reader, headBy time.Time) *replayConn {
+	rc := &replayConn{Conn: nc, br: br, headBy: headBy}
 	if tc, ok := nc.(*tls.Conn); ok {
 		cs := tc.ConnectionState()
 		rc.tls = &cs
@@ -118,6 +127,20 @@ func (c *replayConn) Read(p []byte) (int, error) {
 		return br.Read(p)
 	}
 	return c.Conn.Read(p)
+}
+
+// SetReadDeadline holds net/http's first read deadline (the header
+// deadline of the request in hand) to the one the front had set.
+func (c *replayConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	if by := c.headBy; !by.IsZero() {
+		c.headBy = time.Time{}
+		if t.IsZero() || t.After(by) {
+			t = by
+		}
+	}
+	c.mu.Unlock()
+	return c.Conn.SetReadDeadline(t)
 }
 
 // CloseWrite lets net/http half-close the connection after an error
