@@ -191,13 +191,11 @@ func (h *Handler) signIn(w http.ResponseWriter, r *http.Request) {
 	var ae *store.AuthError
 	if errors.As(err, &ae) {
 		h.o.Log.Info("settings sign-in refused", "user", email, "remote", remoteAddr(r).String(), "reason", ae.Error())
+		// A bare local part, an unknown address, a wrong password and a
+		// federated account without a password get the one answer (its
+		// hints cover each case), so the page tells no one which
+		// addresses exist or sign in through their organization.
 		switch ae.Reason {
-		case store.AuthNotFullAddress:
-			h.signInPage(w, r, l, http.StatusUnauthorized, "not_full", email, 0)
-			return
-		case store.AuthNoPassword:
-			h.signInPage(w, r, l, http.StatusUnauthorized, "no_password", email, 0)
-			return
 		case store.AuthNoAuthenticator:
 			h.signInPage(w, r, l, http.StatusUnauthorized, "no_authenticator", email, 0)
 			return

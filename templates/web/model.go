@@ -71,10 +71,10 @@ type SignIn struct {
 	CSRF  string
 	Email string
 	// Problem is "", "bad" (address, password or verification code: never
-	// which), "not_full", "no_password" (federated: explain how to set
-	// one), "no_authenticator" (two-step on, no authenticator app
-	// registered), "locked" (RetryMinutes) or "expired" (the form or
-	// session went stale).
+	// which; also a bare local part and a federated account without a
+	// password, whose hints it carries for everyone), "no_authenticator"
+	// (two-step on, no authenticator app registered), "locked"
+	// (RetryMinutes) or "expired" (the form or session went stale).
 	Problem      string
 	RetryMinutes int
 	// Notice is a catalogue key shown as a status ("signed_out").

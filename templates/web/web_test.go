@@ -171,7 +171,7 @@ func TestRender_golden(t *testing.T) {
 					ProfileURL: "/apple/mobileconfig?email=hanako%40example.co.jp", QRURL: "https://autoconfig.skydesk.jp/apple/mobileconfig?email=hanako%40example.co.jp", QR: qr}}},
 			{"setup-unknown", SetupPage, &Setup{Base: base(l, "setup", "title_setup"), Email: "a@gmail.com", Problem: "unknown", Domain: "gmail.com"}},
 			{"signin-no-authenticator", SignInPage, &SignIn{Base: base(l, "settings", "title_signin"), CSRF: "tok", Email: "jiro@example.co.jp", Problem: "no_authenticator"}},
-			{"signin-federated", SignInPage, &SignIn{Base: base(l, "settings", "title_signin"), CSRF: "tok", Email: "sso@example.co.jp", Problem: "no_password"}},
+			{"signin-bad", SignInPage, &SignIn{Base: base(l, "settings", "title_signin"), CSRF: "tok", Email: "sso@example.co.jp", Problem: "bad"}},
 			{"settings", SettingsPage, &Settings{Base: noIndex(base(l, "settings", "title_settings")), CSRF: "tok", Address: "taro@skydesk.jp",
 				Kind: "personal", TwoStep: true, POP: POP{Access: "since", Since: FormatTime(l, when), OnDelete: "keep"},
 				Apps:  []AppPassword{{Name: "iPhone <Mail>", Created: FormatTime(l, when)}, {Name: "PC", Created: FormatTime(l, when), LastUsed: FormatTime(l, when)}},
