@@ -182,28 +182,11 @@ func (s *Server) Serve(l net.Listener) error {
 	}()
 	caps := connlimit.NewCounter(connlimit.Limits{Total: s.opts.MaxConnections,
 		PerNetwork: s.opts.MaxConnectionsPerNetwork, IPv4Prefix: s.opts.IPv4Prefix, IPv6Prefix: s.opts.IPv6Prefix})
-	var backoff acceptretry.Backoff
-	for {
-		nc, err := l.Accept()
-		if err != nil {
-			if s.closing.Load() {
-				return ErrServerClosed
-			}
-			if acceptretry.Temporary(err) {
-				// Out of file descriptors and the like: back off as
-				// net/http does.
-				d := backoff.Next()
-				s.opts.Logger.Warn("accept", "err", err, "retry_in", d)
-				time.Sleep(d)
-				continue
-			}
-			return err
-		}
-		backoff.Reset()
+	return acceptretry.Loop(l, s.closing.Load, ErrServerClosed, s.opts.Logger, "accept", func(nc net.Conn) error {
 		release, reason, ok := caps.Admit(nc)
 		if !ok {
 			connlimit.Refuse(nc, reason, refuse)
-			continue
+			return nil
 		}
 		c := s.newConn(nc)
 		s.mu.Lock()
@@ -224,7 +207,8 @@ func (s *Server) Serve(l net.Listener) error {
 			delete(s.conns, c)
 			s.mu.Unlock()
 		}()
-	}
+		return nil
+	})
 }
 
 // stopAccepting closes the listeners and marks the server closing.

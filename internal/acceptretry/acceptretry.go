@@ -7,6 +7,7 @@ package acceptretry
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"syscall"
 	"time"
@@ -44,3 +45,32 @@ func (b *Backoff) Next() time.Duration {
 
 // Reset starts again from 5 ms.
 func (b *Backoff) Reset() { b.d = 0 }
+
+// Loop accepts connections from l and hands each to handle, until Accept
+// fails for good or handle returns an error (Loop returns it). A
+// temporary error waits Backoff's time and is logged with what
+// ("http accept", "pop3 accept"). When closing reports true after an
+// Accept error, the listener was closed on purpose and Loop returns
+// closed (the server's ErrServerClosed, or nil).
+func Loop(l net.Listener, closing func() bool, closed error, log *slog.Logger, what string, handle func(net.Conn) error) error {
+	var backoff Backoff
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			if closing() {
+				return closed
+			}
+			if Temporary(err) {
+				d := backoff.Next()
+				log.Warn(what, "err", err, "retry_in", d)
+				time.Sleep(d)
+				continue
+			}
+			return err
+		}
+		backoff.Reset()
+		if err := handle(nc); err != nil {
+			return err
+		}
+	}
+}

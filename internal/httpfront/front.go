@@ -130,29 +130,15 @@ func (f *Front) serve(l net.Listener) error {
 		f.mu.Unlock()
 	}()
 
-	var backoff acceptretry.Backoff
-	for {
-		nc, err := l.Accept()
-		if err != nil {
-			if f.closing.Load() {
-				return ErrClosed
-			}
-			if acceptretry.Temporary(err) {
-				d := backoff.Next()
-				f.log.Warn("http accept", "err", err, "retry_in", d)
-				time.Sleep(d)
-				continue
-			}
-			return err
-		}
-		backoff.Reset()
+	return acceptretry.Loop(l, f.closing.Load, ErrClosed, f.log, "http accept", func(nc net.Conn) error {
 		c := &conn{f: f, nc: nc}
 		if !f.track(c) {
 			_ = nc.Close()
 			return ErrClosed
 		}
 		go c.serve()
-	}
+		return nil
+	})
 }
 
 func (f *Front) track(c *conn) bool {
