@@ -39,6 +39,8 @@ func Run(t *testing.T, open Opener) {
 		{"Accept", testAccept},
 		{"AcceptBatch", testAcceptBatch},
 		{"Queue", testQueue},
+		{"ChunkedBodies", testChunkedBodies},
+		{"Quota", testQuota},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := open(t)
