@@ -21,7 +21,7 @@ type Delivery struct {
 	Body       []byte   // any line endings; stored with CRLF
 	// Stream, if set, is the message instead of Body (already CRLF).
 	Stream Body
-	Spam       bool     // the classifier's verdict, read by "include spam"
+	Spam   bool // the classifier's verdict, read by "include spam"
 }
 
 // NormalizeCRLF returns body with every line ending as CRLF (a bare LF or a

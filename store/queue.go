@@ -19,7 +19,7 @@ type Accepted struct {
 	// Stream, if set, is the message instead of Body (already CRLF):
 	// local copies are written from it in chunks, never whole in memory.
 	Stream Body
-	Spam bool   // the classifier's verdict for the local copies
+	Spam   bool // the classifier's verdict for the local copies
 	// Local are addresses with a mailbox here.
 	Local []string
 	// From is the envelope sender of the queued copy (the authenticated
