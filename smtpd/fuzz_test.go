@@ -45,7 +45,7 @@ func FuzzData(f *testing.F) {
 		"From: <taro@skydesk.jp>\r\nSubject: a\r\n continued\r\n\r\n.\r\n..\r\n", "A: b\r\nnot a field\r\nFrom: <x@y>\r\n\r\n",
 		"Bcc: <x@y>\r\nFrom: <taro@skydesk.jp>\r\n\r\nb", "X-Spam-Flag: YES\r\n\r\n", "Subject: \r\r\n\n\r\n\r\n",
 		"Subject: big\r\n\r\n" + strings.Repeat("0123456789abcdef\r\n", 20000), // over spoolStep: the spool file
-		strings.Repeat("X-Long: "+strings.Repeat("v", 1000)+"\r\n", 1100),     // over maxHeaderSection
+		strings.Repeat("X-Long: "+strings.Repeat("v", 1000)+"\r\n", 1100),      // over maxHeaderSection
 	} {
 		f.Add([]byte(s), false)
 		f.Add([]byte(s), true)
