@@ -35,7 +35,12 @@ func (a *app) smtpComponents() ([]component, error) {
 		MaxMessageSize: a.cfg.SMTP.MaxMessageSize,
 		Postmaster:     a.cfg.SMTP.Postmaster,
 		Scanner:        scanner,
-		Logger:         a.log,
+		SpoolDir:       a.cfg.DataDir,
+		// Validate checked the sizes.
+		MaxBytesInFlight:    configSize(a.cfg.SMTP.MaxBytesInFlight),
+		MXMessagesPerMinute: a.cfg.SMTP.MXMessagesPerMinute,
+		MXBytesPerMinute:    configSize(a.cfg.SMTP.MXBytesPerMinute),
+		Logger:              a.log,
 		Observe: func(mode smtpd.Mode, outcome string) {
 			m.messages.WithLabelValues(mode.String(), outcome).Inc()
 		},
