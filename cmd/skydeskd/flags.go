@@ -98,7 +98,8 @@ func openStore(ctx context.Context, cfg *config.Config, hp store.HashParams) (*s
 	if err != nil {
 		return nil, fmt.Errorf("provider.personal_domain: %w", err)
 	}
-	return store.Open(ctx, cfg.DataDir, store.Options{PersonalDomain: pd, HashParams: hp, TOTPIssuer: cfg.Provider.Name})
+	return store.Open(ctx, cfg.DataDir, store.Options{PersonalDomain: pd, HashParams: hp, TOTPIssuer: cfg.Provider.Name,
+		DefaultQuota: configSize(cfg.SMTP.DefaultQuota)})
 }
 
 // withStore runs f with the store of the flags' configuration.
