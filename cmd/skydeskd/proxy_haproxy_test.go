@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/skydesk/skydeskd/internal/connlimit/connlimittest"
 )
 
@@ -120,6 +122,7 @@ frontend stats
 	for _, l := range []struct{ name, proxy, check string }{
 		{"pop3s", "send-proxy-v2", ""},
 		{"mx", "send-proxy", ""},
+		{"dns-tcp", "send-proxy-v2", ""},
 		{"http", "send-proxy-v2", "  option httpchk GET /readyz\n  http-check expect string ready\n"},
 	} {
 		checkArg := ""
@@ -132,8 +135,8 @@ frontend stats
 	return b.String()
 }
 
-// Issue 14, behind a load balancer: a POP3S login, an MX delivery and an
-// autoconfig request pass through a real HAProxy (PROXY v2, and v1 on the
+// Issue 14, behind a load balancer: a POP3S login, an MX delivery, a DNS
+// query over TCP and an autoconfig request pass through a real HAProxy (PROXY v2, and v1 on the
 // MX) and skydeskd counts each client's own address. With one connection
 // per client network, a second client through the same HAProxy is served
 // while the first client's second connection is refused; the MX writes
@@ -144,16 +147,16 @@ func TestProxyProtocol_haproxy(t *testing.T) {
 	popUser(t, dir, "bob@skydesk.jp", "bob-password-12", "delete")
 	cfg := fmt.Sprintf(`data_dir: %s
 log: {format: json, level: info}
-listen: {http: "127.0.0.1:0", https: "", dns: "", pop3s: "127.0.0.1:0", pop3: "", smtps: "", submission: "", mx: "127.0.0.1:0"}
-limits: {pop: {connections_per_network: 1}, smtp: {connections_per_network: 1}, http: {connections_per_network: 1}}
-proxy_protocol: {listeners: [pop3s, mx, http], trusted: [%s/32]}
+listen: {http: "127.0.0.1:0", https: "", dns: "127.0.0.1:0", pop3s: "127.0.0.1:0", pop3: "", smtps: "", submission: "", mx: "127.0.0.1:0"}
+limits: {pop: {connections_per_network: 1}, smtp: {connections_per_network: 1}, http: {connections_per_network: 1}, dns_tcp: {connections_per_network: 1}}
+proxy_protocol: {listeners: [pop3s, mx, http, dns_tcp], trusted: [%s/32]}
 `, dir, haproxySource)
 	file := filepath.Join(dir, "skydeskd.yaml")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	back, _ := serveInProcess(t, file, []string{"pop3s", "mx", "http"})
-	front := map[string]string{"pop3s": freePort(t), "mx": freePort(t), "http": freePort(t), "stats": freePort(t)}
+	back, _ := serveInProcess(t, file, []string{"pop3s", "mx", "http", "dns-tcp"})
+	front := map[string]string{"pop3s": freePort(t), "mx": freePort(t), "http": freePort(t), "dns-tcp": freePort(t), "stats": freePort(t)}
 	startHAProxy(t, dir, haproxyConfig(front, back))
 	waitFor(t, "haproxy's frontends", func() bool {
 		c, err := net.DialTimeout("tcp", front["stats"], time.Second)
@@ -198,6 +201,29 @@ proxy_protocol: {listeners: [pop3s, mx, http], trusted: [%s/32]}
 		p.quit()
 		if len(msgs) != 1 || !strings.Contains(msgs[0], "["+clientB+"]") || strings.Contains(msgs[0], haproxySource) {
 			t.Fatalf("want one message received from [%s]:\n%q", clientB, msgs)
+		}
+	})
+
+	t.Run("dns tcp v2", func(t *testing.T) {
+		soa := func(c net.Conn) error {
+			_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+			dc := &dns.Conn{Conn: c}
+			m := new(dns.Msg)
+			m.SetQuestion("skydesk.jp.", dns.TypeSOA)
+			if err := dc.WriteMsg(m); err != nil {
+				return err
+			}
+			_, err := dc.ReadMsg()
+			return err
+		}
+		if err := soa(connlimittest.Dial(t, clientA, front["dns-tcp"])); err != nil {
+			t.Fatalf("client A: %v", err)
+		}
+		if err := soa(connlimittest.Dial(t, clientB, front["dns-tcp"])); err != nil {
+			t.Fatalf("client B: %v", err)
+		}
+		if err := soa(connlimittest.Dial(t, clientA, front["dns-tcp"])); err == nil {
+			t.Fatal("client A's second connection was answered over its network's cap of 1")
 		}
 	})
 
