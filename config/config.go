@@ -34,6 +34,8 @@ type Config struct {
 	Auth     Auth     `yaml:"auth"`
 	ACME     ACME     `yaml:"acme"`
 	Limits   Limits   `yaml:"limits"`
+	// ProxyProtocol: PROXY headers from a load balancer (proxy.go).
+	ProxyProtocol ProxyProtocol `yaml:"proxy_protocol"`
 }
 
 // Provider is what every format renders: the published SkyDesk values by

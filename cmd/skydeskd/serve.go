@@ -19,6 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/skydesk/skydeskd/config"
+	"github.com/skydesk/skydeskd/internal/proxyproto"
 	"github.com/skydesk/skydeskd/profiles"
 	"github.com/skydesk/skydeskd/store"
 )
@@ -183,6 +184,20 @@ func listen(addr string) (net.Listener, error) {
 	return l, nil
 }
 
+// proxied wraps l, the listener named name (a config.ProxyListeners
+// name), to read PROXY headers from the balancers of proxy_protocol when
+// that section lists it, so everything downstream (connection caps, login
+// throttles, logs) sees the client. Wrapped below TLS: the header comes
+// before the ClientHello.
+func (a *app) proxied(name string, l net.Listener) net.Listener {
+	p := a.cfg.ProxyProtocol
+	if !p.On(name) {
+		return l
+	}
+	return proxyproto.Wrap(l, proxyproto.Options{Trusted: p.TrustedPrefixes(),
+		HeaderTimeout: p.HeaderTimeoutValue(), Logger: a.log.With("service", name)})
+}
+
 // endpoint is one configured listener of a server: serve runs the
 // server on it, shutdown stops the server.
 type endpoint struct {
@@ -196,7 +211,7 @@ type endpoint struct {
 // each; serve returning closed (the server's ErrServerClosed) is a clean
 // stop. If one address cannot be bound, the listeners bound before it are
 // closed and the error returned.
-func bindAll(eps []endpoint, closed error) ([]component, error) {
+func (a *app) bindAll(eps []endpoint, closed error) ([]component, error) {
 	var out []component
 	for _, ep := range eps {
 		if ep.addr == "" {
@@ -207,6 +222,7 @@ func bindAll(eps []endpoint, closed error) ([]component, error) {
 			stopAll(out)
 			return nil, err
 		}
+		l = a.proxied(ep.name, l)
 		out = append(out, component{name: ep.name, addr: l.Addr(),
 			serve: func() error {
 				if err := ep.serve(l); err != nil && !errors.Is(err, closed) {

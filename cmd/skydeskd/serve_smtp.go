@@ -71,7 +71,7 @@ func (a *app) smtpComponents() ([]component, error) {
 			m.sessions.WithLabelValues(ep.name) // listed at 0 from the start
 		}
 	}
-	return bindAll(eps, smtpd.ErrServerClosed)
+	return a.bindAll(eps, smtpd.ErrServerClosed)
 }
 
 // smtpRelay returns the relay of smtp.smarthost, nil when there is none.
