@@ -60,3 +60,23 @@ func NewDomainSnapshot(serial uint32, names []string) *DomainSnapshot {
 	}
 	return snap
 }
+
+// PollDomains calls d.RefreshDomains every interval until ctx ends, so a
+// domain added by another process (an admin command, another node) is
+// answered without a restart; onErr, if set, hears each failure.
+func PollDomains(ctx context.Context, d interface {
+	RefreshDomains(context.Context) (bool, error)
+}, interval time.Duration, onErr func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := d.RefreshDomains(ctx); err != nil && ctx.Err() == nil && onErr != nil {
+				onErr(err)
+			}
+		}
+	}
+}
