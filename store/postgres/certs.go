@@ -130,4 +130,3 @@ func (c *CertStore) Unlock(ctx context.Context, name, owner string) error {
 	}
 	return nil
 }
-
