@@ -22,7 +22,8 @@ import (
 // Config is the whole static configuration. The zero value is not useful;
 // start from Default.
 type Config struct {
-	// DataDir holds the SQLite file, the generated certificate and secrets.
+	// DataDir holds the SQLite file (database.driver sqlite), the
+	// generated certificate and secrets.
 	DataDir  string   `yaml:"data_dir"`
 	Provider Provider `yaml:"provider"`
 	Listen   Listen   `yaml:"listen"`
@@ -34,6 +35,7 @@ type Config struct {
 	Auth     Auth     `yaml:"auth"`
 	ACME     ACME     `yaml:"acme"`
 	Limits   Limits   `yaml:"limits"`
+	Database Database `yaml:"database"`
 }
 
 // Provider is what every format renders: the published SkyDesk values by
@@ -226,6 +228,7 @@ func Default() *Config {
 		ACME: defaultACME(),
 	}
 	c.Limits = defaultLimits()
+	c.Database = defaultDatabase()
 	c.SMTP.Postmaster = postmasterOf(c.Provider.PersonalDomain)
 	return c
 }
