@@ -2,7 +2,11 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
+	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -79,4 +83,36 @@ func PollDomains(ctx context.Context, d interface {
 			}
 		}
 	}
+}
+
+// Migration is one embedded schema migration, NNNN_name.sql.
+type Migration struct {
+	Version int
+	Name    string // the file's base name
+	SQL     string
+}
+
+// ReadMigrations returns the files matching glob in fsys (NNNN_name.sql),
+// in version order: each driver embeds its own dialect's files and
+// applies them, each in a transaction with its version recorded.
+func ReadMigrations(fsys fs.FS, glob string) ([]Migration, error) {
+	names, err := fs.Glob(fsys, glob)
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	out := make([]Migration, 0, len(names))
+	for _, name := range names {
+		base := path.Base(name)
+		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: bad version prefix", base)
+		}
+		body, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: %w", base, err)
+		}
+		out = append(out, Migration{Version: v, Name: base, SQL: string(body)})
+	}
+	return out, nil
 }

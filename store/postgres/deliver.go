@@ -11,29 +11,15 @@ import (
 	"github.com/skydesk/skydeskd/store"
 )
 
-// Deliver stores the message for every recipient in one transaction and
-// returns their UIDs in recipient order: every recipient has it or none.
+// Deliver stores the message for every recipient in one transaction (an
+// Accept with local recipients only) and returns their UIDs in recipient
+// order: every recipient has it or none.
 func (s *Store) Deliver(ctx context.Context, d store.Delivery) ([]int64, error) {
 	if len(d.Recipients) == 0 {
 		return nil, errors.New("delivery without recipients")
 	}
-	body := store.NormalizeCRLF(d.Body)
-	now := s.now().UnixNano()
-	uids := make([]int64, 0, len(d.Recipients))
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		for _, rcpt := range d.Recipients {
-			uid, err := insertMessage(ctx, tx, rcpt, body, d.Spam, now)
-			if err != nil {
-				return err
-			}
-			uids = append(uids, uid)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return uids, nil
+	uids, _, err := s.Accept(ctx, store.Accepted{Body: d.Body, Spam: d.Spam, Local: d.Recipients})
+	return uids, err
 }
 
 // Accept stores a in one transaction: when it returns nil every local
