@@ -4,13 +4,14 @@ DATA     ?= ./data
 BIN      ?= bin/skydeskd
 FUZZTIME ?= 10s
 
-.PHONY: run test build bench bench-http fuzz lint golden docker clean
+.PHONY: run test build bench bench-http fuzz fuzz-smtp lint golden docker clean
 
 run: ## the quick start: 127.0.0.1 only, self-signed cert, demo data
 	$(GO) run ./cmd/skydeskd serve --dev --data $(DATA)
 
-test: ## the whole suite (CI runs this through .ci/run)
+test: ## the whole suite (CI runs this through .ci/run); the memory test runs without -race
 	$(GO) test -race -shuffle=on -timeout 20m ./...
+	$(GO) test -count=1 -run '^TestMX_bigMessagesKeepMemoryFlat$$' -v ./smtpd
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/skydeskd
@@ -26,6 +27,11 @@ fuzz: ## each fuzz target for $(FUZZTIME)
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
+	done
+
+fuzz-smtp: ## the SMTP DATA-path and header fuzz targets for FUZZTIME each (CI runs them briefly)
+	@for f in $$($(GO) test -list '^Fuzz' ./smtpd | grep '^Fuzz'); do \
+	  echo "== smtpd $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./smtpd || exit 1; \
 	done
 
 lint:

@@ -108,6 +108,18 @@ type SMTP struct {
 	// domain, following provider.personal_domain when a file changes that
 	// without naming this key.
 	Postmaster string `yaml:"postmaster"`
+	// DefaultQuota is the mailbox quota of accounts without one of their
+	// own (`skydeskd user set --quota`): a size such as 500M or 1G, 0 for
+	// unlimited. Over it the MX answers 452 4.2.2 at RCPT, 552 5.2.2 at DATA.
+	DefaultQuota string `yaml:"default_quota"`
+	// MaxBytesInFlight bounds the octets of mail received and not yet
+	// stored, over every listener (a size); DATA beyond it waits briefly,
+	// then gets 452 4.3.1.
+	MaxBytesInFlight string `yaml:"max_bytes_in_flight"`
+	// MXMessagesPerMinute and MXBytesPerMinute bound what one client
+	// network (IPv4 /32, IPv6 /64) sends the MX; -1 and "-1" turn them off.
+	MXMessagesPerMinute int    `yaml:"mx_messages_per_minute"`
+	MXBytesPerMinute    string `yaml:"mx_bytes_per_minute"`
 }
 
 // Smarthost relays mail for recipients outside our domains (submission
@@ -214,6 +226,7 @@ func Default() *Config {
 			SMTPS: ":465", Submission: ":587", MX: ":25",
 		},
 		SMTP: SMTP{Hostname: "smtp.skydesk.jp", MaxMessageSize: 50 << 20,
+			DefaultQuota: "1G", MaxBytesInFlight: "512M", MXMessagesPerMinute: 60, MXBytesPerMinute: "200M",
 			Smarthost: Smarthost{TLS: "implicit", RetryPeriod: "120h"}},
 		Spam: Spam{Timeout: "10s", OnError: "accept"},
 		DNS: DNS{

@@ -92,6 +92,16 @@ func (c *Config) Validate() error {
 	}
 
 	host("smtp.hostname", c.SMTP.Hostname)
+	for _, kv := range [][2]string{{"smtp.default_quota", c.SMTP.DefaultQuota}, {"smtp.max_bytes_in_flight", c.SMTP.MaxBytesInFlight}} {
+		if _, err := ParseSize(kv[1]); err != nil {
+			bad(kv[0], "%v", err)
+		}
+	}
+	if v := c.SMTP.MXBytesPerMinute; v != "-1" {
+		if _, err := ParseSize(v); err != nil {
+			bad("smtp.mx_bytes_per_minute", "%v", err)
+		}
+	}
 	if c.SMTP.MaxMessageSize < 1024 {
 		bad("smtp.max_message_size", "%d is below the 1024-byte minimum", c.SMTP.MaxMessageSize)
 	}

@@ -9,7 +9,6 @@
 package rspamd
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -152,15 +151,26 @@ var (
 	ErrBadResponse = errors.New("rspamd answer malformed")
 )
 
+// Message is a message of known length read in pieces (a spool file, or
+// a *bytes.Reader), so a large one is streamed to rspamd, never copied
+// whole into memory.
+type Message interface {
+	io.ReaderAt
+	Size() int64
+}
+
 // Check sends msg (the message as received, CRLF line endings) with its
 // envelope and returns rspamd's verdict. Errors wrap one of ErrUnavailable,
 // ErrTimeout, ErrStatus or ErrBadResponse.
-func (c *Client) Check(ctx context.Context, r Request, msg []byte) (Result, error) {
+func (c *Client) Check(ctx context.Context, r Request, msg Message) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(msg))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, io.NewSectionReader(msg, 0, msg.Size()))
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if req.ContentLength = msg.Size(); req.ContentLength == 0 { // sent with Content-Length, not chunked
+		req.Body = http.NoBody
 	}
 	r.header(req.Header)
 	resp, err := c.http.Do(req)

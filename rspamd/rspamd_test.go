@@ -1,6 +1,7 @@
 package rspamd_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -48,7 +49,7 @@ func TestCheck_requestHeaders(t *testing.T) {
 	})
 	req := rspamd.Request{IP: netip.MustParseAddr("::ffff:192.0.2.7"), Helo: "mail.example.net\r\nX: y",
 		From: "a@example.net", Rcpt: []string{"b@skydesk.jp", "太郎@skydesk.jp"}, QueueID: "abc\x00\x7f" + strings.Repeat("é", 40)}
-	if _, err := c.Check(context.Background(), req, []byte("Subject: x\r\n\r\nhi\r\n")); err != nil {
+	if _, err := c.Check(context.Background(), req, bytes.NewReader([]byte("Subject: x\r\n\r\nhi\r\n"))); err != nil {
 		t.Fatal(err)
 	}
 	for k, want := range map[string][]string{
@@ -69,7 +70,7 @@ func TestCheck_result(t *testing.T) {
 	c := fake(t, rspamd.Options{}, reply(`{"is_skipped":false,"score":9.5,"required_score":15.0,"action":"reject",
 		"symbols":{"Z_RULE":{"name":"Z_RULE","score":8.0},"A RULE,(x)":{"score":1.5}},
 		"messages":{"smtp_message":"Spam\r\n250 ok\u00e9 `+strings.Repeat("x", 400)+`"}}`))
-	res, err := c.Check(context.Background(), rspamd.Request{}, []byte("x"))
+	res, err := c.Check(context.Background(), rspamd.Request{}, bytes.NewReader([]byte("x")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func TestCheck_errors(t *testing.T) {
 			c := fake(t, rspamd.Options{Timeout: 300 * time.Millisecond, MaxResponse: 1024}, tc.handler(release))
 			t.Cleanup(func() { close(release) }) // before the server's Close
 			start := time.Now()
-			_, err := c.Check(context.Background(), rspamd.Request{}, []byte("x"))
+			_, err := c.Check(context.Background(), rspamd.Request{}, bytes.NewReader([]byte("x")))
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
@@ -153,7 +154,7 @@ func TestCheck_unavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Check(context.Background(), rspamd.Request{}, []byte("x")); !errors.Is(err, rspamd.ErrUnavailable) {
+	if _, err := c.Check(context.Background(), rspamd.Request{}, bytes.NewReader([]byte("x"))); !errors.Is(err, rspamd.ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
 }
@@ -183,7 +184,7 @@ func TestVerdict(t *testing.T) {
 		var seen []rspamd.Outcome
 		c := fake(t, rspamd.Options{Observe: func(o rspamd.Outcome) { seen = append(seen, o) }},
 			reply(`{"action":"`+string(tc.action)+`","score":1}`))
-		v := c.Verdict(context.Background(), rspamd.Request{}, []byte("x"))
+		v := c.Verdict(context.Background(), rspamd.Request{}, bytes.NewReader([]byte("x")))
 		if v.Disposition != tc.want || v.Err != nil || v.Result.Action != tc.action {
 			t.Errorf("%s: got %v %v, want %v", tc.action, v.Disposition, v.Err, tc.want)
 		}
@@ -209,7 +210,7 @@ func TestVerdict_onError(t *testing.T) {
 			seen = append(seen, o)
 			mu.Unlock()
 		}}, reply(`not json`))
-		v := c.Verdict(context.Background(), rspamd.Request{}, []byte("x"))
+		v := c.Verdict(context.Background(), rspamd.Request{}, bytes.NewReader([]byte("x")))
 		if v.Disposition != tc.want || !errors.Is(v.Err, rspamd.ErrBadResponse) {
 			t.Errorf("on_error %q: got %v %v, want %v", tc.policy, v.Disposition, v.Err, tc.want)
 		}
@@ -237,7 +238,7 @@ func TestCheck_realRspamd(t *testing.T) {
 		{"spam word", "Cheap " + rspamdtest.SpamWord + " today.\r\n", rspamd.AddHeader},
 		{"gtube", rspamdtest.GTUBE + "\r\n", rspamd.Reject},
 	} {
-		res, err := c.Check(context.Background(), req, []byte(head+tc.body))
+		res, err := c.Check(context.Background(), req, bytes.NewReader([]byte(head+tc.body)))
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", tc.name, err, srv.Log())
 		}

@@ -95,7 +95,7 @@ func Kind(err error) string {
 // Verdict checks msg and maps the answer to a disposition, applying the
 // OnError policy when rspamd gives none. Every call is reported to
 // Options.Observe.
-func (c *Client) Verdict(ctx context.Context, r Request, msg []byte) Verdict {
+func (c *Client) Verdict(ctx context.Context, r Request, msg Message) Verdict {
 	start := time.Now()
 	res, err := c.Check(ctx, r, msg)
 	took := time.Since(start)

@@ -214,7 +214,7 @@ func TestMX_rspamdStopped(t *testing.T) {
 // fixedScanner answers every message with one verdict.
 type fixedScanner rspamd.Verdict
 
-func (f fixedScanner) Verdict(context.Context, rspamd.Request, []byte) rspamd.Verdict {
+func (f fixedScanner) Verdict(context.Context, rspamd.Request, rspamd.Message) rspamd.Verdict {
 	return rspamd.Verdict(f)
 }
 

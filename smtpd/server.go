@@ -24,6 +24,7 @@ import (
 	"crypto/tls"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -112,7 +113,8 @@ type Options struct {
 	Classifier Classifier
 	Logger     *slog.Logger
 	// Observe, if set, is told each outcome for metrics: "accepted", "queued", "spam", "unknown_rcpt", "relay_denied", "rcpt_limited",
-	// "sender_mismatch", "too_big", "temp_error", "spam_refused", "spam_deferred".
+	// "sender_mismatch", "too_big", "temp_error", "spam_refused", "spam_deferred", "mailbox_full", "over_quota",
+	// "rate_limited", "busy".
 	Observe func(mode Mode, outcome string)
 	// Connected, if set, is told of each connection accepted under the cap,
 	// by listener: "smtps" (ServeTLS), "submission" (Serve) or "mx"
@@ -125,6 +127,23 @@ type Options struct {
 	// Scanner, if set, checks every MX message (rspamd) and replaces
 	// Classifier; see Scanner.
 	Scanner Scanner
+	// SpoolDir holds the unlinked spool files of messages being received
+	// whose body is over 256 KiB (default os.TempDir()).
+	SpoolDir string
+	// MaxBytesInFlight bounds the octets of mail received and not yet
+	// stored, over every listener (default 512 MiB). DATA takes octets
+	// as they arrive; with none left it waits up to InFlightWait (default
+	// 5 seconds), then answers "452 4.3.1".
+	MaxBytesInFlight int64
+	InFlightWait     time.Duration
+	// MXMessagesPerMinute and MXBytesPerMinute bound what one client
+	// network (IPv4Prefix / IPv6Prefix) sends the MX (defaults 60 and
+	// 200 MiB; negative means no limit): beyond them "451 4.7.0" at MAIL,
+	// or at the end of the DATA that overdraws the octets.
+	MXMessagesPerMinute int
+	MXBytesPerMinute    int64
+
+	guard *guard // shared by the listeners; made by defaults
 }
 
 // Relayer sends queued mail on; *Relay is the smarthost one.
@@ -185,6 +204,24 @@ func (o *Options) defaults() {
 	}
 	if o.Connected == nil {
 		o.Connected = func(string) {}
+	}
+	if o.SpoolDir == "" {
+		o.SpoolDir = os.TempDir()
+	}
+	if o.MaxBytesInFlight <= 0 {
+		o.MaxBytesInFlight = 512 << 20
+	}
+	if o.InFlightWait <= 0 {
+		o.InFlightWait = 5 * time.Second
+	}
+	if o.MXMessagesPerMinute == 0 {
+		o.MXMessagesPerMinute = 60
+	}
+	if o.MXBytesPerMinute == 0 {
+		o.MXBytesPerMinute = 200 << 20
+	}
+	if o.guard == nil {
+		o.guard = newGuard(o)
 	}
 }
 

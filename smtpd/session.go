@@ -28,6 +28,8 @@ type Store interface {
 	// Accept stores the message for its local recipients and queues it for
 	// the remote ones, durably, in one transaction.
 	Accept(ctx context.Context, a store.Accepted) (uids []int64, queueID int64, err error)
+	// MailboxUsage is a mailbox's usage and quota (RCPT refuses a full one).
+	MailboxUsage(ctx context.Context, address string) (store.Usage, error)
 }
 
 // Authenticator checks credentials (store.Authenticator: the single place
@@ -171,6 +173,9 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 			return smtpErr(553, smtp.EnhancedCode{5, 7, 1},
 				"Sender address <"+printable(from)+"> is not yours: send as <"+s.user+">")
 		}
+	} else if err := s.b.opts.guard.rates.mail(s.remote); err != nil {
+		s.note("rate_limited")
+		return err
 	}
 	s.from = from
 	s.utf8 = opts != nil && opts.UTF8
@@ -211,6 +216,9 @@ func (s *session) rcpt(to string) error {
 		defer cancel()
 		box, err := s.mailbox(ctx, addr, a.Local)
 		if err != nil {
+			return err
+		}
+		if err := s.rcptQuota(ctx, box); err != nil {
 			return err
 		}
 		if !slices.Contains(s.local, box) {
@@ -278,14 +286,30 @@ func (s *session) addRcpt(addr string) {
 	}
 }
 
-// Data reads, checks, fixes up and stores the message. It returns only
-// after the commit: 250 means the message is on disk.
+// Data streams the message in (spool: the header section in memory, the
+// rest in a spool file once over 256 KiB, octets taken from the in-flight
+// budget), checks and fixes up the header section and stores the message
+// in one transaction, written in chunks. It returns only after the commit:
+// 250 means the message is on disk; any failure stores nothing.
 func (s *session) Data(r io.Reader) error {
-	raw, err := store.ReadMessage(r, s.b.opts.MaxMessageSize)
+	g := s.b.opts.guard
+	sp, err := spool(r, s.b.opts.MaxMessageSize, s.b.opts.SpoolDir, g.budget)
+	defer sp.Close(g.budget)
 	if err != nil {
+		if err == errBusy {
+			s.log.Warn("mail in flight over budget", "in_use", g.budget.inUse())
+			s.note("busy")
+			return err
+		}
 		return s.fail(wrapErr(s.log, "reading message", err))
 	}
-	m := parseMessage(raw)
+	m := sp.m
+	if s.b.mode == MX {
+		if err := g.rates.data(s.remote, int64(len(m.raw))+sp.size); err != nil {
+			s.note("rate_limited")
+			return err
+		}
+	}
 	spam := false
 	if s.b.mode == Submission {
 		if err := s.checkFrom(m); err != nil {
@@ -293,7 +317,7 @@ func (s *session) Data(r io.Reader) error {
 			return err
 		}
 	} else if s.b.opts.Scanner != nil {
-		if m, spam, err = s.scan(m); err != nil {
+		if m, spam, err = s.scan(m, joined{m.raw, sp.rest()}); err != nil {
 			return s.fail(err)
 		}
 	} else {
@@ -304,12 +328,12 @@ func (s *session) Data(r io.Reader) error {
 			return s.fail(wrapErr(s.log, "classifying message", err))
 		}
 	}
-	body := s.fixUp(m)
+	body, stream := sp.message(s.fixUp(m))
 	ctx, cancel := s.ctx()
 	defer cancel()
-	_, qid, err := s.b.store.Accept(ctx, store.Accepted{Body: body, Spam: spam, Local: s.local, From: s.user, Remote: s.rcptOut})
+	_, qid, err := s.b.store.Accept(ctx, store.Accepted{Body: body, Stream: stream, Spam: spam, Local: s.local, From: s.user, Remote: s.rcptOut})
 	if err != nil {
-		return s.fail(wrapErr(s.log, "storing message", err))
+		return s.acceptErr(err)
 	}
 	s.note("accepted")
 	if spam {
@@ -318,8 +342,12 @@ func (s *session) Data(r io.Reader) error {
 	if qid != 0 {
 		s.note("queued")
 	}
+	size := int64(len(body))
+	if stream != nil {
+		size = stream.Size()
+	}
 	s.log.Info("message accepted", "from", printable(s.from), "local", len(s.local), "remote", len(s.rcptOut),
-		"size", len(body), "spam", spam, "queue_id", qid)
+		"size", size, "spam", spam, "queue_id", qid)
 	if qid != 0 && s.b.opts.Relay != nil {
 		s.b.opts.Relay.Wake()
 	}

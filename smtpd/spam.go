@@ -54,7 +54,7 @@ func (HeaderClassifier) Classify(_ context.Context, h textproto.MIMEHeader) (boo
 // replaces the Classifier: a sender's own X-Spam-* fields are removed and
 // the scanner's verdict alone sets the spam flag.
 type Scanner interface {
-	Verdict(ctx context.Context, r rspamd.Request, msg []byte) rspamd.Verdict
+	Verdict(ctx context.Context, r rspamd.Request, msg rspamd.Message) rspamd.Verdict
 }
 
 var _ Scanner = (*rspamd.Client)(nil)
@@ -66,13 +66,13 @@ const (
 	spamDeferred = "Message deferred by the spam filter, try again later"
 )
 
-// scan asks the Scanner about m. It returns m with the verdict header
+// scan asks the Scanner about m, whose whole text is msg. It returns m with the verdict header
 // fields in place of any X-Spam-* the sender wrote and the spam flag, or
 // the reply refusing the message (nothing is stored then).
-func (s *session) scan(m message) (message, bool, error) {
+func (s *session) scan(m message, msg rspamd.Message) (message, bool, error) {
 	ctx, cancel := s.ctx()
 	defer cancel()
-	v := s.b.opts.Scanner.Verdict(ctx, rspamd.Request{IP: s.remote, Helo: s.helo, From: s.from, Rcpt: s.rcpts, QueueID: s.id}, m.raw)
+	v := s.b.opts.Scanner.Verdict(ctx, rspamd.Request{IP: s.remote, Helo: s.helo, From: s.from, Rcpt: s.rcpts, QueueID: s.id}, msg)
 	if v.Err != nil {
 		s.log.Warn("spam check failed", "err", v.Err, "kind", rspamd.Kind(v.Err), "then", v.Disposition.String())
 		if v.Disposition == rspamd.Defer {

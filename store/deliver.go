@@ -19,7 +19,9 @@ var ErrTooBig = errors.New("message too big")
 type Delivery struct {
 	Recipients []string // addresses; each must be an existing account
 	Body       []byte   // any line endings; stored with CRLF
-	Spam       bool     // the classifier's verdict, read by "include spam"
+	// Stream, if set, is the message instead of Body (already CRLF).
+	Stream Body
+	Spam   bool // the classifier's verdict, read by "include spam"
 }
 
 // NormalizeCRLF returns body with every line ending as CRLF (a bare LF or a
@@ -82,21 +84,15 @@ func (s *Store) Deliver(ctx context.Context, d Delivery) ([]int64, error) {
 	if len(d.Recipients) == 0 {
 		return nil, errors.New("delivery without recipients")
 	}
-	body := NormalizeCRLF(d.Body)
+	body := d.Stream
+	if body == nil {
+		body = BytesBody(d.Body)
+	}
 	now := s.now().UnixNano()
 	uids := make([]int64, 0, len(d.Recipients))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, rcpt := range d.Recipients {
-			id, _, err := accountID(ctx, tx, rcpt)
-			if err != nil {
-				return err
-			}
-			res, err := tx.ExecContext(ctx, `INSERT INTO messages (account_id, received, size, spam, in_pop, body) VALUES (?, ?, ?, ?, 1, ?)`,
-				id, now, len(body), boolInt(d.Spam), body)
-			if err != nil {
-				return fmt.Errorf("storing message: %w", err)
-			}
-			uid, err := res.LastInsertId()
+			uid, err := s.insertMessage(ctx, tx, rcpt, body, d.Spam, true, now)
 			if err != nil {
 				return err
 			}

@@ -54,6 +54,9 @@ type Accounts interface {
 	EnrolTOTP(ctx context.Context, address string) (TOTPKey, error)
 	NewTOTPKey(address string) (TOTPKey, error)
 	ConfirmTOTP(ctx context.Context, address, secret, code string) error
+	// SetQuota sets the mailbox quota in octets (0: unlimited;
+	// QuotaDefault: the configured default).
+	SetQuota(ctx context.Context, address string, quota int64) error
 }
 
 // POPPreferences are an account's POP settings as the admin command and
@@ -88,12 +91,20 @@ type Maildrop interface {
 	Expunge(ctx context.Context, accountID int64, ids []int64) error
 }
 
-// Deliverer stores incoming mail (SMTP, `skydeskd deliver`).
+// Deliverer stores incoming mail (SMTP, `skydeskd deliver`). A message
+// given as a Body (Delivery.Stream, Accepted.Stream) is written in pieces
+// of at most ChunkSize and read back the same way by AppendBody, so no
+// whole copy of a large message is held in memory. Every delivery counts
+// in the recipients' usage in the same transaction (Expunge with
+// DeleteOnServer uncounts), and one that would take a mailbox over its
+// quota fails with ErrOverQuota, storing nothing.
 type Deliverer interface {
 	Deliver(ctx context.Context, d Delivery) ([]int64, error)
 	Accept(ctx context.Context, a Accepted) (uids []int64, queueID int64, err error)
 	AcceptBatch(ctx context.Context, batch []Accepted) ([]AcceptResult, error)
 	AccountExists(ctx context.Context, address string) (bool, error)
+	// MailboxUsage is the mailbox's stored octets and effective quota.
+	MailboxUsage(ctx context.Context, address string) (Usage, error)
 	IsLocalDomain(domain string) bool
 }
 

@@ -12,7 +12,7 @@ import (
 // modernc's SQLite otherwise parses every statement on every call, which
 // showed at the top of a RETR profile.
 type maildropStmts struct {
-	list, body, settings *sql.Stmt
+	list, body, chunks, settings *sql.Stmt
 }
 
 func (s *Store) prepareMaildrop(ctx context.Context) error {
@@ -22,8 +22,11 @@ func (s *Store) prepareMaildrop(ctx context.Context) error {
 		WHERE account_id = ? AND in_pop = 1 AND (? OR spam = 0) AND received >= ? ORDER BY id`); err != nil {
 		return fmt.Errorf("preparing maildrop listing: %w", err)
 	}
-	if m.body, err = s.r.PrepareContext(ctx, `SELECT substr(body, ?, ?) FROM messages WHERE id = ? AND account_id = ?`); err != nil {
+	if m.body, err = s.r.PrepareContext(ctx, `SELECT chunked, substr(body, ?, ?) FROM messages WHERE id = ? AND account_id = ?`); err != nil {
 		return fmt.Errorf("preparing message read: %w", err)
+	}
+	if m.chunks, err = s.r.PrepareContext(ctx, `SELECT seq, data FROM message_chunks WHERE message_id = ? AND seq BETWEEN ? AND ? ORDER BY seq`); err != nil {
+		return fmt.Errorf("preparing message chunk read: %w", err)
 	}
 	if m.settings, err = s.r.PrepareContext(ctx, `SELECT access, since, include_spam, on_delete FROM pop_settings WHERE account_id = ?`); err != nil {
 		return fmt.Errorf("preparing POP settings read: %w", err)
@@ -33,7 +36,7 @@ func (s *Store) prepareMaildrop(ctx context.Context) error {
 
 func (m *maildropStmts) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{m.list, m.body, m.settings} {
+	for _, st := range []*sql.Stmt{m.list, m.body, m.chunks, m.settings} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -74,7 +77,8 @@ func (s *Store) ListMaildrop(ctx context.Context, accountID int64, st POPSetting
 	return out, nil
 }
 
-// AppendBody implements Maildrop with SQL substr (1-based).
+// AppendBody implements Maildrop with SQL substr (1-based) on a single
+// blob, or from message_chunks for a chunked body.
 func (s *Store) AppendBody(ctx context.Context, accountID, id, off, n int64, dst []byte) ([]byte, error) {
 	rows, err := s.md.body.QueryContext(ctx, off+1, n, id, accountID)
 	if err != nil {
@@ -87,12 +91,19 @@ func (s *Store) AppendBody(ctx context.Context, accountID, id, off, n int64, dst
 		}
 		return dst, fmt.Errorf("message %d: %w", id, ErrNotFound)
 	}
+	var chunked bool
 	var raw sql.RawBytes
-	if err := rows.Scan(&raw); err != nil {
+	if err := rows.Scan(&chunked, &raw); err != nil {
 		return dst, fmt.Errorf("reading message: %w", err)
 	}
-	dst = append(dst, raw...)
-	return dst, rows.Close()
+	if !chunked {
+		dst = append(dst, raw...)
+		return dst, rows.Close()
+	}
+	if err := rows.Close(); err != nil {
+		return dst, fmt.Errorf("reading message: %w", err)
+	}
+	return s.appendChunks(ctx, id, off, n, dst)
 }
 
 // Expunge implements Maildrop: one transaction applies every mark per the
@@ -115,6 +126,12 @@ func (s *Store) Expunge(ctx context.Context, accountID int64, ids []int64) error
 		q := `UPDATE messages SET in_pop = 0 WHERE account_id = ? AND id IN (SELECT value FROM json_each(?))`
 		if st.OnDelete == DeleteOnServer {
 			q = `DELETE FROM messages WHERE account_id = ? AND id IN (SELECT value FROM json_each(?))`
+		}
+		if st.OnDelete == DeleteOnServer {
+			if _, err := tx.ExecContext(ctx, `UPDATE accounts SET usage = usage - (SELECT coalesce(sum(size), 0) FROM messages
+				WHERE account_id = ? AND id IN (SELECT value FROM json_each(?))) WHERE id = ?`, accountID, string(list), accountID); err != nil {
+				return fmt.Errorf("counting usage: %w", err)
+			}
 		}
 		if _, err := tx.ExecContext(ctx, q, accountID, string(list)); err != nil {
 			return fmt.Errorf("applying DELE marks: %w", err)

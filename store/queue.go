@@ -16,7 +16,10 @@ import (
 // in the outbound queue (relayed through the smarthost by smtpd).
 type Accepted struct {
 	Body []byte // any line endings; stored with CRLF
-	Spam bool   // the classifier's verdict for the local copies
+	// Stream, if set, is the message instead of Body (already CRLF):
+	// local copies are written from it in chunks, never whole in memory.
+	Stream Body
+	Spam   bool // the classifier's verdict for the local copies
 	// Local are addresses with a mailbox here.
 	Local []string
 	// From is the envelope sender of the queued copy (the authenticated
@@ -32,7 +35,7 @@ type Accepted struct {
 func (s *Store) Accept(ctx context.Context, a Accepted) (uids []int64, queueID int64, err error) {
 	now := s.now().UnixNano()
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		uids, queueID, err = acceptTx(ctx, tx, a, now)
+		uids, queueID, err = s.acceptTx(ctx, tx, a, now)
 		return err
 	})
 	if err != nil {
@@ -60,7 +63,7 @@ func (s *Store) AcceptBatch(ctx context.Context, batch []Accepted) ([]AcceptResu
 			if _, err := tx.ExecContext(ctx, `SAVEPOINT accept`); err != nil {
 				return err
 			}
-			uids, qid, err := acceptTx(ctx, tx, a, now)
+			uids, qid, err := s.acceptTx(ctx, tx, a, now)
 			if err != nil {
 				if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO accept`); rerr != nil {
 					return errors.Join(err, rerr)
@@ -79,13 +82,22 @@ func (s *Store) AcceptBatch(ctx context.Context, batch []Accepted) ([]AcceptResu
 	return out, nil
 }
 
-func acceptTx(ctx context.Context, tx *sql.Tx, a Accepted, now int64) (uids []int64, queueID int64, err error) {
+// body is the message as a Body.
+func (a Accepted) body() Body {
+	if a.Stream != nil {
+		return a.Stream
+	}
+	return BytesBody(a.Body)
+}
+
+// acceptTx stores a inside tx; a mailbox over its quota is ErrOverQuota.
+func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, a Accepted, now int64) (uids []int64, queueID int64, err error) {
 	if len(a.Local)+len(a.Remote) == 0 {
 		return nil, 0, errors.New("accepted message without recipients")
 	}
-	body := NormalizeCRLF(a.Body)
+	body := a.body()
 	for _, rcpt := range a.Local {
-		uid, err := insertMessage(ctx, tx, rcpt, body, a.Spam, now)
+		uid, err := s.insertMessage(ctx, tx, rcpt, body, a.Spam, true, now)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -94,7 +106,13 @@ func acceptTx(ctx context.Context, tx *sql.Tx, a Accepted, now int64) (uids []in
 	if len(a.Remote) == 0 {
 		return uids, 0, nil
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO queue_messages (mail_from, body, created) VALUES (?, ?, ?)`, a.From, body, now)
+	// The relay sends a queued body whole (submission only: its senders
+	// are authenticated, and the size limit bounds it).
+	queued := make([]byte, body.Size())
+	if n, err := body.ReadAt(queued, 0); n < len(queued) {
+		return nil, 0, fmt.Errorf("reading message: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO queue_messages (mail_from, body, created) VALUES (?, ?, ?)`, a.From, queued, now)
 	if err != nil {
 		return nil, 0, fmt.Errorf("queueing message: %w", err)
 	}
@@ -108,21 +126,6 @@ func acceptTx(ctx context.Context, tx *sql.Tx, a Accepted, now int64) (uids []in
 		}
 	}
 	return uids, queueID, nil
-}
-
-// insertMessage adds body to one mailbox inside tx; new mail enters the POP
-// queue (access and spam filtering apply at listing time).
-func insertMessage(ctx context.Context, tx *sql.Tx, rcpt string, body []byte, spam bool, now int64) (int64, error) {
-	id, _, err := accountID(ctx, tx, rcpt)
-	if err != nil {
-		return 0, err
-	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO messages (account_id, received, size, spam, in_pop, body) VALUES (?, ?, ?, ?, 1, ?)`,
-		id, now, len(body), boolInt(spam), body)
-	if err != nil {
-		return 0, fmt.Errorf("storing message: %w", err)
-	}
-	return res.LastInsertId()
 }
 
 // IsLocalDomain reports whether domain (A-labels, lower case) is the
@@ -236,7 +239,9 @@ func (s *Store) QueueBounced(ctx context.Context, id int64, rcpts []string, to s
 		if dsn == nil || to == "" {
 			return nil
 		}
-		_, err := insertMessage(ctx, tx, to, NormalizeCRLF(dsn), false, s.now().UnixNano())
+		// A bounce is delivered even to a full mailbox: it reports the
+		// sender's own mail and is small.
+		_, err := s.insertMessage(ctx, tx, to, BytesBody(dsn), false, false, s.now().UnixNano())
 		if errors.Is(err, ErrNotFound) {
 			return nil
 		}

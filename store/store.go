@@ -60,6 +60,9 @@ type Options struct {
 	// TOTPIssuer names the service in authenticator apps (the provider's
 	// display name); empty means DefaultTOTPIssuer.
 	TOTPIssuer string
+	// DefaultQuota is the mailbox quota in octets of accounts without one
+	// of their own; 0 means unlimited.
+	DefaultQuota int64
 }
 
 // Errors callers test with errors.Is.

@@ -160,12 +160,16 @@ func cmdUser(ctx context.Context, args []string, e env) error {
 		})
 	default: // set
 		twoStep := fs.String("two-step", "", "on or off")
+		quota := fs.String("quota", "", "mailbox quota: 500M, 2G, 0 for unlimited, or default")
 		pos, err := parse(fs, args, "ADDRESS")
 		if err != nil {
 			return err
 		}
-		if *twoStep == "" {
-			return usagef("user set: --two-step on|off is required")
+		if *quota != "" && *twoStep == "" {
+			return c.withStore(ctx, func(s storeDriver) error { return setQuota(ctx, s, e.stdout, pos[0], *quota) })
+		}
+		if *twoStep == "" || *quota != "" {
+			return usagef("user set: give one of --two-step on|off or --quota SIZE")
 		}
 		on, err := onOff("two-step", *twoStep)
 		if err != nil {
@@ -289,8 +293,13 @@ func cmdPOP(ctx context.Context, args []string, e env) error {
 		}
 		return c.withStore(ctx, func(s storeDriver) error {
 			p, err := s.GetPOP(ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			u, err := s.MailboxUsage(ctx, pos[0])
 			if err == nil {
 				printPOP(e.stdout, p)
+				fmt.Fprintf(e.stdout, "usage: %s\n", quotaText(u))
 			}
 			return err
 		})
@@ -364,15 +373,16 @@ func cmdDeliver(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	body, err := store.ReadMessage(e.stdin, cfg.SMTP.MaxMessageSize)
+	body, err := spoolStdin(e.stdin, cfg.SMTP.MaxMessageSize)
 	if err != nil {
 		return err
 	}
-	if len(body) == 0 {
+	defer body.Close()
+	if body.Size() == 0 {
 		return errors.New("empty message on standard input")
 	}
 	return c.withStore(ctx, func(s storeDriver) error {
-		uids, err := s.Deliver(ctx, store.Delivery{Recipients: pos, Body: body, Spam: *spam})
+		uids, err := s.Deliver(ctx, store.Delivery{Recipients: pos, Stream: body, Spam: *spam})
 		if err == nil {
 			fmt.Fprintln(e.stdout, uids[0])
 		}

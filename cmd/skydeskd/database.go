@@ -42,7 +42,8 @@ func openStore(ctx context.Context, cfg *config.Config, hp store.HashParams) (st
 	if err != nil {
 		return nil, fmt.Errorf("provider.personal_domain: %w", err)
 	}
-	opts := store.Options{PersonalDomain: pd, HashParams: hp, TOTPIssuer: cfg.Provider.Name}
+	opts := store.Options{PersonalDomain: pd, HashParams: hp, TOTPIssuer: cfg.Provider.Name,
+		DefaultQuota: configSize(cfg.SMTP.DefaultQuota)}
 	if cfg.Database.Driver == config.DriverPostgres {
 		s, err := postgres.Open(ctx, cfg.Database.URL, opts)
 		if err != nil {

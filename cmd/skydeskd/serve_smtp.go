@@ -35,7 +35,12 @@ func (a *app) smtpComponents() ([]component, error) {
 		MaxMessageSize: a.cfg.SMTP.MaxMessageSize,
 		Postmaster:     a.cfg.SMTP.Postmaster,
 		Scanner:        scanner,
-		Logger:         a.log,
+		SpoolDir:       a.cfg.DataDir,
+		// Validate checked the sizes.
+		MaxBytesInFlight:    configSize(a.cfg.SMTP.MaxBytesInFlight),
+		MXMessagesPerMinute: a.cfg.SMTP.MXMessagesPerMinute,
+		MXBytesPerMinute:    configSize(a.cfg.SMTP.MXBytesPerMinute),
+		Logger:              a.log,
 		// config limits: the per-network cap and the 465 handshake.
 		MaxConnectionsPerNetwork: a.cfg.Limits.SMTP.ConnectionsPerNetwork,
 		IPv4Prefix:               a.cfg.Limits.IPv4Prefix,
@@ -125,7 +130,7 @@ func (a *app) smtpMetrics() smtpMetrics {
 		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "skydeskd_smtp_connections_total",
 			Help: "SMTP connections accepted, by listener."}, []string{"listener"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "skydeskd_smtp_messages_total",
-			Help: "SMTP transaction outcomes (accepted, queued, spam, spam_refused, spam_deferred, unknown_rcpt, relay_denied, sender_mismatch, too_big, temp_error) by service."},
+			Help: "SMTP transaction outcomes (accepted, queued, spam, spam_refused, spam_deferred, unknown_rcpt, rcpt_limited, relay_denied, sender_mismatch, too_big, mailbox_full, over_quota, rate_limited, busy, temp_error) by service."},
 			[]string{"service", "outcome"}),
 	}
 	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "skydeskd_smtp_queue_recipients",

@@ -40,6 +40,8 @@ func Run(t *testing.T, open Opener) {
 		{"AcceptBatch", testAcceptBatch},
 		{"Queue", testQueue},
 		{"Sessions", testSessions},
+		{"ChunkedBodies", testChunkedBodies},
+		{"Quota", testQuota},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := open(t)
