@@ -18,16 +18,20 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery) ([]int64, error) 
 	if len(d.Recipients) == 0 {
 		return nil, errors.New("delivery without recipients")
 	}
-	uids, _, err := s.Accept(ctx, store.Accepted{Body: d.Body, Spam: d.Spam, Local: d.Recipients})
+	uids, _, err := s.Accept(ctx, store.Accepted{Body: d.Body, Stream: d.Stream, Spam: d.Spam, Local: d.Recipients})
 	return uids, err
 }
 
 // Accept stores a in one transaction: when it returns nil every local
-// recipient has the message and every remote one is queued.
+// recipient has the message and every remote one is queued; a mailbox it
+// would take over its quota is store.ErrOverQuota and stores nothing.
 func (s *Store) Accept(ctx context.Context, a store.Accepted) (uids []int64, queueID int64, err error) {
 	now := s.now().UnixNano()
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		uids, queueID, err = acceptTx(ctx, tx, a, now)
+		if err := lockAccounts(ctx, tx, a.Local); err != nil {
+			return err
+		}
+		uids, queueID, err = s.acceptTx(ctx, tx, a, now)
 		return err
 	})
 	if err != nil {
@@ -38,16 +42,24 @@ func (s *Store) Accept(ctx context.Context, a store.Accepted) (uids []int64, que
 
 // AcceptBatch stores several messages in one transaction (one commit for
 // all), each under its own savepoint, so one message's failure leaves the
-// others in.
+// others in. The accounts of every local recipient are locked first, in
+// id order, so concurrent batches never deadlock on each other.
 func (s *Store) AcceptBatch(ctx context.Context, batch []store.Accepted) ([]store.AcceptResult, error) {
 	now := s.now().UnixNano()
 	out := make([]store.AcceptResult, len(batch))
+	var local []string
+	for _, a := range batch {
+		local = append(local, a.Local...)
+	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockAccounts(ctx, tx, local); err != nil {
+			return err
+		}
 		for i, a := range batch {
 			if _, err := tx.Exec(ctx, `SAVEPOINT accept`); err != nil {
 				return err
 			}
-			uids, qid, err := acceptTx(ctx, tx, a, now)
+			uids, qid, err := s.acceptTx(ctx, tx, a, now)
 			if err != nil {
 				if _, rerr := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT accept`); rerr != nil {
 					return errors.Join(err, rerr)
@@ -66,13 +78,18 @@ func (s *Store) AcceptBatch(ctx context.Context, batch []store.Accepted) ([]stor
 	return out, nil
 }
 
-func acceptTx(ctx context.Context, tx pgx.Tx, a store.Accepted, now int64) (uids []int64, queueID int64, err error) {
+// acceptTx stores a inside tx (its accounts locked by the caller when
+// there are several); a mailbox over its quota is store.ErrOverQuota.
+func (s *Store) acceptTx(ctx context.Context, tx pgx.Tx, a store.Accepted, now int64) (uids []int64, queueID int64, err error) {
 	if len(a.Local)+len(a.Remote) == 0 {
 		return nil, 0, errors.New("accepted message without recipients")
 	}
-	body := store.NormalizeCRLF(a.Body)
+	body := a.Stream
+	if body == nil {
+		body = store.BytesBody(a.Body)
+	}
 	for _, rcpt := range a.Local {
-		uid, err := insertMessage(ctx, tx, rcpt, body, a.Spam, now)
+		uid, err := s.insertMessage(ctx, tx, rcpt, body, a.Spam, true, now)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -81,7 +98,11 @@ func acceptTx(ctx context.Context, tx pgx.Tx, a store.Accepted, now int64) (uids
 	if len(a.Remote) == 0 {
 		return uids, 0, nil
 	}
-	if queueID, err = insertQueued(ctx, tx, a.From, body, now); err != nil {
+	queued, err := readWhole(body)
+	if err != nil {
+		return nil, 0, err
+	}
+	if queueID, err = insertQueued(ctx, tx, a.From, queued, now); err != nil {
 		return nil, 0, err
 	}
 	for _, r := range a.Remote {

@@ -115,18 +115,24 @@ func (s *Store) ListMaildrop(ctx context.Context, accountID int64, st store.POPS
 }
 
 // Expunge implements store.Maildrop: one transaction applies every mark
-// under the account's current "when a client deletes" setting.
+// under the account's current "when a client deletes" setting; deleting
+// uncounts the messages' octets from the account's usage.
 func (s *Store) Expunge(ctx context.Context, accountID int64, ids []int64) error {
 	return s.inTx(ctx, func(tx pgx.Tx) error {
 		st, err := popSettings(ctx, tx, accountID)
 		if err != nil {
 			return err
 		}
-		q := `UPDATE messages SET in_pop = false WHERE account_id = $1 AND id = ANY($2)`
-		if st.OnDelete == store.DeleteOnServer {
-			q = `DELETE FROM messages WHERE account_id = $1 AND id = ANY($2)`
+		if st.OnDelete != store.DeleteOnServer {
+			if _, err := tx.Exec(ctx, `UPDATE messages SET in_pop = false WHERE account_id = $1 AND id = ANY($2)`, accountID, ids); err != nil {
+				return fmt.Errorf("applying DELE marks: %w", err)
+			}
+			return nil
 		}
-		if _, err := tx.Exec(ctx, q, accountID, ids); err != nil {
+		// The account row's lock (taken by the UPDATE) orders this against
+		// deliveries checking the quota.
+		if _, err := tx.Exec(ctx, `WITH gone AS (DELETE FROM messages WHERE account_id = $1 AND id = ANY($2) RETURNING size)
+			UPDATE accounts SET usage = usage - (SELECT coalesce(sum(size), 0) FROM gone) WHERE id = $1`, accountID, ids); err != nil {
 			return fmt.Errorf("applying DELE marks: %w", err)
 		}
 		return nil

@@ -15,8 +15,9 @@
 //
 // Shared today: everything the store holds (domains, accounts,
 // credentials and their generation, POP settings, messages with their
-// bodies in bytea, the relay queue, settings sessions, certificates and
-// their locks). Still per process: the domain snapshot (refreshed by
+// bodies in bytea, chunked beyond store.ChunkSize, quotas and usage, kept
+// under the account row's lock (quota.go), the relay queue, settings
+// sessions, certificates and their locks). Still per process: the domain snapshot (refreshed by
 // polling the serial, as with SQLite), the login throttle and cache, and
 // the POP in-use lock.
 package postgres

@@ -92,7 +92,9 @@ func (s *Store) QueueBounced(ctx context.Context, id int64, rcpts []string, to s
 		if dsn == nil || to == "" {
 			return nil
 		}
-		_, err := insertMessage(ctx, tx, to, store.NormalizeCRLF(dsn), false, s.now().UnixNano())
+		// A bounce is delivered even to a full mailbox: it reports the
+		// sender's own mail and is small.
+		_, err := s.insertMessage(ctx, tx, to, store.BytesBody(dsn), false, false, s.now().UnixNano())
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
