@@ -12,8 +12,9 @@ import (
 
 // With database.driver postgres, the admin commands and serve share one
 // PostgreSQL database and nothing lands in a SQLite file: accounts and a
-// domain made by commands, mail delivered by a command and through the MX
-// of serve, fetched over POP3S; an admin command run while serve runs
+// domain made by commands, a quota set and its usage shown, mail delivered
+// by a command (a body of several chunks) and through the MX of serve,
+// fetched over POP3S; an admin command run while serve runs
 // changes what serve answers.
 func TestPostgres_adminCommandsAndServe(t *testing.T) {
 	url := pgtest.URL(t)
@@ -37,8 +38,12 @@ func TestPostgres_adminCommandsAndServe(t *testing.T) {
 	if out := admin("", "app-password", "list", "hanako@example.co.jp"); !strings.Contains(out, "phone") {
 		t.Errorf("app-password list = %q", out)
 	}
-	admin("Subject: by command\n\nfirst\n", "deliver", "taro@skydesk.jp")
-	if out := admin("", "pop", "show", "taro@skydesk.jp"); !strings.Contains(out, "access: all") {
+	if out := admin("", "user", "set", "taro@skydesk.jp", "--quota", "10M"); out != "quota of taro@skydesk.jp: 0.0 MiB of 10.0 MiB\n" {
+		t.Errorf("user set --quota = %q", out)
+	}
+	big := "Subject: by command\n\nfirst\n" + strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n", 3*store.ChunkSize/64)
+	admin(big, "deliver", "taro@skydesk.jp")
+	if out := admin("", "pop", "show", "taro@skydesk.jp"); !strings.Contains(out, "access: all") || !strings.Contains(out, "usage: 0.8 MiB of 10.0 MiB\n") {
 		t.Errorf("pop show = %q", out)
 	}
 	admin("", "user", "set", "taro@skydesk.jp", "--two-step", "on")
@@ -60,8 +65,8 @@ func TestPostgres_adminCommandsAndServe(t *testing.T) {
 	p := dialPOP3S(t, addrs["pop3s"], tc, "taro@skydesk.jp", "taro-password")
 	msgs := p.messages()
 	p.quit()
-	if len(msgs) != 2 || !strings.Contains(msgs[0], "first") || !strings.Contains(msgs[1], "second") {
-		t.Errorf("POP3S messages = %q; want the command's and the MX's", msgs)
+	if len(msgs) != 2 || msgs[0] != big || !strings.Contains(msgs[1], "second") {
+		t.Errorf("POP3S gave %d messages; want the command's (%d octets, byte-exact) and the MX's", len(msgs), len(big))
 	}
 	// A submission by an organization account with its app password,
 	// to a local mailbox, while an admin command changes the password of
