@@ -54,6 +54,14 @@ func TestMX_inFlightBudget(t *testing.T) {
 	if _, err := io.WriteString(hold.conn, "Subject: held\r\n\r\n"+strings.Repeat("yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy\r\n", 2000)); err != nil {
 		t.Fatal(err)
 	}
+	// Until the held session has taken the budget (the server's own
+	// gauge), the second one could get there first.
+	for deadline := time.Now().Add(10 * time.Second); f.srv.BytesInFlight() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the held DATA never took the in-flight budget")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	w := f.dial(t, f.mx, false)
 	w.must("EHLO b.example.org", 250)
 	w.must("MAIL FROM:<b@example.org>", 250)

@@ -192,3 +192,8 @@ func (s *Server) drain(eps []*endpoint) {
 	s.drainErr = errors.Join(errs...)
 	close(s.drained)
 }
+
+// BytesInFlight is the octets of mail received and not yet stored or
+// refused, across every listener (bounded by Options.MaxBytesInFlight;
+// exported as a gauge).
+func (s *Server) BytesInFlight() int64 { return s.opts.guard.budget.inUse() }

@@ -134,11 +134,18 @@ func (h *Handler) settings(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, l, http.StatusInternalServerError, "error_internal")
 		return
 	}
+	usage, err := h.o.Store.MailboxUsage(ctx, address)
+	if err != nil {
+		h.o.Log.Error("reading mailbox usage", "user", address, "err", err)
+		h.fail(w, l, http.StatusInternalServerError, "error_internal")
+		return
+	}
 	d := &web.Settings{
 		Base: h.base(l, "settings", "title_settings", "/settings", nil), CSRF: h.csrfToken("session", id),
 		Address: acc.Address, Kind: acc.Kind.String(), TwoStep: acc.TwoStep, Federated: acc.Federated,
 		POP: web.POP{Access: string(pop.Access), Since: web.FormatTime(l, pop.Since),
 			IncludeSpam: pop.IncludeSpam, OnDelete: string(pop.OnDelete)},
+		Mailbox: web.NewMailbox(usage.Used, usage.Quota),
 	}
 	for _, a := range apps {
 		d.Apps = append(d.Apps, web.AppPassword{Name: a.Name, Created: web.FormatTime(l, a.Created), LastUsed: web.FormatTime(l, a.LastUsed)})

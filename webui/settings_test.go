@@ -509,3 +509,30 @@ func TestWeb_Session(t *testing.T) {
 		t.Fatal("signed-out session cookie still works")
 	}
 }
+
+// The settings screen states the mailbox's size against its quota, and
+// follows a quota change.
+func TestWeb_MailboxUsage(t *testing.T) {
+	env := newWebEnv(t, store.ThrottlePolicy{})
+	ctx := context.Background()
+	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
+	body := "Subject: hello\r\n\r\n" + strings.Repeat("x", 3<<20) + "\r\n"
+	if _, err := env.st.Store.Deliver(ctx, store.Delivery{Recipients: []string{"taro@skydesk.jp"}, Body: []byte(body)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.st.Store.SetQuota(ctx, "taro@skydesk.jp", 10<<20); err != nil {
+		t.Fatal(err)
+	}
+	c := env.client()
+	env.signIn(c, "taro@skydesk.jp", "correct horse")
+	_, page := do(t, c, "GET", env.srv.URL+"/settings?lang=en", nil, nil)
+	if !strings.Contains(page, "Mailbox: 3.0 MiB of 10 MiB used (30%)") {
+		t.Fatalf("settings page lacks the mailbox usage:\n%s", page)
+	}
+	if err := env.st.Store.SetQuota(ctx, "taro@skydesk.jp", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, page = do(t, c, "GET", env.srv.URL+"/settings?lang=en", nil, nil); !strings.Contains(page, "Mailbox: 3.0 MiB used (no limit).") {
+		t.Fatalf("unlimited quota not shown:\n%s", page)
+	}
+}

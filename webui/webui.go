@@ -60,6 +60,9 @@ type Store interface {
 	Credentials(ctx context.Context, address string) (store.CredentialRecord, error)
 	GetAccount(ctx context.Context, address string) (store.Account, error)
 	GetPOP(ctx context.Context, address string) (store.POPSettings, error)
+	// MailboxUsage is the mailbox's size against its quota, shown on the
+	// settings screen.
+	MailboxUsage(ctx context.Context, address string) (store.Usage, error)
 	SetPOP(ctx context.Context, address string, u store.POPUpdate) (store.POPSettings, error)
 	CreateAppPassword(ctx context.Context, address, name string) (string, error)
 	ListAppPasswords(ctx context.Context, address string) ([]store.AppPassword, error)

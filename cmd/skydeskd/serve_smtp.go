@@ -56,6 +56,9 @@ func (a *app) smtpComponents() ([]component, error) {
 	}
 	// One group-committing store for every listener (smtpd.Batcher).
 	srv := smtpd.NewServer(smtpd.NewBatcher(a.store), a.auth, o)
+	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "skydeskd_smtp_bytes_in_flight",
+		Help: "Octets of mail received and not yet stored (bounded by smtp.max_bytes_in_flight)."},
+		func() float64 { return float64(srv.BytesInFlight()) }))
 	// One server behind every listener: the first shutdown drains them
 	// all, the others wait for the same drain.
 	eps := []endpoint{

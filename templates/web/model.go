@@ -2,6 +2,7 @@ package web
 
 import (
 	"html/template"
+	"strconv"
 	"time"
 )
 
@@ -121,6 +122,47 @@ type Settings struct {
 	// two-step section ("" = none); TwoStepArg fills a %d in TwoStepError.
 	TwoStepNotice, TwoStepError string
 	TwoStepArg                  int
+	// Mailbox is the mailbox's usage against its quota; nil hides it.
+	Mailbox *Mailbox
+}
+
+// Mailbox is a mailbox's stored size against its quota, as the settings
+// screen states it (FormatSize).
+type Mailbox struct {
+	Used  string
+	Quota string // "" = no limit
+	// Percent of the quota used, 0–100 (0 without a limit).
+	Percent int
+}
+
+// NewMailbox describes used octets of quota (0: no limit).
+func NewMailbox(used, quota int64) *Mailbox {
+	m := &Mailbox{Used: FormatSize(used)}
+	if quota > 0 {
+		m.Quota = FormatSize(quota)
+		m.Percent = int(min(100, used*100/quota))
+	}
+	return m
+}
+
+// FormatSize renders octets in binary units (KiB, MiB, GiB), one decimal
+// below 10 of a unit: the way mail clients and the admin command state
+// mailbox sizes.
+func FormatSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return strconv.FormatInt(n, 10) + " B"
+	}
+	v, i := float64(n)/unit, 0
+	for v >= unit && i < 3 {
+		v /= unit
+		i++
+	}
+	prec := 0
+	if v < 10 {
+		prec = 1
+	}
+	return strconv.FormatFloat(v, 'f', prec, 64) + " " + [...]string{"KiB", "MiB", "GiB", "TiB"}[i]
 }
 
 // TwoStepSetup is a new authenticator secret, shown until a code of it
