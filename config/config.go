@@ -22,7 +22,8 @@ import (
 // Config is the whole static configuration. The zero value is not useful;
 // start from Default.
 type Config struct {
-	// DataDir holds the SQLite file, the generated certificate and secrets.
+	// DataDir holds the SQLite file (database.driver sqlite), the
+	// generated certificate and secrets.
 	DataDir  string   `yaml:"data_dir"`
 	Provider Provider `yaml:"provider"`
 	Listen   Listen   `yaml:"listen"`
@@ -36,6 +37,7 @@ type Config struct {
 	Limits   Limits   `yaml:"limits"`
 	// ProxyProtocol: PROXY headers from a load balancer (proxy.go).
 	ProxyProtocol ProxyProtocol `yaml:"proxy_protocol"`
+	Database      Database      `yaml:"database"`
 }
 
 // Provider is what every format renders: the published SkyDesk values by
@@ -241,6 +243,7 @@ func Default() *Config {
 		ACME: defaultACME(),
 	}
 	c.Limits = defaultLimits()
+	c.Database = defaultDatabase()
 	c.SMTP.Postmaster = postmasterOf(c.Provider.PersonalDomain)
 	return c
 }

@@ -200,6 +200,9 @@ func (c *Config) Validate() error {
 	if err := c.validateProxy(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.Database.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

@@ -33,7 +33,7 @@ func TestOps_readyz(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	a := &app{store: s, log: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry()}
+	a := &app{store: sqliteDriver{s}, log: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry()}
 	h := a.opsMux(http.NotFoundHandler())
 	check := func(path string, code int, body string) {
 		t.Helper()

@@ -28,7 +28,7 @@ import (
 type app struct {
 	cfg      *config.Config
 	log      *slog.Logger
-	store    *store.Store
+	store    storeDriver
 	auth     *store.Authenticator
 	resolver *profiles.Resolver
 	cert     *config.Certificate
@@ -117,7 +117,8 @@ func passwordHashGauge(state string, get func() int) prometheus.GaugeFunc {
 func newApp(ctx context.Context, cfg *config.Config, dev bool, e env) (*app, error) {
 	a := &app{cfg: cfg, dev: dev, log: newLogger(cfg, e), reg: prometheus.NewRegistry(), ready: make(chan struct{})}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s, err := openStore(ctx, cfg, hashParams(e.getenv))
+	hp := hashParams(e.getenv)
+	s, err := openStore(ctx, cfg, hp)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +135,7 @@ func newApp(ctx context.Context, cfg *config.Config, dev bool, e env) (*app, err
 	policy.LockFor = cfg.Auth.LockDurationValue()
 	policy.NetworkLockAfter = cfg.Auth.NetworkFailuresBeforeLock
 	policy.IPv4Prefix, policy.IPv6Prefix = cfg.Auth.IPv4Prefix, cfg.Auth.IPv6Prefix
-	a.auth, err = s.NewAuthenticator(store.AuthOptions{Policy: policy, SettingsURL: settingsURL(cfg), Observe: func(svc store.Service, outcome string) {
+	a.auth, err = store.NewAuthenticator(s, store.AuthOptions{Policy: policy, SettingsURL: settingsURL(cfg), HashParams: hp, Observe: func(svc store.Service, outcome string) {
 		logins.WithLabelValues(string(svc), outcome).Inc()
 	}})
 	if err != nil {
