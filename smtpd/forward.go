@@ -130,3 +130,12 @@ func (s *session) srsMailbox(ctx context.Context, local, domain string) (string,
 	}
 	return acct, nil
 }
+
+// GetForward implements Forwarder over the wrapped store (forwarding off
+// when it has none), so the group-committing MX forwards too.
+func (b *Batcher) GetForward(ctx context.Context, address string) (store.Forward, error) {
+	if f, ok := b.BatchStore.(Forwarder); ok {
+		return f.GetForward(ctx, address)
+	}
+	return store.Forward{}, store.ErrNotFound
+}
