@@ -2,20 +2,12 @@ package smtpd
 
 import (
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
 	"errors"
-	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 )
-
-// SRSKeyFile is the file in the data directory that holds the SRS key.
-const SRSKeyFile = "srs.key"
 
 // srsMaxAge is how long a rewritten sender takes bounces (libsrs2's
 // default): a bounce arrives within the sender's retry period.
@@ -51,34 +43,6 @@ func NewSRS(key []byte, now func() time.Time) (*SRS, error) {
 		now = time.Now
 	}
 	return &SRS{key: key, now: now}, nil
-}
-
-// LoadSRSKey reads the key in dir, creating a random one (mode 0600) on
-// first use, so rewritten senders stay valid across restarts.
-func LoadSRSKey(dir string) ([]byte, error) {
-	path := filepath.Join(dir, SRSKeyFile)
-	key, err := os.ReadFile(path)
-	if err == nil {
-		return key, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("reading srs key: %w", err)
-	}
-	key = make([]byte, 32)
-	_, _ = rand.Read(key)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("creating srs key: %w", err)
-	}
-	if _, err := f.Write(key); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("writing srs key: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("writing srs key: %w", err)
-	}
-	return key, f.Close()
 }
 
 func (s *SRS) day(t time.Time) int { return int(t.Unix()/86400) % 1024 }

@@ -34,10 +34,13 @@ type Accepted struct {
 
 // ForwardCopy is one forwarded copy of an accepted message: queued with
 // envelope sender From (SRS-rewritten by smtpd) for To, its body the
-// trace fields Header followed by the message.
+// trace fields Header followed by the message without its first Skip
+// octets (the local copy's Return-Path field, which RFC 5321 §4.4 keeps
+// out of relayed mail).
 type ForwardCopy struct {
 	From, To string
 	Header   []byte // CRLF line endings
+	Skip     int64
 }
 
 // Accept stores a in one transaction, so the 250 reply that follows means
@@ -116,12 +119,12 @@ func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, a Accepted, now int64)
 		uids = append(uids, uid)
 	}
 	if len(a.Remote) > 0 {
-		if queueID, err = queueTx(ctx, tx, a.From, nil, body, a.Remote, now); err != nil {
+		if queueID, err = queueTx(ctx, tx, a.From, nil, body, 0, a.Remote, now); err != nil {
 			return nil, 0, err
 		}
 	}
 	for _, f := range a.Forwards {
-		qid, err := queueTx(ctx, tx, f.From, f.Header, body, []string{f.To}, now)
+		qid, err := queueTx(ctx, tx, f.From, f.Header, body, f.Skip, []string{f.To}, now)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -132,12 +135,14 @@ func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, a Accepted, now int64)
 	return uids, queueID, nil
 }
 
-// queueTx queues header+body from the envelope sender from for rcpts.
-func queueTx(ctx context.Context, tx *sql.Tx, from string, header []byte, body Body, rcpts []string, now int64) (int64, error) {
+// queueTx queues header and body from octet skip on, from the envelope
+// sender from for rcpts.
+func queueTx(ctx context.Context, tx *sql.Tx, from string, header []byte, body Body, skip int64, rcpts []string, now int64) (int64, error) {
+	skip = min(max(skip, 0), body.Size())
 	// The relay sends a queued body whole (its size limit bounds it).
-	queued := make([]byte, len(header)+int(body.Size()))
+	queued := make([]byte, len(header)+int(body.Size()-skip))
 	copy(queued, header)
-	if n, err := body.ReadAt(queued[len(header):], 0); n < len(queued)-len(header) {
+	if n, err := body.ReadAt(queued[len(header):], skip); n < len(queued)-len(header) {
 		return 0, fmt.Errorf("reading message: %w", err)
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO queue_messages (mail_from, body, created) VALUES (?, ?, ?)`, from, queued, now)

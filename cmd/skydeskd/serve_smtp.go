@@ -88,10 +88,10 @@ func (a *app) smtpRelay() (*smtpd.Relay, error) {
 		return nil, errors.New("smtp.smarthost: tls none with a username would send the password in clear; use implicit or starttls")
 	}
 	// Forwarding (smtpd/forward.go) rewrites senders under a key of the
-	// data directory, so addresses stay valid across restarts.
-	key, err := smtpd.LoadSRSKey(a.cfg.DataDir)
+	// data directory (srs-key), so addresses stay valid across restarts.
+	key, err := a.secretFile("srs-key")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("srs key: %w", err)
 	}
 	if a.srs, err = smtpd.NewSRS(key, nil); err != nil {
 		return nil, err
