@@ -31,15 +31,19 @@ const (
 )
 
 // forwarding decides, after the message is checked, what each local
-// mailbox does with it: local is the mailboxes that keep a copy, fwd the
+// mailbox does with it (on the MX and on submission between accounts): local is the mailboxes that keep a copy, fwd the
 // copies to queue. A message is forwarded only with a relay and an SRS
 // key, when it is not spam, under the hop limit and not already forwarded
 // by the same account; whenever it is not forwarded it is kept, whatever
 // Keep says, so no message is lost.
 func (s *session) forwarding(ctx context.Context, m message, spam bool) (local []string, fwd []store.ForwardCopy) {
 	fw, ok := s.b.store.(Forwarder)
-	if s.b.mode != MX || !ok {
+	if !ok {
 		return s.local, nil
+	}
+	skip := 0
+	if s.b.mode == MX { // fixUp's Return-Path: not for the relayed copy
+		skip = len("Return-Path: <" + printable(s.from) + ">\r\n")
 	}
 	hops := len(m.header.Values("Received")) + 1 // our own
 	traces := m.header.Values(ForwardedForField)
@@ -85,7 +89,7 @@ func (s *session) forwarding(ctx context.Context, m message, spam bool) (local [
 		}
 		fwd = append(fwd, store.ForwardCopy{From: from, To: f.Target,
 			Header: []byte(ForwardedForField + ": " + box + "\r\n"),
-			Skip:   int64(len("Return-Path: <" + printable(s.from) + ">\r\n"))})
+			Skip:   int64(skip)})
 		if f.Keep {
 			local = append(local, box)
 		}

@@ -177,3 +177,24 @@ func TestForward_loopStops(t *testing.T) {
 		t.Errorf("hanako (keep off) has %d messages", len(box))
 	}
 }
+
+// Mail submitted by one account to another that forwards is forwarded
+// too (submission adds no Return-Path, so nothing is cut off).
+func TestForward_submission(t *testing.T) {
+	r := newForwardRig(t, true)
+	r.forward(t, hanako, "h@elsewhere.example", true)
+	w := r.f.login(t, taro, taroPW)
+	w.must("MAIL FROM:<"+taro+">", 250)
+	w.must("RCPT TO:<"+hanako+">", 250)
+	if c, text := w.data("From: <" + taro + ">\r\nSubject: internal\r\n\r\nhi\r\n"); c != 250 {
+		t.Fatalf("DATA = %d %s", c, text)
+	}
+	w.must("QUIT", 221)
+	if err := r.relay.RunOnce(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	got := r.sink.got()
+	if len(got) != 1 || !strings.HasPrefix(got[0].body, "X-SkyDesk-Forwarded-For: "+hanako+"\r\nReceived: ") {
+		t.Fatalf("sink got %+v", got)
+	}
+}
