@@ -65,6 +65,9 @@ App-specific passwords:
 POP settings:
   pop set ADDRESS [--access disabled|all|since-now] [--spam include|exclude] [--on-delete keep|delete]
   pop show ADDRESS
+Forwarding (needs smtp.smarthost; the target confirms a link first):
+  forward set ADDRESS --to EXTERNAL [--keep yes|no]
+  forward show ADDRESS          forward off ADDRESS
 Mail:
   deliver ADDRESS [--spam] < message.eml
 DNS:
@@ -110,6 +113,8 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		return cmdAppPassword(ctx, rest, e)
 	case "pop":
 		return cmdPOP(ctx, rest, e)
+	case "forward":
+		return cmdForward(ctx, rest, e)
 	case "deliver":
 		return cmdDeliver(ctx, rest, e)
 	case "dns":

@@ -21,6 +21,7 @@ import (
 	"github.com/skydesk/skydeskd/config"
 	"github.com/skydesk/skydeskd/internal/proxyproto"
 	"github.com/skydesk/skydeskd/profiles"
+	"github.com/skydesk/skydeskd/smtpd"
 	"github.com/skydesk/skydeskd/store"
 )
 
@@ -35,6 +36,10 @@ type app struct {
 	acme     acmeWiring // serve_acme.go
 	reg      *prometheus.Registry
 	dev      bool
+	// srs rewrites forwarded senders; relay sends queued mail (nil
+	// without smtp.smarthost). Set by smtpRelay.
+	srs   *smtpd.SRS
+	relay *smtpd.Relay
 	// adminFlags are the flags that point an admin command at this
 	// instance's store (" --config FILE" or " --data DIR"), for hints.
 	adminFlags string

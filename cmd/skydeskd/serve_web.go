@@ -26,6 +26,14 @@ func (a *app) webPages() (*webui.Handler, error) {
 		WebURL:   p.WebURL,
 		Secret:   secret,
 		Log:      a.log.With("service", "web"),
+		// Forwarding: smtpComponents sets a.relay after this, before
+		// anything is served.
+		Relay: a.cfg.SMTP.Smarthost.Host != "",
+		Wake: func() {
+			if a.relay != nil {
+				a.relay.Wake()
+			}
+		},
 	})
 }
 
