@@ -33,7 +33,7 @@ func cmdForward(ctx context.Context, args []string, e env) error {
 	}
 	switch which {
 	case "show":
-		return c.withStore(ctx, func(s *store.Store) error {
+		return c.withStore(ctx, func(s storeDriver) error {
 			f, err := s.GetForward(ctx, pos[0])
 			if errors.Is(err, store.ErrNotFound) {
 				if _, aerr := s.GetAccount(ctx, pos[0]); aerr != nil {
@@ -48,7 +48,7 @@ func cmdForward(ctx context.Context, args []string, e env) error {
 			return err
 		})
 	case "off":
-		return c.withStore(ctx, func(s *store.Store) error {
+		return c.withStore(ctx, func(s storeDriver) error {
 			err := s.DisableForward(ctx, pos[0])
 			if err == nil || errors.Is(err, store.ErrNotFound) {
 				fmt.Fprintln(e.stdout, "forwarding: off")
@@ -72,7 +72,7 @@ func cmdForward(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	return c.withStore(ctx, func(s *store.Store) error {
+	return c.withStore(ctx, func(s storeDriver) error {
 		f, queued, err := webui.StartForward(ctx, s, r, webui.ForwardRequest{Address: pos[0], Target: *to, Keep: keepOn,
 			WebURL: cfg.Provider.WebURL, Relay: cfg.SMTP.Smarthost.Host != "", Now: time.Now()})
 		if err != nil {

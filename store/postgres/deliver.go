@@ -81,7 +81,7 @@ func (s *Store) AcceptBatch(ctx context.Context, batch []store.Accepted) ([]stor
 // acceptTx stores a inside tx (its accounts locked by the caller when
 // there are several); a mailbox over its quota is store.ErrOverQuota.
 func (s *Store) acceptTx(ctx context.Context, tx pgx.Tx, a store.Accepted, now int64) (uids []int64, queueID int64, err error) {
-	if len(a.Local)+len(a.Remote) == 0 {
+	if len(a.Local)+len(a.Remote)+len(a.Forwards) == 0 {
 		return nil, 0, errors.New("accepted message without recipients")
 	}
 	body := a.Stream
@@ -95,23 +95,45 @@ func (s *Store) acceptTx(ctx context.Context, tx pgx.Tx, a store.Accepted, now i
 		}
 		uids = append(uids, uid)
 	}
-	if len(a.Remote) == 0 {
-		return uids, 0, nil
+	if len(a.Remote) > 0 {
+		if queueID, err = queueTx(ctx, tx, a.From, nil, body, 0, a.Remote, now); err != nil {
+			return nil, 0, err
+		}
 	}
-	queued, err := readWhole(body)
-	if err != nil {
-		return nil, 0, err
-	}
-	if queueID, err = insertQueued(ctx, tx, a.From, queued, now); err != nil {
-		return nil, 0, err
-	}
-	for _, r := range a.Remote {
-		if _, err := tx.Exec(ctx, `INSERT INTO queue_rcpts (message_id, rcpt, next_attempt) VALUES ($1, $2, $3)
-			ON CONFLICT DO NOTHING`, queueID, r, now); err != nil {
-			return nil, 0, fmt.Errorf("queueing recipient: %w", err)
+	// Forwarded copies: each queued on its own, in this transaction.
+	for _, f := range a.Forwards {
+		qid, err := queueTx(ctx, tx, f.From, f.Header, body, f.Skip, []string{f.To}, now)
+		if err != nil {
+			return nil, 0, err
+		}
+		if queueID == 0 {
+			queueID = qid
 		}
 	}
 	return uids, queueID, nil
+}
+
+// queueTx queues header and body from octet skip on, from the envelope
+// sender from for rcpts (the relay sends a queued body whole; its size
+// limit bounds it).
+func queueTx(ctx context.Context, tx pgx.Tx, from string, header []byte, body store.Body, skip int64, rcpts []string, now int64) (int64, error) {
+	whole, err := readWhole(body)
+	if err != nil {
+		return 0, err
+	}
+	skip = min(max(skip, 0), int64(len(whole)))
+	queued := append(append(make([]byte, 0, len(header)+len(whole)-int(skip)), header...), whole[skip:]...)
+	queueID, err := insertQueued(ctx, tx, from, queued, now)
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range rcpts {
+		if _, err := tx.Exec(ctx, `INSERT INTO queue_rcpts (message_id, rcpt, next_attempt) VALUES ($1, $2, $3)
+			ON CONFLICT DO NOTHING`, queueID, r, now); err != nil {
+			return 0, fmt.Errorf("queueing recipient: %w", err)
+		}
+	}
+	return queueID, nil
 }
 
 // AccountExists reports whether address has a mailbox, for the SMTP RCPT
