@@ -118,21 +118,38 @@ func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, a Accepted, now int64)
 		}
 		uids = append(uids, uid)
 	}
-	if len(a.Remote) > 0 {
-		if queueID, err = queueTx(ctx, tx, a.From, nil, body, 0, a.Remote, now); err != nil {
-			return nil, 0, err
-		}
-	}
-	for _, f := range a.Forwards {
-		qid, err := queueTx(ctx, tx, f.From, f.Header, body, f.Skip, []string{f.To}, now)
-		if err != nil {
-			return nil, 0, err
-		}
-		if queueID == 0 {
-			queueID = qid
-		}
+	queueID, err = QueueAccepted(a, body, func(from string, header []byte, skip int64, rcpts []string) (int64, error) {
+		return queueTx(ctx, tx, from, header, body, skip, rcpts, now)
+	})
+	if err != nil {
+		return nil, 0, err
 	}
 	return uids, queueID, nil
+}
+
+// QueueAccepted queues what a sends elsewhere through a driver's queue
+// function (inside the transaction that stores the local copies): one
+// queued message for a.Remote, one per forwarded copy. It returns the
+// first queue id (0: nothing queued).
+func QueueAccepted(a Accepted, body Body, queue func(from string, header []byte, skip int64, rcpts []string) (int64, error)) (int64, error) {
+	var first int64
+	if len(a.Remote) > 0 {
+		id, err := queue(a.From, nil, 0, a.Remote)
+		if err != nil {
+			return 0, err
+		}
+		first = id
+	}
+	for _, f := range a.Forwards {
+		id, err := queue(f.From, f.Header, f.Skip, []string{f.To})
+		if err != nil {
+			return 0, err
+		}
+		if first == 0 {
+			first = id
+		}
+	}
+	return first, nil
 }
 
 // queueTx queues header and body from octet skip on, from the envelope

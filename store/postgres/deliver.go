@@ -95,20 +95,11 @@ func (s *Store) acceptTx(ctx context.Context, tx pgx.Tx, a store.Accepted, now i
 		}
 		uids = append(uids, uid)
 	}
-	if len(a.Remote) > 0 {
-		if queueID, err = queueTx(ctx, tx, a.From, nil, body, 0, a.Remote, now); err != nil {
-			return nil, 0, err
-		}
-	}
-	// Forwarded copies: each queued on its own, in this transaction.
-	for _, f := range a.Forwards {
-		qid, err := queueTx(ctx, tx, f.From, f.Header, body, f.Skip, []string{f.To}, now)
-		if err != nil {
-			return nil, 0, err
-		}
-		if queueID == 0 {
-			queueID = qid
-		}
+	queueID, err = store.QueueAccepted(a, body, func(from string, header []byte, skip int64, rcpts []string) (int64, error) {
+		return queueTx(ctx, tx, from, header, body, skip, rcpts, now)
+	})
+	if err != nil {
+		return nil, 0, err
 	}
 	return uids, queueID, nil
 }
