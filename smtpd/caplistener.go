@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -21,6 +22,9 @@ type capListener struct {
 	net.Listener
 	max       int
 	plaintext bool   // the 421 can be written (not before a TLS handshake)
+	// firstCommand bounds the wait for a plaintext client's first bytes
+	// (its EHLO), whatever longer read deadline go-smtp sets.
+	firstCommand time.Duration
 	accepted  func() // told of each connection accepted
 
 	mu     sync.Mutex
@@ -57,6 +61,9 @@ func (l *capListener) Accept() (net.Conn, error) {
 			continue
 		}
 		tc := &capConn{Conn: c, l: l}
+		if l.plaintext && l.firstCommand > 0 {
+			tc.first = time.Now().Add(l.firstCommand)
+		}
 		l.conns[tc] = struct{}{}
 		l.mu.Unlock()
 		l.accepted()
@@ -90,11 +97,38 @@ func (l *capListener) closeAll() {
 	}
 }
 
-// capConn frees its slot when closed.
+// capConn frees its slot when closed. Until its client has sent
+// anything, no read deadline goes past first: go-smtp gives every command
+// five minutes (RFC 5321 §4.5.3.2), which would let a silent client hold
+// a connection slot that long.
 type capConn struct {
 	net.Conn
-	l    *capListener
-	once sync.Once
+	l      *capListener
+	once   sync.Once
+	first  time.Time // zero: no first-command bound
+	talked atomic.Bool
+}
+
+func (c *capConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.talked.Load() {
+		c.talked.Store(true)
+	}
+	return n, err
+}
+
+func (c *capConn) SetReadDeadline(t time.Time) error {
+	if !c.first.IsZero() && !c.talked.Load() && (t.IsZero() || t.After(c.first)) {
+		t = c.first
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *capConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.SetReadDeadline(t)
 }
 
 func (c *capConn) Close() error {

@@ -107,3 +107,34 @@ func TestServer_handshakeTimeout(t *testing.T) {
 	// The listener still serves a client that does shake hands.
 	f.dial(t, f.smtps, true).must("QUIT", 221)
 }
+
+// Issue 13 §4: a plaintext client that never sends its first command
+// loses its connection slot after FirstCommandTimeout, not after the five
+// minutes every later command gets.
+func TestServer_firstCommandTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	f := newFixture(t, fixtureOpts{tune: func(o *smtpd.Options) { o.FirstCommandTimeout = timeout }})
+	for _, addr := range []string{f.mx, f.submission} {
+		start := time.Now()
+		c, err := dialFrom(t, "127.0.0.1", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReader(c)
+		if greeting, err := r.ReadString('\n'); !strings.HasPrefix(greeting, "220 ") {
+			t.Fatalf("greeting %q, %v", greeting, err)
+		}
+		rest, err := io.ReadAll(r) // go-smtp's "421 … timeout", then the close
+		if err != nil {
+			t.Fatalf("silent client: %v", err)
+		}
+		if d := time.Since(start); d < timeout || d > 5*time.Second {
+			t.Fatalf("silent client closed after %v (%q), want about %v", d, rest, timeout)
+		}
+	}
+	// A client that speaks at once is served as before.
+	w := f.dial(t, f.mx, false)
+	w.must("EHLO mta.example.org", 250)
+	w.must("QUIT", 221)
+}

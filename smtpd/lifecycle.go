@@ -84,6 +84,7 @@ func (s *Server) serve(l net.Listener, b *backend, name string, implicit bool) e
 		}
 	})
 	ep := &endpoint{srv: newSMTP(b), tl: newCapListener(perNet, s.opts.MaxConnections, !implicit, func() { s.opts.Connected(name) })}
+	ep.tl.firstCommand = s.opts.FirstCommandTimeout
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()

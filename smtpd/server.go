@@ -92,6 +92,11 @@ type Options struct {
 	// HandshakeTimeout bounds the TLS handshake on the implicit-TLS
 	// listener (default 10 seconds).
 	HandshakeTimeout time.Duration
+	// FirstCommandTimeout bounds the wait for a plaintext client's first
+	// command (25, 587; default 1 minute): a sending MTA speaks at once
+	// after the greeting, a client that stays silent only holds a slot.
+	// Later commands get ReadTimeout.
+	FirstCommandTimeout time.Duration
 	// ShutdownGrace is how long Shutdown lets transactions in progress
 	// finish before it closes every connection left (default 3 seconds).
 	// An unfinished DATA was never acknowledged, so its client retries:
@@ -192,6 +197,9 @@ func (o *Options) defaults() {
 	}
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.FirstCommandTimeout <= 0 {
+		o.FirstCommandTimeout = time.Minute
 	}
 	if o.ShutdownGrace <= 0 {
 		o.ShutdownGrace = 3 * time.Second
