@@ -47,6 +47,7 @@ type Store struct {
 	domains          domainCache
 	onDomainsChanged []func()
 	md               maildropStmts
+	obKey            onboardingKey
 }
 
 // Options configure a Store.
