@@ -90,6 +90,17 @@ func (s *Store) RecordLogin(ctx context.Context, address string, at time.Time) (
 	if err != nil {
 		return nil, err
 	}
+	// Nearly every login has no discovery waiting: a read answers it
+	// without taking the one writer.
+	var waiting bool
+	if err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM onboarding
+		WHERE addr_hash = ? AND settled = 0 AND requested BETWEEN ? AND ?)`,
+		h, at.Add(-OnboardingWindow).UnixNano(), at.UnixNano()).Scan(&waiting); err != nil {
+		return nil, fmt.Errorf("reading onboarding: %w", err)
+	}
+	if !waiting {
+		return nil, nil
+	}
 	return s.settle(ctx, `UPDATE onboarding SET first_login = ?, settled = 1
 		WHERE addr_hash = ? AND settled = 0 AND requested BETWEEN ? AND ? RETURNING format`,
 		at.UnixNano(), h, at.Add(-OnboardingWindow).UnixNano(), at.UnixNano())

@@ -63,10 +63,16 @@ App-specific passwords:
   app-password list ADDRESS
   app-password revoke ADDRESS NAME
 POP settings:
-  pop set ADDRESS [--access disabled|all|since-now] [--spam include|exclude] [--on-delete keep|delete]
-  pop show ADDRESS
+  pop set ADDRESS [--access disabled|all|since-now|since:YYYY-MM-DD] [--spam include|exclude]
+          [--on-delete keep|delete]
+                                since:DAY lists mail received from 00:00 of DAY in
+                                provider.time_zone (default Asia/Tokyo)
+  pop show ADDRESS              settings, usage, last POP access (time, client, downloaded)
 Mail:
-  deliver ADDRESS [--spam] < message.eml
+  deliver ADDRESS [--spam] [--received RFC3339] < message.eml
+Figures:
+  stats onboarding              per discovery format, addresses that asked for settings and
+                                logged in to POP or SMTP within an hour (last 24 h, 7 days)
 DNS:
   dns records DOMAIN
   dns check DOMAIN [--resolver ADDR]
@@ -112,6 +118,8 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		return cmdPOP(ctx, rest, e)
 	case "deliver":
 		return cmdDeliver(ctx, rest, e)
+	case "stats":
+		return cmdStats(ctx, rest, e)
 	case "dns":
 		return cmdDNS(ctx, rest, e)
 	case "cert":
