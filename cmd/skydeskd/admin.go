@@ -325,8 +325,11 @@ func cmdPOP(ctx context.Context, args []string, e env) error {
 	if *access != "" {
 		// A day is midnight in the provider's zone (provider.time_zone).
 		a, day, err := store.ParsePOPChoice(*access, cfg.Provider.Location(), time.Now())
-		if err != nil {
+		if err != nil && strings.HasPrefix(*access, "since:") {
 			return fmt.Errorf("--access: %w", err)
+		}
+		if err != nil {
+			return fmt.Errorf("--access: %q is not disabled, all, since-now or since:YYYY-MM-DD", clipArg(*access))
 		}
 		u.Access, u.Day = &a, day
 	}
