@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,9 +45,12 @@ type onboardingRecorder struct {
 	now   func() time.Time
 	total *prometheus.CounterVec
 
-	mu     sync.Mutex
-	disc   map[discoveryKey]time.Time // last discovery written
-	logins map[string]time.Time       // last login looked up
+	// disc and logins are read on every autoconfig answer and every
+	// login: lock-free reads (sync.Map), as the autoconfig fast path is.
+	disc   recent[discoveryKey] // last discovery written
+	logins recent[string]       // last login looked up
+
+	mu     sync.Mutex // the token bucket
 	tokens float64
 	filled time.Time
 }
@@ -54,8 +58,7 @@ type onboardingRecorder struct {
 type discoveryKey struct{ format, address string }
 
 func newOnboardingRecorder(st store.Onboarding, log *slog.Logger, reg prometheus.Registerer) (*onboardingRecorder, error) {
-	r := &onboardingRecorder{st: st, log: log, now: time.Now, disc: map[discoveryKey]time.Time{},
-		logins: map[string]time.Time{}, tokens: discoveryBurst,
+	r := &onboardingRecorder{st: st, log: log, now: time.Now, tokens: discoveryBurst,
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "skydeskd_onboarding_total",
 			Help: "Addresses that asked a discovery format for their settings, by format and whether they " +
@@ -86,19 +89,17 @@ func (r *onboardingRecorder) Autoconfig(f autoconfig.Format, address string) {
 func (r *onboardingRecorder) Discovered(format, address string) {
 	now := r.now()
 	k := discoveryKey{format, address}
-	r.mu.Lock()
-	if t, ok := r.disc[k]; ok && now.Sub(t) < store.OnboardingWindow {
-		r.mu.Unlock()
+	if r.disc.fresh(k, now, store.OnboardingWindow) {
 		return
 	}
-	if !r.take(now) || !room(r.disc, now, store.OnboardingWindow) {
-		r.mu.Unlock()
+	r.mu.Lock()
+	ok := r.take(now)
+	r.mu.Unlock()
+	if !ok || !r.disc.mark(k, now, store.OnboardingWindow) {
 		r.log.Debug("onboarding: discovery not recorded (rate or memory bound)", "format", format)
 		return
 	}
-	r.disc[k] = now
-	delete(r.logins, address) // the next login must be looked up
-	r.mu.Unlock()
+	r.logins.forget(address) // the next login must be looked up
 	ctx, cancel := context.WithTimeout(context.Background(), onboardingTime)
 	defer cancel()
 	if _, err := r.st.RecordDiscovery(ctx, address, format, now); err != nil {
@@ -113,17 +114,9 @@ func (r *onboardingRecorder) LoggedIn(svc store.Service, address string) {
 		return
 	}
 	now := r.now()
-	r.mu.Lock()
-	if t, ok := r.logins[address]; ok && now.Sub(t) < loginRecheck {
-		r.mu.Unlock()
+	if r.logins.fresh(address, now, loginRecheck) || !r.logins.mark(address, now, loginRecheck) {
 		return
 	}
-	if !room(r.logins, now, loginRecheck) {
-		r.mu.Unlock()
-		return
-	}
-	r.logins[address] = now
-	r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), onboardingTime)
 	defer cancel()
 	formats, err := r.st.RecordLogin(ctx, address, now)
@@ -173,16 +166,46 @@ func (r *onboardingRecorder) take(now time.Time) bool {
 	return true
 }
 
-// room makes room for one more entry in m (maxTracked), dropping entries
-// older than ttl; false if every entry is younger.
-func room[K comparable](m map[K]time.Time, now time.Time, ttl time.Duration) bool {
-	if len(m) < maxTracked {
-		return true
-	}
-	for k, t := range m {
-		if now.Sub(t) >= ttl {
-			delete(m, k)
+// recent remembers when each key was last seen, for at most maxTracked
+// keys. Reads take no lock.
+type recent[K comparable] struct {
+	m  sync.Map // K → time.Time
+	n  atomic.Int64
+	mu sync.Mutex // pruning
+}
+
+// fresh: k was marked less than ttl ago.
+func (c *recent[K]) fresh(k K, now time.Time, ttl time.Duration) bool {
+	v, ok := c.m.Load(k)
+	return ok && now.Sub(v.(time.Time)) < ttl
+}
+
+// mark records k at now; false if the set is full of keys younger than
+// ttl (then nothing is recorded).
+func (c *recent[K]) mark(k K, now time.Time, ttl time.Duration) bool {
+	if c.n.Load() >= maxTracked {
+		c.mu.Lock()
+		c.m.Range(func(k, v any) bool {
+			if now.Sub(v.(time.Time)) >= ttl {
+				if _, ok := c.m.LoadAndDelete(k); ok {
+					c.n.Add(-1)
+				}
+			}
+			return true
+		})
+		c.mu.Unlock()
+		if c.n.Load() >= maxTracked {
+			return false
 		}
 	}
-	return len(m) < maxTracked
+	if _, loaded := c.m.Swap(k, now); !loaded {
+		c.n.Add(1)
+	}
+	return true
+}
+
+func (c *recent[K]) forget(k K) {
+	if _, ok := c.m.LoadAndDelete(k); ok {
+		c.n.Add(-1)
+	}
 }

@@ -96,3 +96,18 @@ func TestOnboardingRecorder(t *testing.T) {
 		t.Errorf("a burst wrote %+v, want %d discoveries", stats, discoveryBurst)
 	}
 }
+
+// BenchmarkOnboarding_repeat is what every cached autoconfig answer pays
+// once the address was seen: a lock-free lookup.
+func BenchmarkOnboarding_repeat(b *testing.B) {
+	s := storetest.New(b)
+	r, err := newOnboardingRecorder(s, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.Discovered("thunderbird", "taro@skydesk.jp")
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Discovered("thunderbird", "taro@skydesk.jp")
+	}
+}
