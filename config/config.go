@@ -28,7 +28,8 @@ import (
 // Config is the whole static configuration. The zero value is not useful;
 // start from Default.
 type Config struct {
-	// DataDir holds the SQLite file, the generated certificate and secrets.
+	// DataDir holds the SQLite file (database.driver sqlite), the
+	// generated certificate and secrets.
 	DataDir  string   `yaml:"data_dir"`
 	Provider Provider `yaml:"provider"`
 	Listen   Listen   `yaml:"listen"`
@@ -40,6 +41,9 @@ type Config struct {
 	Auth     Auth     `yaml:"auth"`
 	ACME     ACME     `yaml:"acme"`
 	Limits   Limits   `yaml:"limits"`
+	// ProxyProtocol: PROXY headers from a load balancer (proxy.go).
+	ProxyProtocol ProxyProtocol `yaml:"proxy_protocol"`
+	Database      Database      `yaml:"database"`
 }
 
 // Provider is what every format renders: the published SkyDesk values by
@@ -259,6 +263,7 @@ func Default() *Config {
 		ACME: defaultACME(),
 	}
 	c.Limits = defaultLimits()
+	c.Database = defaultDatabase()
 	c.SMTP.Postmaster = postmasterOf(c.Provider.PersonalDomain)
 	return c
 }

@@ -202,6 +202,12 @@ func (c *Config) Validate() error {
 	if err := c.Limits.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.validateProxy(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Database.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -48,8 +49,11 @@ type RelayOptions struct {
 	// at most 1h).
 	Backoff     func(n int) time.Duration
 	DialTimeout time.Duration
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// SRS, if set, sends the DSN of a forwarded copy (its sender is an
+	// SRS0 address, forward_srs.go) to the forwarding account.
+	SRS    *SRS
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Relay sends queued mail through the smarthost, with retries, backoff and
@@ -185,12 +189,24 @@ func (r *Relay) attempt(ctx context.Context, m store.QueuedMessage) error {
 	}
 	if len(failed) > 0 {
 		dsn := buildDSN(r.o.Hostname, m, failedRes, now)
-		if err := r.q.QueueBounced(ctx, m.ID, failed, m.From, dsn); err != nil {
+		if err := r.q.QueueBounced(ctx, m.ID, failed, r.bounceTo(m.From), dsn); err != nil {
 			return err
 		}
 		log.Warn("relay failed, bounced to sender", "rcpts", len(failed), "expired", expired)
 	}
 	return nil
+}
+
+// bounceTo is where a failed message's DSN goes: its sender, or for a
+// forwarded copy the account that forwarded it ("" drops the DSN: a null
+// sender, or an SRS address that does not verify).
+func (r *Relay) bounceTo(from string) string {
+	local, domain, _ := strings.Cut(strings.ToLower(from), "@")
+	if r.o.SRS == nil || !IsSRS(local) {
+		return from
+	}
+	acct, _ := r.o.SRS.ReverseAccount(local, domain)
+	return acct
 }
 
 // errSmarthost stands for any connection-level failure: its details are

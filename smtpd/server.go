@@ -108,13 +108,19 @@ type Options struct {
 	// worker from the first Serve until Shutdown or Close. Without it such
 	// recipients are refused at RCPT.
 	Relay Relayer
+	// SRS, with Relay, turns on mail forwarding on the MX (forward.go):
+	// it rewrites the envelope sender of forwarded copies and takes their
+	// bounces back. Without it or Relay, nothing is forwarded (mail is
+	// kept) and SRS addresses are unknown recipients.
+	SRS *SRS
 	// Classifier gives the spam verdict on the MX path (default
 	// HeaderClassifier).
 	Classifier Classifier
 	Logger     *slog.Logger
 	// Observe, if set, is told each outcome for metrics: "accepted", "queued", "spam", "unknown_rcpt", "relay_denied", "rcpt_limited",
 	// "sender_mismatch", "too_big", "temp_error", "spam_refused", "spam_deferred", "mailbox_full", "over_quota",
-	// "rate_limited", "busy".
+	// "rate_limited", "busy", "forwarded",
+	// "forward_spam", "forward_no_relay", "forward_hop_limit", "forward_loop".
 	Observe func(mode Mode, outcome string)
 	// Connected, if set, is told of each connection accepted under the cap,
 	// by listener: "smtps" (ServeTLS), "submission" (Serve) or "mx"

@@ -89,6 +89,9 @@ type session struct {
 	rcpts   []string // accepted forward-paths, normalized (Received's for-clause)
 	local   []string // mailboxes here that get a copy (postmaster@ may be redirected)
 	rcptOut []string // recipients elsewhere (smarthost)
+	// srsBoxes are mailboxes reached through an SRS address (bounces of
+	// forwarded copies, forward.go): never forwarded again.
+	srsBoxes []string
 }
 
 var (
@@ -214,7 +217,10 @@ func (s *session) rcpt(to string) error {
 	if s.b.store.IsLocalDomain(a.Domain) {
 		ctx, cancel := s.ctx()
 		defer cancel()
-		box, err := s.mailbox(ctx, addr, a.Local)
+		box, err := s.srsMailbox(ctx, a.Local, a.Domain)
+		if err == nil && box == "" {
+			box, err = s.mailbox(ctx, addr, a.Local)
+		}
 		if err != nil {
 			return err
 		}
@@ -331,7 +337,8 @@ func (s *session) Data(r io.Reader) error {
 	body, stream := sp.message(s.fixUp(m))
 	ctx, cancel := s.ctx()
 	defer cancel()
-	_, qid, err := s.b.store.Accept(ctx, store.Accepted{Body: body, Stream: stream, Spam: spam, Local: s.local, From: s.user, Remote: s.rcptOut})
+	local, fwd := s.forwarding(ctx, m, spam)
+	_, qid, err := s.b.store.Accept(ctx, store.Accepted{Body: body, Stream: stream, Spam: spam, Local: local, From: s.user, Remote: s.rcptOut, Forwards: fwd})
 	if err != nil {
 		return s.acceptErr(err)
 	}
@@ -346,7 +353,10 @@ func (s *session) Data(r io.Reader) error {
 	if stream != nil {
 		size = stream.Size()
 	}
-	s.log.Info("message accepted", "from", printable(s.from), "local", len(s.local), "remote", len(s.rcptOut),
+	if len(fwd) > 0 {
+		s.note("forwarded")
+	}
+	s.log.Info("message accepted", "from", printable(s.from), "local", len(local), "remote", len(s.rcptOut), "forwarded", len(fwd),
 		"size", size, "spam", spam, "queue_id", qid)
 	if qid != 0 && s.b.opts.Relay != nil {
 		s.b.opts.Relay.Wake()
@@ -374,7 +384,7 @@ func (s *session) fail(err error) error {
 
 // Reset drops the transaction, keeping the login.
 func (s *session) Reset() {
-	s.from, s.utf8, s.rcpts, s.local, s.rcptOut = "", false, nil, nil, nil
+	s.from, s.utf8, s.rcpts, s.local, s.rcptOut, s.srsBoxes = "", false, nil, nil, nil, nil
 }
 
 // Logout ends the session.

@@ -8,9 +8,9 @@ import (
 	"errors"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/skydesk/skydeskd/internal/cache"
 	"github.com/skydesk/skydeskd/internal/connlimit"
 	"github.com/skydesk/skydeskd/profiles"
 )
@@ -65,8 +65,7 @@ type Authenticator struct {
 	th      *throttles
 	secret  [32]byte
 	ttl     time.Duration
-	mu      sync.Mutex
-	cache   map[[32]byte]cacheEntry
+	cache   *cache.Cache[[32]byte, cacheEntry]
 	dummy   string // hash verified for unknown users, to equalise timing
 	sleep   func(ctx context.Context, d time.Duration) error
 	observe func(Service, string)
@@ -131,7 +130,7 @@ func NewAuthenticator(c Credentials, o AuthOptions) (*Authenticator, error) {
 	}
 	a := &Authenticator{
 		c: c, now: o.Now, url: o.SettingsURL, th: newThrottles(o.Policy, o.Now),
-		ttl: CacheTTL, cache: map[[32]byte]cacheEntry{}, observe: o.Observe, in: o.LoggedIn,
+		ttl: CacheTTL, cache: cache.New[[32]byte, cacheEntry](maxCacheEntries, o.Now), observe: o.Observe, in: o.LoggedIn,
 		sleep: func(ctx context.Context, d time.Duration) error {
 			t := time.NewTimer(d)
 			defer t.Stop()
@@ -451,22 +450,17 @@ func (a *Authenticator) cacheKey(svc Service, address, password string) [32]byte
 
 func (a *Authenticator) cached(ctx context.Context, k [32]byte, row CredentialRecord) (Login, bool) {
 	now := a.now()
-	a.mu.Lock()
-	e, ok := a.cache[k]
-	if ok && (e.gen != row.Generation || e.accountID != row.Account.ID || now.After(e.expires)) {
-		delete(a.cache, k)
+	e, ok := a.cache.Get(k) // an expired entry misses
+	if ok && (e.gen != row.Generation || e.accountID != row.Account.ID) {
+		a.cache.Delete(k) // a credential changed since: never again
 		ok = false
 	}
-	touch := ok && e.app != "" && now.Sub(e.lastUsed) > time.Minute
-	if touch {
-		e.lastUsed = now
-		a.cache[k] = e
-	}
-	a.mu.Unlock()
 	if !ok {
 		return Login{}, false
 	}
-	if touch {
+	if e.app != "" && now.Sub(e.lastUsed) > time.Minute {
+		e.lastUsed = now
+		a.cache.Put(k, e, e.expires.Sub(now))
 		// Best effort: last-used is informational, a failed write must not
 		// refuse a correct login.
 		_ = a.c.TouchAppPassword(ctx, row.Account.ID, e.app, now)
@@ -476,14 +470,5 @@ func (a *Authenticator) cached(ctx context.Context, k [32]byte, row CredentialRe
 
 func (a *Authenticator) remember(k [32]byte, row CredentialRecord, app string) {
 	now := a.now()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.cache) >= maxCacheEntries {
-		for ck, e := range a.cache {
-			if now.After(e.expires) || len(a.cache) >= maxCacheEntries {
-				delete(a.cache, ck)
-			}
-		}
-	}
-	a.cache[k] = cacheEntry{accountID: row.Account.ID, gen: row.Generation, app: app, expires: now.Add(a.ttl), lastUsed: now}
+	a.cache.Put(k, cacheEntry{accountID: row.Account.ID, gen: row.Generation, app: app, expires: now.Add(a.ttl), lastUsed: now}, a.ttl)
 }

@@ -161,8 +161,8 @@ func TestCacheDroppedOnCredentialChange(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(f.a.cache) != 2 {
-		t.Fatalf("cache holds %d entries, want 2", len(f.a.cache))
+	if f.a.cache.Len() != 2 {
+		t.Fatalf("cache holds %d entries, want 2", f.a.cache.Len())
 	}
 	if err := f.s.SetPassword(ctx, "taro@skydesk.jp", "new-password"); err != nil {
 		t.Fatal(err)
@@ -188,12 +188,12 @@ func TestCacheDroppedOnCredentialChange(t *testing.T) {
 		t.Error("expired cache entry used")
 	}
 	// Failures never enter the cache.
-	for k, e := range f.a.cache {
-		_ = k
+	f.a.cache.DeleteFunc(func(_ [32]byte, e cacheEntry) bool {
 		if e.accountID == 0 {
 			t.Error("failure cached")
 		}
-	}
+		return false
+	})
 }
 
 func TestThrottleDelaysThenLocks(t *testing.T) {

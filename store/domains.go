@@ -79,18 +79,7 @@ func (s *Store) RefreshDomains(ctx context.Context) (bool, error) {
 // domain added by `skydeskd domain add` in another process is answered
 // without a restart. The check is one indexed read of the serial.
 func (s *Store) WatchDomains(ctx context.Context, interval time.Duration, onErr func(error)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := s.RefreshDomains(ctx); err != nil && ctx.Err() == nil && onErr != nil {
-				onErr(err)
-			}
-		}
-	}
+	PollDomains(ctx, s, interval, onErr)
 }
 
 // bumpDomainsSerial sets the serial to max(old+1, now in seconds), the

@@ -69,6 +69,18 @@ type POPPreferences interface {
 	LastPOPSession(ctx context.Context, address string) (ps POPSession, ok bool, err error)
 }
 
+// Forwarding is an account's mail forwarding (forward.go) as the admin
+// command, the settings page and the MX read and change it.
+type Forwarding interface {
+	GetForward(ctx context.Context, address string) (Forward, error)
+	SetForward(ctx context.Context, address string, u ForwardUpdate) (Forward, error)
+	// ForwardByToken only reads (a confirmation page's GET);
+	// ConfirmForward spends the token (its POST).
+	ForwardByToken(ctx context.Context, h ForwardTokenHash) (Forward, error)
+	ConfirmForward(ctx context.Context, h ForwardTokenHash) (Forward, error)
+	DisableForward(ctx context.Context, address string) error
+}
+
 // MaildropEntry is one message of a POP queue: its id is the UID, stable
 // across sessions and never reused.
 type MaildropEntry struct {
@@ -142,6 +154,7 @@ type Driver interface {
 	HostedDomains
 	Accounts
 	POPPreferences
+	Forwarding
 	Maildrop
 	Deliverer
 	Queue

@@ -2,7 +2,11 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
+	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -59,4 +63,56 @@ func NewDomainSnapshot(serial uint32, names []string) *DomainSnapshot {
 		snap.set[n] = true
 	}
 	return snap
+}
+
+// PollDomains calls d.RefreshDomains every interval until ctx ends, so a
+// domain added by another process (an admin command, another node) is
+// answered without a restart; onErr, if set, hears each failure.
+func PollDomains(ctx context.Context, d interface {
+	RefreshDomains(context.Context) (bool, error)
+}, interval time.Duration, onErr func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := d.RefreshDomains(ctx); err != nil && ctx.Err() == nil && onErr != nil {
+				onErr(err)
+			}
+		}
+	}
+}
+
+// Migration is one embedded schema migration, NNNN_name.sql.
+type Migration struct {
+	Version int
+	Name    string // the file's base name
+	SQL     string
+}
+
+// ReadMigrations returns the files matching glob in fsys (NNNN_name.sql),
+// in version order: each driver embeds its own dialect's files and
+// applies them, each in a transaction with its version recorded.
+func ReadMigrations(fsys fs.FS, glob string) ([]Migration, error) {
+	names, err := fs.Glob(fsys, glob)
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	out := make([]Migration, 0, len(names))
+	for _, name := range names {
+		base := path.Base(name)
+		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: bad version prefix", base)
+		}
+		body, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: %w", base, err)
+		}
+		out = append(out, Migration{Version: v, Name: base, SQL: string(body)})
+	}
+	return out, nil
 }

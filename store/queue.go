@@ -26,6 +26,21 @@ type Accepted struct {
 	// address); Remote are the recipients elsewhere.
 	From   string
 	Remote []string
+	// Forwards are copies for forwarding targets, each queued on its own
+	// in the same transaction (a forwarding account whose Keep is false is
+	// simply left out of Local by the caller).
+	Forwards []ForwardCopy
+}
+
+// ForwardCopy is one forwarded copy of an accepted message: queued with
+// envelope sender From (SRS-rewritten by smtpd) for To, its body the
+// trace fields Header followed by the message without its first Skip
+// octets (the local copy's Return-Path field, which RFC 5321 §4.4 keeps
+// out of relayed mail).
+type ForwardCopy struct {
+	From, To string
+	Header   []byte // CRLF line endings
+	Skip     int64
 }
 
 // Accept stores a in one transaction, so the 250 reply that follows means
@@ -92,7 +107,7 @@ func (a Accepted) body() Body {
 
 // acceptTx stores a inside tx; a mailbox over its quota is ErrOverQuota.
 func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, a Accepted, now int64) (uids []int64, queueID int64, err error) {
-	if len(a.Local)+len(a.Remote) == 0 {
+	if len(a.Local)+len(a.Remote)+len(a.Forwards) == 0 {
 		return nil, 0, errors.New("accepted message without recipients")
 	}
 	body := a.body()
@@ -103,29 +118,65 @@ func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, a Accepted, now int64)
 		}
 		uids = append(uids, uid)
 	}
-	if len(a.Remote) == 0 {
-		return uids, 0, nil
-	}
-	// The relay sends a queued body whole (submission only: its senders
-	// are authenticated, and the size limit bounds it).
-	queued := make([]byte, body.Size())
-	if n, err := body.ReadAt(queued, 0); n < len(queued) {
-		return nil, 0, fmt.Errorf("reading message: %w", err)
-	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO queue_messages (mail_from, body, created) VALUES (?, ?, ?)`, a.From, queued, now)
+	queueID, err = QueueAccepted(a, body, func(from string, header []byte, skip int64, rcpts []string) (int64, error) {
+		return queueTx(ctx, tx, from, header, body, skip, rcpts, now)
+	})
 	if err != nil {
-		return nil, 0, fmt.Errorf("queueing message: %w", err)
-	}
-	if queueID, err = res.LastInsertId(); err != nil {
 		return nil, 0, err
 	}
-	for _, r := range a.Remote {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO queue_rcpts (message_id, rcpt, next_attempt) VALUES (?, ?, ?)
-			ON CONFLICT DO NOTHING`, queueID, r, now); err != nil {
-			return nil, 0, fmt.Errorf("queueing recipient: %w", err)
+	return uids, queueID, nil
+}
+
+// QueueAccepted queues what a sends elsewhere through a driver's queue
+// function (inside the transaction that stores the local copies): one
+// queued message for a.Remote, one per forwarded copy. It returns the
+// first queue id (0: nothing queued).
+func QueueAccepted(a Accepted, body Body, queue func(from string, header []byte, skip int64, rcpts []string) (int64, error)) (int64, error) {
+	var first int64
+	if len(a.Remote) > 0 {
+		id, err := queue(a.From, nil, 0, a.Remote)
+		if err != nil {
+			return 0, err
+		}
+		first = id
+	}
+	for _, f := range a.Forwards {
+		id, err := queue(f.From, f.Header, f.Skip, []string{f.To})
+		if err != nil {
+			return 0, err
+		}
+		if first == 0 {
+			first = id
 		}
 	}
-	return uids, queueID, nil
+	return first, nil
+}
+
+// queueTx queues header and body from octet skip on, from the envelope
+// sender from for rcpts.
+func queueTx(ctx context.Context, tx *sql.Tx, from string, header []byte, body Body, skip int64, rcpts []string, now int64) (int64, error) {
+	skip = min(max(skip, 0), body.Size())
+	// The relay sends a queued body whole (its size limit bounds it).
+	queued := make([]byte, len(header)+int(body.Size()-skip))
+	copy(queued, header)
+	if n, err := body.ReadAt(queued[len(header):], skip); n < len(queued)-len(header) {
+		return 0, fmt.Errorf("reading message: %w", err)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO queue_messages (mail_from, body, created) VALUES (?, ?, ?)`, from, queued, now)
+	if err != nil {
+		return 0, fmt.Errorf("queueing message: %w", err)
+	}
+	queueID, err := res.LastInsertId()
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range rcpts {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO queue_rcpts (message_id, rcpt, next_attempt) VALUES (?, ?, ?)
+			ON CONFLICT DO NOTHING`, queueID, r, now); err != nil {
+			return 0, fmt.Errorf("queueing recipient: %w", err)
+		}
+	}
+	return queueID, nil
 }
 
 // IsLocalDomain reports whether domain (A-labels, lower case) is the

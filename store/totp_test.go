@@ -306,8 +306,8 @@ func TestLoginWeb_TOTP_neverCached(t *testing.T) {
 	if _, err := f.web("two@example.co.jp", "the-password", f.code(t, k.Secret, 0), "192.0.2.1"); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.a.cache) != 0 {
-		t.Fatalf("a web sign-in entered the cache: %d entries", len(f.a.cache))
+	if f.a.cache.Len() != 0 {
+		t.Fatalf("a web sign-in entered the cache: %d entries", f.a.cache.Len())
 	}
 	// Even a cache entry for the exact (web, account, password) key —
 	// planted, as no code path makes one — is not consulted.

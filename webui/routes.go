@@ -3,6 +3,8 @@ package webui
 import (
 	"net/http"
 	"strings"
+
+	"github.com/skydesk/skydeskd/templates/web"
 )
 
 // The form targets of the settings screen: POST only; a bookmarked or
@@ -51,6 +53,10 @@ func (h *Handler) routes() *http.ServeMux {
 		mux.HandleFunc(path, methodNotAllowed(allowForm))
 	}
 	form(pathSignIn, h.signInGuard(h.signIn))
+	// The confirmation link: GET shows a button, POST confirms.
+	mux.HandleFunc("GET "+web.ForwardConfirmPath, h.headers(h.forwardConfirm))
+	mux.Handle("POST "+web.ForwardConfirmPath, h.headers(cop.Handler(http.HandlerFunc(h.forwardConfirm)).ServeHTTP))
+	mux.HandleFunc(web.ForwardConfirmPath, methodNotAllowed(allowForm))
 	for path, f := range map[string]sessionHandler{
 		pathSignOut:        h.signOut,
 		pathPOP:            h.savePOP,
@@ -60,6 +66,8 @@ func (h *Handler) routes() *http.ServeMux {
 		pathTwoStepConfirm: h.confirmTwoStep,
 		pathTwoStepCancel:  h.cancelTwoStep,
 		pathTwoStepOff:     h.offTwoStep,
+		pathForwardSet:     h.setForward,
+		pathForwardOff:     h.offForward,
 	} {
 		form(path, h.sessionGuard(f))
 	}
@@ -89,13 +97,14 @@ func (h *Handler) Serves(r *http.Request) bool {
 	case p == "/" || p == "/settings":
 		return true
 	case r.TLS == nil:
-		return strings.HasPrefix(p, "/settings/") || strings.HasPrefix(p, "/assets/")
+		return strings.HasPrefix(p, "/settings/") || strings.HasPrefix(p, "/assets/") || p == web.ForwardConfirmPath
 	case strings.HasPrefix(p, "/assets/"):
 		return len(p) > len("/assets/")
 	}
 	switch p {
 	case pathSignIn, pathSignOut, pathPOP, pathAppCreate, pathAppRevoke,
-		pathTwoStepStart, pathTwoStepConfirm, pathTwoStepCancel, pathTwoStepOff:
+		pathTwoStepStart, pathTwoStepConfirm, pathTwoStepCancel, pathTwoStepOff,
+		pathForwardSet, pathForwardOff, web.ForwardConfirmPath:
 		return true
 	}
 	return false

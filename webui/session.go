@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skydesk/skydeskd/internal/cache"
 	"github.com/skydesk/skydeskd/store"
 )
 
@@ -98,11 +99,11 @@ type sessionStore struct {
 	now       func() time.Time
 
 	mu sync.Mutex
-	m  map[store.SessionKey]*scratch
+	m  *cache.Cache[store.SessionKey, *scratch] // under mu: entries are changed in place
 }
 
 func newSessionStore(db store.Sessions, idle, max time.Duration, now func() time.Time) *sessionStore {
-	return &sessionStore{db: db, m: map[store.SessionKey]*scratch{}, idle: idle, max: max, now: now}
+	return &sessionStore{db: db, m: cache.New[store.SessionKey, *scratch](maxScratch, now), idle: idle, max: max, now: now}
 }
 
 func randomToken() string {
@@ -171,35 +172,21 @@ func (s *sessionStore) update(key store.SessionKey, change func(*scratch)) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	x := s.m[key]
-	if x == nil {
-		if len(s.m) >= maxScratch {
-			s.evictLocked()
-		}
+	x, ok := s.m.Get(key)
+	if !ok {
 		x = &scratch{}
-		s.m[key] = x
 	}
 	x.seen = now
 	change(x)
-}
-
-// evictLocked drops the scratch seen longest ago.
-func (s *sessionStore) evictLocked() {
-	var oldest store.SessionKey
-	var at time.Time
-	first := true
-	for k, x := range s.m {
-		if first || x.seen.Before(at) {
-			oldest, at, first = k, x.seen, false
-		}
-	}
-	delete(s.m, oldest)
+	// Kept as long as the session may idle: a full cache drops expired
+	// scratch first, then one at random.
+	s.m.Put(key, x, s.idle)
 }
 
 func (s *sessionStore) dropScratch(key store.SessionKey) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.m, key)
+	s.m.Delete(key)
 }
 
 func (s *sessionStore) setFlash(key store.SessionKey, f *flash) {
@@ -210,7 +197,7 @@ func (s *sessionStore) setFlash(key store.SessionKey, f *flash) {
 func (s *sessionStore) takeFlash(key store.SessionKey) *flash {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	x := s.m[key]
+	x, _ := s.m.Get(key)
 	if x == nil {
 		return nil
 	}
@@ -232,7 +219,7 @@ func (s *sessionStore) pendingEnrol(id store.SessionKey) (key store.TOTPKey, lef
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	x := s.m[id]
+	x, _ := s.m.Get(id)
 	if x == nil || x.enrol == nil {
 		return store.TOTPKey{}, 0, false
 	}
@@ -248,7 +235,7 @@ func (s *sessionStore) pendingEnrol(id store.SessionKey) (key store.TOTPKey, lef
 func (s *sessionStore) enrolFailed(id store.SessionKey, key store.TOTPKey) (discarded bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	x := s.m[id]
+	x, _ := s.m.Get(id)
 	if x == nil || x.enrol == nil || x.enrol.key != key {
 		return true
 	}
@@ -264,7 +251,7 @@ func (s *sessionStore) enrolFailed(id store.SessionKey, key store.TOTPKey) (disc
 func (s *sessionStore) endEnrol(id store.SessionKey) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if x := s.m[id]; x != nil {
+	if x, _ := s.m.Get(id); x != nil {
 		x.enrol = nil
 	}
 }

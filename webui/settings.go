@@ -146,6 +146,11 @@ func (h *Handler) settings(w http.ResponseWriter, r *http.Request) {
 		POP:     pop,
 		Mailbox: web.NewMailbox(usage.Used, usage.Quota),
 	}
+	if d.Forwarding, err = h.forwardView(ctx, l, address); err != nil {
+		h.o.Log.Error("reading forwarding", "user", address, "err", err)
+		h.fail(w, l, http.StatusInternalServerError, "error_internal")
+		return
+	}
 	for _, a := range apps {
 		d.Apps = append(d.Apps, web.AppPassword{Name: a.Name, Created: web.FormatTime(l, a.Created), LastUsed: web.FormatTime(l, a.LastUsed)})
 	}

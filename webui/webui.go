@@ -108,6 +108,11 @@ type Options struct {
 	// case. Defaults 30 minutes and 12 hours.
 	SessionIdle, SessionMax time.Duration
 	Log                     *slog.Logger
+	// Relay reports whether smtp.smarthost is set: without it the
+	// forwarding section says forwarding is unavailable and refuses it.
+	// Wake, if set, tells the relay a confirmation message was queued.
+	Relay bool
+	Wake  func()
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 	// Location is the provider's time zone (config provider.time_zone): a

@@ -36,7 +36,7 @@ func cmdDomain(ctx context.Context, args []string, e env) error {
 		if _, err := parse(fs, args); err != nil {
 			return err
 		}
-		return c.withStore(ctx, func(s *store.Store) error {
+		return c.withStore(ctx, func(s storeDriver) error {
 			l, err := s.ListDomains(ctx)
 			for _, d := range l {
 				fmt.Fprintln(e.stdout, d)
@@ -48,7 +48,7 @@ func cmdDomain(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return err
 	}
-	return c.withStore(ctx, func(s *store.Store) error {
+	return c.withStore(ctx, func(s storeDriver) error {
 		if which == "add" {
 			d, err := s.AddDomain(ctx, pos[0])
 			if err == nil {
@@ -90,7 +90,7 @@ func cmdUser(ctx context.Context, args []string, e env) error {
 		if _, err := parse(fs, args); err != nil {
 			return err
 		}
-		return c.withStore(ctx, func(s *store.Store) error {
+		return c.withStore(ctx, func(s storeDriver) error {
 			l, err := s.ListAccounts(ctx)
 			if err != nil {
 				return err
@@ -118,7 +118,7 @@ func cmdUser(ctx context.Context, args []string, e env) error {
 				return err
 			}
 		}
-		return c.withStore(ctx, func(s *store.Store) error {
+		return c.withStore(ctx, func(s storeDriver) error {
 			a, err := s.AddAccount(ctx, store.NewAccount{Address: pos[0], Password: pw, Federated: *federated})
 			if err == nil {
 				fmt.Fprintf(e.stdout, "added %s account %s (POP access disabled)\n", a.Kind, a.Address)
@@ -142,7 +142,7 @@ func cmdUser(ctx context.Context, args []string, e env) error {
 		// The credential generation moves on, which already voids the
 		// account's settings sessions and cached logins; the sessions are
 		// also deleted so that none is left on disk.
-		return c.withStore(ctx, func(s *store.Store) error {
+		return c.withStore(ctx, func(s storeDriver) error {
 			n, err := s.ChangePassword(ctx, pos[0], pw, *revoke)
 			if err != nil {
 				return err
@@ -166,7 +166,7 @@ func cmdUser(ctx context.Context, args []string, e env) error {
 			return err
 		}
 		if *quota != "" && *twoStep == "" {
-			return c.withStore(ctx, func(s *store.Store) error { return setQuota(ctx, s, e.stdout, pos[0], *quota) })
+			return c.withStore(ctx, func(s storeDriver) error { return setQuota(ctx, s, e.stdout, pos[0], *quota) })
 		}
 		if *twoStep == "" || *quota != "" {
 			return usagef("user set: give one of --two-step on|off or --quota SIZE")
@@ -175,7 +175,7 @@ func cmdUser(ctx context.Context, args []string, e env) error {
 		if err != nil {
 			return err
 		}
-		return c.withStore(ctx, func(s *store.Store) error {
+		return c.withStore(ctx, func(s storeDriver) error {
 			if !on {
 				if err := s.SetTwoStep(ctx, pos[0], false); err != nil {
 					return err
@@ -236,7 +236,7 @@ func cmdAppPassword(ctx context.Context, args []string, e env) error {
 		if *name == "" {
 			return usagef("app-password create: --name is required")
 		}
-		return c.withStore(ctx, func(s *store.Store) error {
+		return c.withStore(ctx, func(s storeDriver) error {
 			secret, err := s.CreateAppPassword(ctx, pos[0], *name)
 			if err == nil {
 				fmt.Fprintln(e.stdout, secret)
@@ -248,7 +248,7 @@ func cmdAppPassword(ctx context.Context, args []string, e env) error {
 		if err != nil {
 			return err
 		}
-		return c.withStore(ctx, func(s *store.Store) error {
+		return c.withStore(ctx, func(s storeDriver) error {
 			l, err := s.ListAppPasswords(ctx, pos[0])
 			if err != nil {
 				return err
@@ -269,7 +269,7 @@ func cmdAppPassword(ctx context.Context, args []string, e env) error {
 		if err != nil {
 			return err
 		}
-		return c.withStore(ctx, func(s *store.Store) error {
+		return c.withStore(ctx, func(s storeDriver) error {
 			if err := s.RevokeAppPassword(ctx, pos[0], pos[1]); err != nil {
 				return err
 			}
@@ -291,7 +291,7 @@ func cmdPOP(ctx context.Context, args []string, e env) error {
 		if err != nil {
 			return err
 		}
-		return c.withStore(ctx, func(s *store.Store) error {
+		return c.withStore(ctx, func(s storeDriver) error {
 			p, err := s.GetPOP(ctx, pos[0])
 			if err != nil {
 				return err
@@ -354,7 +354,7 @@ func cmdPOP(ctx context.Context, args []string, e env) error {
 	if u.Access == nil && u.IncludeSpam == nil && u.OnDelete == nil {
 		return usagef("pop set: give at least one of --access, --spam, --on-delete")
 	}
-	return c.withStore(ctx, func(s *store.Store) error {
+	return c.withStore(ctx, func(s storeDriver) error {
 		p, err := s.SetPOP(ctx, pos[0], u)
 		if err == nil {
 			printPOP(e.stdout, p)
@@ -405,7 +405,7 @@ func cmdDeliver(ctx context.Context, args []string, e env) error {
 	if body.Size() == 0 {
 		return errors.New("empty message on standard input")
 	}
-	return c.withStore(ctx, func(s *store.Store) error {
+	return c.withStore(ctx, func(s storeDriver) error {
 		uids, err := s.Deliver(ctx, store.Delivery{Recipients: pos, Stream: body, Spam: *spam, Received: at})
 		if err == nil {
 			fmt.Fprintln(e.stdout, uids[0])

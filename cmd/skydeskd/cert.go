@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/skydesk/skydeskd/certs"
-	"github.com/skydesk/skydeskd/store"
 )
 
 // cmdCert is `skydeskd cert list`: every name ACME manages (service hosts,
@@ -32,12 +31,12 @@ func cmdCert(ctx context.Context, args []string, e env) error {
 	if !cfg.ACME.Enabled {
 		fmt.Fprintln(e.stderr, "note: acme.enabled is false; the tls section's certificate is served")
 	}
-	return c.withStore(ctx, func(s *store.Store) error {
+	return c.withStore(ctx, func(s storeDriver) error {
 		domains, err := s.ListDomains(ctx)
 		if err != nil {
 			return err
 		}
-		sts, err := certs.Inspect(ctx, s.Certs(), certs.Names(acmeServiceNames(cfg), domains))
+		sts, err := certs.Inspect(ctx, s.CertBackend(), certs.Names(acmeServiceNames(cfg), domains))
 		if err != nil {
 			return err
 		}

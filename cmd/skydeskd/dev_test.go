@@ -30,7 +30,7 @@ func TestSeedDemo_twoStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	a := &app{cfg: cfg, store: s, log: slog.New(slog.DiscardHandler), cert: &config.Certificate{CertFile: "cert.pem"}}
+	a := &app{cfg: cfg, store: sqliteDriver{s}, log: slog.New(slog.DiscardHandler), cert: &config.Certificate{CertFile: "cert.pem"}}
 	var out bytes.Buffer
 	if err := a.seedDemo(ctx, env{stdout: &out}); err != nil {
 		t.Fatal(err)

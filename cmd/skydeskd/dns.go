@@ -9,7 +9,6 @@ import (
 
 	"github.com/skydesk/skydeskd/dnssrv"
 	"github.com/skydesk/skydeskd/profiles"
-	"github.com/skydesk/skydeskd/store"
 )
 
 // cmdDNS implements `skydeskd dns records DOMAIN` and
@@ -67,7 +66,7 @@ func (c *common) publishable(ctx context.Context, domain string) ([]dnssrv.Recor
 		return nil, "", err
 	}
 	var recs []dnssrv.Record
-	err = c.withStore(ctx, func(s *store.Store) error {
+	err = c.withStore(ctx, func(s storeDriver) error {
 		r := profiles.NewResolver(profileSettings(cfg), s)
 		k, err := r.Kind(ctx, d)
 		if err != nil {

@@ -9,8 +9,6 @@ import (
 	"strings"
 
 	"github.com/skydesk/skydeskd/config"
-	"github.com/skydesk/skydeskd/profiles"
-	"github.com/skydesk/skydeskd/store"
 )
 
 // common holds the flags every command takes, and the command's getenv
@@ -92,18 +90,8 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// openStore opens the store of the configuration.
-func openStore(ctx context.Context, cfg *config.Config, hp store.HashParams) (*store.Store, error) {
-	pd, err := profiles.ParseDomain(cfg.Provider.PersonalDomain)
-	if err != nil {
-		return nil, fmt.Errorf("provider.personal_domain: %w", err)
-	}
-	return store.Open(ctx, cfg.DataDir, store.Options{PersonalDomain: pd, HashParams: hp, TOTPIssuer: cfg.Provider.Name,
-		DefaultQuota: configSize(cfg.SMTP.DefaultQuota)})
-}
-
 // withStore runs f with the store of the flags' configuration.
-func (c *common) withStore(ctx context.Context, f func(*store.Store) error) error {
+func (c *common) withStore(ctx context.Context, f func(storeDriver) error) error {
 	cfg, err := c.load()
 	if err != nil {
 		return err

@@ -68,6 +68,9 @@ POP settings:
                                 since:DAY lists mail received from 00:00 of DAY in
                                 provider.time_zone (default Asia/Tokyo)
   pop show ADDRESS              settings, usage, last POP access (time, client, downloaded)
+Forwarding (needs smtp.smarthost; the target confirms a link first):
+  forward set ADDRESS --to EXTERNAL [--keep yes|no]
+  forward show ADDRESS          forward off ADDRESS
 Mail:
   deliver ADDRESS [--spam] [--received RFC3339] < message.eml
 Figures:
@@ -116,6 +119,8 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		return cmdAppPassword(ctx, rest, e)
 	case "pop":
 		return cmdPOP(ctx, rest, e)
+	case "forward":
+		return cmdForward(ctx, rest, e)
 	case "deliver":
 		return cmdDeliver(ctx, rest, e)
 	case "stats":

@@ -21,7 +21,7 @@ func configSize(s string) int64 {
 }
 
 // setQuota is `user set ADDRESS --quota SIZE|default`.
-func setQuota(ctx context.Context, s *store.Store, w io.Writer, address, size string) error {
+func setQuota(ctx context.Context, s storeDriver, w io.Writer, address, size string) error {
 	q := store.QuotaDefault
 	if size != "default" {
 		n, err := config.ParseSize(size)

@@ -19,7 +19,9 @@ import (
 	"golang.org/x/term"
 
 	"github.com/skydesk/skydeskd/config"
+	"github.com/skydesk/skydeskd/internal/proxyproto"
 	"github.com/skydesk/skydeskd/profiles"
+	"github.com/skydesk/skydeskd/smtpd"
 	"github.com/skydesk/skydeskd/store"
 )
 
@@ -27,7 +29,7 @@ import (
 type app struct {
 	cfg      *config.Config
 	log      *slog.Logger
-	store    *store.Store
+	store    storeDriver
 	auth     *store.Authenticator
 	resolver *profiles.Resolver
 	cert     *config.Certificate
@@ -36,6 +38,10 @@ type app struct {
 	onboarding *onboardingRecorder
 	reg        *prometheus.Registry
 	dev        bool
+	// srs rewrites forwarded senders; relay sends queued mail (nil
+	// without smtp.smarthost). Set by smtpRelay.
+	srs   *smtpd.SRS
+	relay *smtpd.Relay
 	// adminFlags are the flags that point an admin command at this
 	// instance's store (" --config FILE" or " --data DIR"), for hints.
 	adminFlags string
@@ -118,7 +124,8 @@ func passwordHashGauge(state string, get func() int) prometheus.GaugeFunc {
 func newApp(ctx context.Context, cfg *config.Config, dev bool, e env) (*app, error) {
 	a := &app{cfg: cfg, dev: dev, log: newLogger(cfg, e), reg: prometheus.NewRegistry(), ready: make(chan struct{})}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	s, err := openStore(ctx, cfg, hashParams(e.getenv))
+	hp := hashParams(e.getenv)
+	s, err := openStore(ctx, cfg, hp)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +146,7 @@ func newApp(ctx context.Context, cfg *config.Config, dev bool, e env) (*app, err
 		s.Close()
 		return nil, err
 	}
-	a.auth, err = s.NewAuthenticator(store.AuthOptions{Policy: policy, SettingsURL: settingsURL(cfg), Observe: func(svc store.Service, outcome string) {
+	a.auth, err = store.NewAuthenticator(s, store.AuthOptions{Policy: policy, SettingsURL: settingsURL(cfg), HashParams: hp, Observe: func(svc store.Service, outcome string) {
 		logins.WithLabelValues(string(svc), outcome).Inc()
 	}, LoggedIn: a.onboarding.LoggedIn})
 	if err != nil {
@@ -189,6 +196,20 @@ func listen(addr string) (net.Listener, error) {
 	return l, nil
 }
 
+// proxied wraps l, the listener named name (a config.ProxyListeners
+// name), to read PROXY headers from the balancers of proxy_protocol when
+// that section lists it, so everything downstream (connection caps, login
+// throttles, logs) sees the client. Wrapped below TLS: the header comes
+// before the ClientHello.
+func (a *app) proxied(name string, l net.Listener) net.Listener {
+	p := a.cfg.ProxyProtocol
+	if !p.On(name) {
+		return l
+	}
+	return proxyproto.Wrap(l, proxyproto.Options{Trusted: p.TrustedPrefixes(),
+		HeaderTimeout: p.HeaderTimeoutValue(), Logger: a.log.With("service", name)})
+}
+
 // endpoint is one configured listener of a server: serve runs the
 // server on it, shutdown stops the server.
 type endpoint struct {
@@ -202,7 +223,7 @@ type endpoint struct {
 // each; serve returning closed (the server's ErrServerClosed) is a clean
 // stop. If one address cannot be bound, the listeners bound before it are
 // closed and the error returned.
-func bindAll(eps []endpoint, closed error) ([]component, error) {
+func (a *app) bindAll(eps []endpoint, closed error) ([]component, error) {
 	var out []component
 	for _, ep := range eps {
 		if ep.addr == "" {
@@ -213,6 +234,7 @@ func bindAll(eps []endpoint, closed error) ([]component, error) {
 			stopAll(out)
 			return nil, err
 		}
+		l = a.proxied(ep.name, l)
 		out = append(out, component{name: ep.name, addr: l.Addr(),
 			serve: func() error {
 				if err := ep.serve(l); err != nil && !errors.Is(err, closed) {

@@ -59,7 +59,7 @@ func (a *app) newACME() error {
 	m := a.acmeMetrics()
 	a.acme.m, err = certs.New(certs.Options{
 		CA: a.cfg.ACME.CAURL, Email: a.cfg.ACME.Email, KeyType: a.cfg.ACME.KeyType, TrustedRoots: roots,
-		Backend:      a.store.Certs(),
+		Backend:      a.store.CertBackend(),
 		ServiceNames: service,
 		Check:        certs.NewChecker(a.cfg.ACME.Resolver, ours, service).Check,
 		DefaultName:  a.cfg.Provider.AutoconfigHost,

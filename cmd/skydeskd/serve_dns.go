@@ -88,7 +88,7 @@ func (a *app) dnsComponents() ([]component, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := dnssrv.NewServer(h, pcs, l)
+	srv := dnssrv.NewServer(h, pcs, a.proxied("dns_tcp", l))
 	srv.SetTCPLimits(dnssrv.TCPLimits{MaxConnectionsPerNetwork: a.cfg.Limits.DNSTCP.ConnectionsPerNetwork,
 		IPv4Prefix: a.cfg.Limits.IPv4Prefix, IPv6Prefix: a.cfg.Limits.IPv6Prefix})
 	return []component{

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,21 +27,78 @@ func httpServer(h http.Handler) *http.Server {
 	}
 }
 
-// opsMux serves /healthz and /metrics and hands everything else to next.
+// opsMux serves /healthz, /readyz and /metrics and hands everything else
+// to next. A load balancer polls /readyz to route traffic and an
+// orchestrator /healthz to restart the process: a database outage makes
+// a node unready, never "dead", since restarting would not bring the
+// database back.
 func (a *app) opsMux(next http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := a.store.Ping(r.Context()); err != nil {
-			a.log.Error("health check", "err", err)
-			http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+		// Alive: this process answers HTTP.
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	ready := a.readiness()
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+		defer cancel()
+		if err := ready(ctx); err != nil {
+			a.log.Warn("not ready", "err", err)
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
+		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", next)
 	return mux
+}
+
+// readyTimeout bounds one /readyz check; balancers poll every few seconds.
+const readyTimeout = 2 * time.Second
+
+// schemaVersioner is the optional part of a store driver that reports
+// the highest migration applied to its database (store.Store and
+// store/postgres.Store both have it).
+type schemaVersioner interface {
+	SchemaVersion(ctx context.Context) (int, error)
+}
+
+// readiness returns the /readyz check: the store answers, and its schema
+// version is still the one this process opened it at (Open applied every
+// migration this binary embeds), so a database restored from an older
+// backup, or migrated further by a newer node, takes the node out of the
+// balancer instead of serving with the wrong tables.
+func (a *app) readiness() func(context.Context) error {
+	sv, ok := any(a.store).(schemaVersioner)
+	var want atomic.Int64 // -1 until read: at start, or at the first check if that failed
+	want.Store(-1)
+	if ok {
+		ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+		if v, err := sv.SchemaVersion(ctx); err == nil {
+			want.Store(int64(v))
+		}
+		cancel()
+	}
+	return func(ctx context.Context) error {
+		if err := a.store.Ping(ctx); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if !ok {
+			return nil
+		}
+		v, err := sv.SchemaVersion(ctx)
+		if err != nil {
+			return fmt.Errorf("reading the schema version: %w", err)
+		}
+		want.CompareAndSwap(-1, int64(v))
+		if w := want.Load(); int64(v) != w {
+			return fmt.Errorf("schema version %d, this node opened it at %d", v, w)
+		}
+		return nil
+	}
 }
 
 // httpComponents starts the plain HTTP listener (autoconfig, which
@@ -57,6 +117,7 @@ func (a *app) httpComponents() ([]component, error) {
 		if err != nil {
 			return nil, err
 		}
+		l = a.proxied("http", l)
 		fr := httpfront.NewWithOptions(h.hot, httpServer(a.acmeHTTP(handler)), a.frontOptions("http"))
 		a.frontMetrics("http", fr)
 		out = append(out, component{name: "http", addr: l.Addr(),
@@ -69,6 +130,7 @@ func (a *app) httpComponents() ([]component, error) {
 			stopAll(out)
 			return nil, err
 		}
+		l = a.proxied("https", l)
 		srv := httpServer(handler)
 		srv.TLSConfig = a.serverTLS(a.cfg.Provider.AutoconfigHost)
 		srv.TLSConfig.NextProtos = []string{"h2", "http/1.1", "acme-tls/1"} // acme-tls/1: TLS-ALPN-01 (RFC 8737)

@@ -50,7 +50,7 @@ func (a *app) popComponents() ([]component, error) {
 	implicit := func(l net.Listener) error { return srv.Serve(tls.NewListener(l, tlsConf)) }
 	// One server behind both listeners: the first shutdown drains
 	// everything, the second finds it closed.
-	return bindAll([]endpoint{
+	return a.bindAll([]endpoint{
 		{name: "pop3s", addr: a.cfg.Listen.POP3S, serve: implicit, shutdown: srv.Shutdown},
 		{name: "pop3", addr: a.cfg.Listen.POP3, serve: srv.Serve, shutdown: srv.Shutdown},
 	}, popd.ErrServerClosed)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"time"
 
@@ -52,7 +53,7 @@ func (a *app) smtpComponents() ([]component, error) {
 		Connected: func(listener string) { m.sessions.WithLabelValues(listener).Inc() },
 	}
 	if relay != nil {
-		o.Relay = relay
+		o.Relay, o.SRS = relay, a.srs
 	}
 	// One group-committing store for every listener (smtpd.Batcher).
 	srv := smtpd.NewServer(smtpd.NewBatcher(a.store), a.auth, o)
@@ -71,7 +72,7 @@ func (a *app) smtpComponents() ([]component, error) {
 			m.sessions.WithLabelValues(ep.name) // listed at 0 from the start
 		}
 	}
-	return bindAll(eps, smtpd.ErrServerClosed)
+	return a.bindAll(eps, smtpd.ErrServerClosed)
 }
 
 // smtpRelay returns the relay of smtp.smarthost, nil when there is none.
@@ -87,10 +88,20 @@ func (a *app) smtpRelay() (*smtpd.Relay, error) {
 	if sh.TLS == "none" && sh.Username != "" && !loopbackHost(sh.Host) {
 		return nil, errors.New("smtp.smarthost: tls none with a username would send the password in clear; use implicit or starttls")
 	}
-	return smtpd.NewRelay(a.store, smtpd.RelayOptions{
+	// Forwarding (smtpd/forward.go) rewrites senders under a key of the
+	// data directory (srs-key), so addresses stay valid across restarts.
+	key, err := a.secretFile("srs-key")
+	if err != nil {
+		return nil, fmt.Errorf("srs key: %w", err)
+	}
+	if a.srs, err = smtpd.NewSRS(key, nil); err != nil {
+		return nil, err
+	}
+	a.relay = smtpd.NewRelay(a.store, smtpd.RelayOptions{
 		Host: sh.Host, Port: sh.Port, TLS: sh.TLS, Username: sh.Username, Password: sh.Password,
-		RetryPeriod: period, Hostname: a.cfg.SMTP.Hostname, Logger: a.log.With("service", "smtp-relay"),
-	}), nil
+		RetryPeriod: period, Hostname: a.cfg.SMTP.Hostname, Logger: a.log.With("service", "smtp-relay"), SRS: a.srs,
+	})
+	return a.relay, nil
 }
 
 // checkPostmaster warns once at start when the MX would refuse mail for

@@ -30,6 +30,14 @@ func (a *app) webPages() (*webui.Handler, error) {
 		Discovered: func(address string) {
 			a.onboarding.Discovered(formatSetupPage, address)
 		},
+		// Forwarding: smtpComponents sets a.relay after this, before
+		// anything is served.
+		Relay: a.cfg.SMTP.Smarthost.Host != "",
+		Wake: func() {
+			if a.relay != nil {
+				a.relay.Wake()
+			}
+		},
 	})
 }
 

@@ -23,7 +23,7 @@ func cmdStats(ctx context.Context, args []string, e env) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	return c.withStore(ctx, func(s *store.Store) error {
+	return c.withStore(ctx, func(s storeDriver) error {
 		now := time.Now()
 		var periods [2][]store.OnboardingCount
 		for i, d := range []time.Duration{24 * time.Hour, 7 * 24 * time.Hour} {

@@ -229,18 +229,26 @@ func screenshots(t *testing.T, ctx context.Context, name, url string) {
 // and decodes it.
 func readQR(t *testing.T, ctx context.Context) string {
 	t.Helper()
-	png := value(t, ctx, "QR screenshot", chromedp.ScreenshotScale(chromedp.CSS("svg.qr"), 2))
-	img, _, err := image.Decode(bytes.NewReader(png))
-	if err != nil {
-		t.Fatal(err)
+	// A screenshot of the element can catch it mid-layout (the clip is
+	// computed before the capture): decode a fresh one a few times before
+	// calling the drawn code unreadable.
+	var lastErr error
+	for range 3 {
+		png := value(t, ctx, "QR screenshot", chromedp.ScreenshotScale(chromedp.CSS("svg.qr"), 2))
+		img, _, err := image.Decode(bytes.NewReader(png))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
+		if err == nil {
+			return res.GetText()
+		}
+		lastErr = err
 	}
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := qrcode.NewQRCodeReader().Decode(bmp, nil)
-	if err != nil {
-		t.Fatalf("decoding the QR code: %v", err)
-	}
-	return res.GetText()
+	t.Fatalf("decoding the QR code: %v", lastErr)
+	return ""
 }

@@ -53,8 +53,13 @@ func (c *Cache[K, V]) Get(k K) (V, bool) {
 	return e.v, true
 }
 
-// Put stores v under k for ttl (0: until evicted or deleted).
+// Put stores v under k for ttl (0: until evicted or deleted; below 0:
+// already expired, so nothing is stored and an older entry goes).
 func (c *Cache[K, V]) Put(k K, v V, ttl time.Duration) {
+	if ttl < 0 {
+		c.Delete(k)
+		return
+	}
 	var exp time.Time
 	if ttl > 0 {
 		exp = c.now().Add(ttl)

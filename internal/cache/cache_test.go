@@ -58,6 +58,12 @@ func TestCache_expiry(t *testing.T) {
 	if _, ok := c.Get("short"); ok {
 		t.Fatal("served after its expiry")
 	}
+	// A negative TTL is already expired: nothing stored, the old entry gone.
+	c.Put("forever", "z", -time.Second)
+	if _, ok := c.Get("forever"); ok {
+		t.Fatal("an entry put with a negative TTL is served")
+	}
+	c.Put("forever", "y", 0)
 	// Full: the expired entry goes first, the unexpiring one stays.
 	c.Put("new", "z", 0)
 	if _, ok := c.Get("forever"); !ok {

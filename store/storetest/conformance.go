@@ -43,6 +43,7 @@ func Run(t *testing.T, open Opener) {
 		{"ChunkedBodies", testChunkedBodies},
 		{"Quota", testQuota},
 		{"POPExtras", testPOPExtras},
+		{"Forwarding", testForwarding},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := open(t)

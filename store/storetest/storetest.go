@@ -58,8 +58,9 @@ func NewIn(t testing.TB, dir string) *store.Store {
 	return s
 }
 
-// AddUser creates an account with a password and POP access "all mail".
-func AddUser(t testing.TB, s *store.Store, address, password string) store.Account {
+// AddUser creates an account with a password and POP access "all mail"
+// in any driver.
+func AddUser(t testing.TB, s store.Driver, address, password string) store.Account {
 	t.Helper()
 	ctx := context.Background()
 	a, err := s.AddAccount(ctx, store.NewAccount{Address: address, Password: password})

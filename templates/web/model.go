@@ -139,6 +139,8 @@ type Settings struct {
 	TwoStepArg                  int
 	// Mailbox is the mailbox's usage against its quota; nil hides it.
 	Mailbox *Mailbox
+	// Forwarding is the forwarding section (nil hides it).
+	Forwarding *Forwarding
 }
 
 // Mailbox is a mailbox's stored size against its quota, as the settings

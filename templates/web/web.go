@@ -39,9 +39,11 @@ const (
 	// ReauthPage asks a signed-in owner for the password again before a
 	// sensitive change.
 	ReauthPage Page = "reauth"
+	// ForwardConfirmPage is a forwarding target's confirmation link.
+	ForwardConfirmPage Page = "forward"
 )
 
-var pages = []Page{SetupPage, SignInPage, SettingsPage, ErrorPage, ReauthPage}
+var pages = []Page{SetupPage, SignInPage, SettingsPage, ErrorPage, ReauthPage, ForwardConfirmPage}
 
 // Renderer holds the parsed templates of every page in every language.
 // It is safe for concurrent use.

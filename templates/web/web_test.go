@@ -200,6 +200,14 @@ func TestRender_golden(t *testing.T) {
 				Action: "twostep_off", NeedCode: true, Problem: "bad"}},
 			{"reauth-app-locked", ReauthPage, &Reauth{Base: noIndex(base(l, "settings", "title_reauth")), CSRF: "tok", Address: "taro@skydesk.jp",
 				Action: "app_create", Name: "PC", NeedCode: true, Problem: "locked", RetryMinutes: 15}},
+			{"settings-forward-pending", SettingsPage, &Settings{Base: noIndex(base(l, "settings", "title_settings")), CSRF: "tok", Address: "taro@skydesk.jp",
+				Kind: "personal", POP: POP{Access: "all", OnDelete: "keep"}, Saved: []string{"fwd_saved_pending"},
+				Forwarding: &Forwarding{Relay: true, Target: "taro@example.org", Pending: true, Expires: "2026-12-05 09:00"}}},
+			{"settings-forward-norelay", SettingsPage, &Settings{Base: noIndex(base(l, "settings", "title_settings")), CSRF: "tok", Address: "taro@skydesk.jp",
+				Kind: "personal", POP: POP{Access: "all", OnDelete: "keep"}, Forwarding: &Forwarding{Keep: true}}},
+			{"forward-ask", ForwardConfirmPage, &ForwardConfirm{Base: noIndex(base(l, "", "fwd_confirm_title")), State: "ask", Token: "t<&>",
+				Account: "taro@skydesk.jp", Target: "taro@example.org"}},
+			{"forward-invalid", ForwardConfirmPage, &ForwardConfirm{Base: noIndex(base(l, "", "fwd_confirm_title")), State: "invalid"}},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name+"-"+string(l), func(t *testing.T) {

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/skydesk/skydeskd/certs"
+	"github.com/skydesk/skydeskd/config"
+	"github.com/skydesk/skydeskd/profiles"
+	"github.com/skydesk/skydeskd/store"
+	"github.com/skydesk/skydeskd/store/postgres"
+)
+
+// storeDriver is what `serve` and the admin commands hold: a store driver
+// (SQLite or PostgreSQL, chosen by database.driver) with every role of
+// store.Driver, plus the two things serve needs besides.
+type storeDriver interface {
+	store.Driver
+	// WatchDomains refreshes the domain snapshot every interval until ctx
+	// ends (a domain added by another process is answered).
+	WatchDomains(ctx context.Context, interval time.Duration, onErr func(error))
+	// CertBackend is the driver's certificate storage (ACME).
+	CertBackend() certs.Backend
+}
+
+// sqliteDriver and postgresDriver adapt the drivers' certificate storage
+// (a concrete type each) to certs.Backend.
+type (
+	sqliteDriver   struct{ *store.Store }
+	postgresDriver struct{ *postgres.Store }
+)
+
+func (d sqliteDriver) CertBackend() certs.Backend   { return d.Certs() }
+func (d postgresDriver) CertBackend() certs.Backend { return d.Certs() }
+
+// openStore opens the store of the configuration: the SQLite file in
+// data_dir, or the PostgreSQL database at database.url. Either applies
+// pending migrations first.
+func openStore(ctx context.Context, cfg *config.Config, hp store.HashParams) (storeDriver, error) {
+	pd, err := profiles.ParseDomain(cfg.Provider.PersonalDomain)
+	if err != nil {
+		return nil, fmt.Errorf("provider.personal_domain: %w", err)
+	}
+	opts := store.Options{PersonalDomain: pd, HashParams: hp, TOTPIssuer: cfg.Provider.Name,
+		DefaultQuota: configSize(cfg.SMTP.DefaultQuota)}
+	if cfg.Database.Driver == config.DriverPostgres {
+		s, err := postgres.Open(ctx, cfg.Database.URL, opts)
+		if err != nil {
+			return nil, err
+		}
+		return postgresDriver{s}, nil
+	}
+	s, err := store.Open(ctx, cfg.DataDir, opts)
+	if err != nil {
+		return nil, err
+	}
+	return sqliteDriver{s}, nil
+}

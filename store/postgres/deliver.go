@@ -1,0 +1,141 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/skydesk/skydeskd/profiles"
+	"github.com/skydesk/skydeskd/store"
+)
+
+// Deliver stores the message for every recipient in one transaction (an
+// Accept with local recipients only) and returns their UIDs in recipient
+// order: every recipient has it or none.
+func (s *Store) Deliver(ctx context.Context, d store.Delivery) ([]int64, error) {
+	if len(d.Recipients) == 0 {
+		return nil, errors.New("delivery without recipients")
+	}
+	uids, _, err := s.Accept(ctx, store.Accepted{Body: d.Body, Stream: d.Stream, Spam: d.Spam, Local: d.Recipients})
+	return uids, err
+}
+
+// Accept stores a in one transaction: when it returns nil every local
+// recipient has the message and every remote one is queued; a mailbox it
+// would take over its quota is store.ErrOverQuota and stores nothing.
+func (s *Store) Accept(ctx context.Context, a store.Accepted) (uids []int64, queueID int64, err error) {
+	now := s.now().UnixNano()
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockAccounts(ctx, tx, a.Local); err != nil {
+			return err
+		}
+		uids, queueID, err = s.acceptTx(ctx, tx, a, now)
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return uids, queueID, nil
+}
+
+// AcceptBatch stores several messages in one transaction (one commit for
+// all), each under its own savepoint, so one message's failure leaves the
+// others in. The accounts of every local recipient are locked first, in
+// id order, so concurrent batches never deadlock on each other.
+func (s *Store) AcceptBatch(ctx context.Context, batch []store.Accepted) ([]store.AcceptResult, error) {
+	now := s.now().UnixNano()
+	out := make([]store.AcceptResult, len(batch))
+	var local []string
+	for _, a := range batch {
+		local = append(local, a.Local...)
+	}
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := lockAccounts(ctx, tx, local); err != nil {
+			return err
+		}
+		for i, a := range batch {
+			if _, err := tx.Exec(ctx, `SAVEPOINT accept`); err != nil {
+				return err
+			}
+			uids, qid, err := s.acceptTx(ctx, tx, a, now)
+			if err != nil {
+				if _, rerr := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT accept`); rerr != nil {
+					return errors.Join(err, rerr)
+				}
+			}
+			if _, err := tx.Exec(ctx, `RELEASE SAVEPOINT accept`); err != nil {
+				return err
+			}
+			out[i] = store.AcceptResult{UIDs: uids, QueueID: qid, Err: err}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// acceptTx stores a inside tx (its accounts locked by the caller when
+// there are several); a mailbox over its quota is store.ErrOverQuota.
+func (s *Store) acceptTx(ctx context.Context, tx pgx.Tx, a store.Accepted, now int64) (uids []int64, queueID int64, err error) {
+	if len(a.Local)+len(a.Remote)+len(a.Forwards) == 0 {
+		return nil, 0, errors.New("accepted message without recipients")
+	}
+	body := a.Stream
+	if body == nil {
+		body = store.BytesBody(a.Body)
+	}
+	for _, rcpt := range a.Local {
+		uid, err := s.insertMessage(ctx, tx, rcpt, body, a.Spam, true, now)
+		if err != nil {
+			return nil, 0, err
+		}
+		uids = append(uids, uid)
+	}
+	queueID, err = store.QueueAccepted(a, body, func(from string, header []byte, skip int64, rcpts []string) (int64, error) {
+		return queueTx(ctx, tx, from, header, body, skip, rcpts, now)
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return uids, queueID, nil
+}
+
+// queueTx queues header and body from octet skip on, from the envelope
+// sender from for rcpts (the relay sends a queued body whole; its size
+// limit bounds it).
+func queueTx(ctx context.Context, tx pgx.Tx, from string, header []byte, body store.Body, skip int64, rcpts []string, now int64) (int64, error) {
+	whole, err := readWhole(body)
+	if err != nil {
+		return 0, err
+	}
+	skip = min(max(skip, 0), int64(len(whole)))
+	queued := append(append(make([]byte, 0, len(header)+len(whole)-int(skip)), header...), whole[skip:]...)
+	queueID, err := insertQueued(ctx, tx, from, queued, now)
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range rcpts {
+		if _, err := tx.Exec(ctx, `INSERT INTO queue_rcpts (message_id, rcpt, next_attempt) VALUES ($1, $2, $3)
+			ON CONFLICT DO NOTHING`, queueID, r, now); err != nil {
+			return 0, fmt.Errorf("queueing recipient: %w", err)
+		}
+	}
+	return queueID, nil
+}
+
+// AccountExists reports whether address has a mailbox, for the SMTP RCPT
+// check. Malformed addresses report false.
+func (s *Store) AccountExists(ctx context.Context, address string) (bool, error) {
+	_, _, err := accountID(ctx, s.pool, address)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, profiles.ErrInvalidAddress):
+		return false, nil
+	}
+	return false, err
+}

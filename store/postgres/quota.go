@@ -1,0 +1,126 @@
+package postgres
+
+// Quota and usage. accounts.usage changes only in the transaction that
+// stores or deletes messages, and every check of it first locks the
+// account row (SELECT … FOR NO KEY UPDATE, which, unlike FOR UPDATE, does
+// not wait for foreign-key checks of rows that reference the account), so
+// two nodes delivering to one mailbox at once cannot both fit a message
+// into the same free space: the second reads the usage the first
+// committed. A transaction that locks several accounts locks them in id
+// order first (lockAccounts), so two of them never wait on each other.
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/skydesk/skydeskd/profiles"
+	"github.com/skydesk/skydeskd/store"
+)
+
+// usageOf reads the account id and usage of address; with lock, the
+// account row stays locked until the transaction q ends.
+func (s *Store) usageOf(ctx context.Context, q querier, address string, lock bool) (int64, store.Usage, error) {
+	a, err := profiles.NormalizeAddress(address)
+	if err != nil {
+		return 0, store.Usage{}, err
+	}
+	query := `SELECT id, quota, usage FROM accounts WHERE address = $1`
+	if lock {
+		query += ` FOR NO KEY UPDATE`
+	}
+	var id int64
+	var own *int64
+	var u store.Usage
+	err = q.QueryRow(ctx, query, a.String()).Scan(&id, &own, &u.Used)
+	if noRows(err) {
+		return 0, store.Usage{}, fmt.Errorf("account %s: %w", a, store.ErrNotFound)
+	}
+	if err != nil {
+		return 0, store.Usage{}, fmt.Errorf("reading quota: %w", err)
+	}
+	u.Default = own == nil
+	if u.Default {
+		u.Quota = max(s.opts.DefaultQuota, 0)
+	} else {
+		u.Quota = *own
+	}
+	return id, u, nil
+}
+
+// lockAccounts locks the account rows of addresses in id order, so that
+// the per-recipient locks insertMessage takes afterwards never wait inside
+// the transaction. Malformed or unknown addresses are skipped here and
+// reported by insertMessage.
+func lockAccounts(ctx context.Context, tx pgx.Tx, addresses []string) error {
+	norm := make([]string, 0, len(addresses))
+	for _, addr := range addresses {
+		if a, err := profiles.NormalizeAddress(addr); err == nil {
+			norm = append(norm, a.String())
+		}
+	}
+	slices.Sort(norm)
+	norm = slices.Compact(norm)
+	if len(norm) < 2 {
+		return nil // one row: insertMessage's own lock cannot deadlock
+	}
+	if _, err := tx.Exec(ctx, `SELECT id FROM accounts WHERE address = ANY($1) ORDER BY id FOR NO KEY UPDATE`, norm); err != nil {
+		return fmt.Errorf("locking accounts: %w", err)
+	}
+	return nil
+}
+
+// MailboxUsage implements store.Deliverer.
+func (s *Store) MailboxUsage(ctx context.Context, address string) (store.Usage, error) {
+	_, u, err := s.usageOf(ctx, s.pool, address, false)
+	return u, err
+}
+
+// SetQuota implements store.Accounts: octets, 0 for unlimited,
+// store.QuotaDefault to follow the configured default.
+func (s *Store) SetQuota(ctx context.Context, address string, quota int64) error {
+	if quota < store.QuotaDefault {
+		return fmt.Errorf("quota %d: must be 0 or more", quota)
+	}
+	a, err := profiles.NormalizeAddress(address)
+	if err != nil {
+		return err
+	}
+	var v *int64
+	if quota != store.QuotaDefault {
+		v = &quota
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE accounts SET quota = $1 WHERE address = $2`, v, a.String())
+	if err != nil {
+		return fmt.Errorf("setting quota: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("account %s: %w", a, store.ErrNotFound)
+	}
+	return nil
+}
+
+// insertMessage adds body to rcpt's mailbox inside tx and counts it in
+// the account's usage, holding the account row's lock; with enforce, a
+// message that would take the mailbox over its quota is
+// store.ErrOverQuota.
+func (s *Store) insertMessage(ctx context.Context, tx pgx.Tx, rcpt string, body store.Body, spam, enforce bool, now int64) (int64, error) {
+	id, u, err := s.usageOf(ctx, tx, rcpt, true)
+	if err != nil {
+		return 0, err
+	}
+	size := body.Size()
+	if enforce && !u.Fits(size) {
+		return 0, fmt.Errorf("%w: %s holds %d of %d octets, message is %d", store.ErrOverQuota, rcpt, u.Used, u.Quota, size)
+	}
+	uid, err := insertBody(ctx, tx, id, body, spam, now)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE accounts SET usage = usage + $1 WHERE id = $2`, size, id); err != nil {
+		return 0, fmt.Errorf("counting usage: %w", err)
+	}
+	return uid, nil
+}

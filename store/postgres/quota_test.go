@@ -1,0 +1,76 @@
+package postgres_test
+
+import (
+	"bytes"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/skydesk/skydeskd/store"
+	"github.com/skydesk/skydeskd/store/postgres/pgtest"
+)
+
+// Two nodes delivering to the same two full-to-be mailboxes at once, to
+// one of them or to both in either order: the account row locks let
+// exactly as many messages in as fit, usage matches what was stored, and
+// no delivery fails on a deadlock (the accounts are locked in id order).
+func TestQuota_concurrentNodes(t *testing.T) {
+	url := pgtest.URL(t)
+	a, b := open(t, url), open(t, url)
+	ctx := t.Context()
+	rcpts := []string{"taro@skydesk.jp", "hanako@skydesk.jp"}
+	for _, r := range rcpts {
+		if _, err := a.AddAccount(ctx, store.NewAccount{Address: r, Password: "password-" + r}); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.SetQuota(ctx, r, 1000); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const tries, fit = 32, 10
+	body := bytes.Repeat([]byte("x"), 1000/fit)
+	errs := make([]error, tries)
+	var wg sync.WaitGroup
+	for i := range tries {
+		wg.Go(func() {
+			node, local := a, rcpts
+			switch i % 4 {
+			case 1:
+				node, local = b, []string{rcpts[1], rcpts[0]}
+			case 2:
+				local = rcpts[:1]
+			case 3:
+				node, local = b, rcpts[1:]
+			}
+			if i%3 == 0 {
+				res, err := node.AcceptBatch(ctx, []store.Accepted{{Body: body, Local: local}})
+				if err == nil {
+					err = res[0].Err
+				}
+				errs[i] = err
+				return
+			}
+			_, _, errs[i] = node.Accept(ctx, store.Accepted{Body: body, Local: local})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil && !errors.Is(err, store.ErrOverQuota) {
+			t.Errorf("delivery %d: %v, want nil or ErrOverQuota", i, err)
+		}
+	}
+	for _, r := range rcpts {
+		u, err := b.MailboxUsage(ctx, r)
+		if err != nil || u != (store.Usage{Used: 1000, Quota: 1000}) {
+			t.Errorf("MailboxUsage(%s) = %+v, %v; want 1000 of 1000", r, u, err)
+		}
+		acc, err := b.GetAccount(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := b.ListMaildrop(ctx, acc.ID, store.POPSettings{Access: store.POPAll})
+		if err != nil || len(l) != fit {
+			t.Errorf("%s holds %d messages (%v), want %d", r, len(l), err, fit)
+		}
+	}
+}
