@@ -30,34 +30,50 @@ type OnboardingCount struct {
 	Pending  int // of those, less than OnboardingWindow old and no login yet
 }
 
-// onboardingKey is the HMAC key addresses are hashed under, read once
-// from meta (migration 0008 creates it).
-type onboardingKey struct {
+// OnboardingKey is the HMAC key addresses are hashed under, read once
+// from the database (migration 0008 creates it, 32 random bytes in hex,
+// meta key "onboarding_key"); every driver hashes through it, so the
+// same address and key give the same row key on both. The zero value is
+// ready to use.
+type OnboardingKey struct {
 	mu  sync.Mutex
 	key []byte
 }
 
-func (s *Store) addrHash(ctx context.Context, address string) ([]byte, error) {
+// Hash returns the HMAC-SHA256 of address, normalised
+// (profiles.NormalizeAddress), under the key; read fetches the key's hex
+// on first use.
+func (k *OnboardingKey) Hash(ctx context.Context, address string, read func(context.Context) (string, error)) ([]byte, error) {
 	a, err := profiles.NormalizeAddress(address)
 	if err != nil {
 		return nil, err
 	}
-	s.obKey.mu.Lock()
-	defer s.obKey.mu.Unlock()
-	if s.obKey.key == nil {
-		var v string
-		if err := s.r.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'onboarding_key'`).Scan(&v); err != nil {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.key == nil {
+		v, err := read(ctx)
+		if err != nil {
 			return nil, fmt.Errorf("reading onboarding key: %w", err)
 		}
-		k, err := hex.DecodeString(v)
-		if err != nil || len(k) != 32 {
-			return nil, fmt.Errorf("onboarding key is not 32 bytes of hex: %w", err)
+		b, err := hex.DecodeString(v)
+		if err != nil {
+			return nil, fmt.Errorf("onboarding key: %w", err)
 		}
-		s.obKey.key = k
+		if len(b) != 32 {
+			return nil, fmt.Errorf("onboarding key is %d bytes, not 32", len(b))
+		}
+		k.key = b
 	}
-	m := hmac.New(sha256.New, s.obKey.key)
+	m := hmac.New(sha256.New, k.key)
 	m.Write([]byte(a.String()))
 	return m.Sum(nil), nil
+}
+
+func (s *Store) addrHash(ctx context.Context, address string) ([]byte, error) {
+	return s.obKey.Hash(ctx, address, func(ctx context.Context) (v string, err error) {
+		err = s.r.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'onboarding_key'`).Scan(&v)
+		return v, err
+	})
 }
 
 // RecordDiscovery implements Onboarding: address asked format for its

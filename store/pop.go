@@ -76,23 +76,33 @@ func ParseOnDelete(s string) (OnDelete, error) {
 	return "", fmt.Errorf("%w: on-delete %q is not keep or delete", ErrBadSetting, s)
 }
 
+// CheckPOPUpdate refuses an update every driver refuses before writing:
+// an unknown access or on-delete value, or a day (POPUpdate.Day) without
+// access since or not spelled YYYY-MM-DD.
+func CheckPOPUpdate(u POPUpdate) error {
+	if u.Access != nil {
+		if _, err := ParsePOPAccess(string(*u.Access)); err != nil {
+			return err
+		}
+	}
+	if u.OnDelete != nil {
+		if _, err := ParseOnDelete(string(*u.OnDelete)); err != nil {
+			return err
+		}
+	}
+	if u.Day != nil && (u.Access == nil || *u.Access != POPSince || !validDay(u.Day.Date)) {
+		return fmt.Errorf("%w: a day goes with access since and is YYYY-MM-DD", ErrBadSetting)
+	}
+	return nil
+}
+
 // SetPOP applies u in one transaction and returns the new settings.
 // Choosing "all" puts every message back in the POP queue (choosing it
 // again re-queues everything); choosing "since" empties the queue and
 // records the moment, so only later mail enters it.
 func (s *Store) SetPOP(ctx context.Context, address string, u POPUpdate) (POPSettings, error) {
-	if u.Access != nil {
-		if _, err := ParsePOPAccess(string(*u.Access)); err != nil {
-			return POPSettings{}, err
-		}
-	}
-	if u.OnDelete != nil {
-		if _, err := ParseOnDelete(string(*u.OnDelete)); err != nil {
-			return POPSettings{}, err
-		}
-	}
-	if u.Day != nil && (u.Access == nil || *u.Access != POPSince || !validDay(u.Day.Date)) {
-		return POPSettings{}, fmt.Errorf("%w: a day goes with access since and is YYYY-MM-DD", ErrBadSetting)
+	if err := CheckPOPUpdate(u); err != nil {
+		return POPSettings{}, err
 	}
 	var out POPSettings
 	err := s.inTx(ctx, func(tx *sql.Tx) error {

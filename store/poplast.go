@@ -19,12 +19,12 @@ type POPSession struct {
 // RecordPOPSession implements Maildrop: one upsert, replacing the
 // account's previous record.
 func (s *Store) RecordPOPSession(ctx context.Context, accountID int64, ps POPSession) error {
-	if ps.Downloaded < 0 {
-		return fmt.Errorf("%w: negative download count", ErrBadSetting)
+	if err := CheckPOPSession(ps); err != nil {
+		return err
 	}
 	_, err := s.w.ExecContext(ctx, `INSERT INTO pop_last_access (account_id, at, remote, downloaded) VALUES (?, ?, ?, ?)
 		ON CONFLICT (account_id) DO UPDATE SET at = excluded.at, remote = excluded.remote, downloaded = excluded.downloaded`,
-		accountID, ps.At.UnixNano(), clipRemote(ps.Remote), ps.Downloaded)
+		accountID, ps.At.UnixNano(), ClipRemote(ps.Remote), ps.Downloaded)
 	if err != nil {
 		return fmt.Errorf("recording POP session: %w", err)
 	}
@@ -51,9 +51,19 @@ func (s *Store) LastPOPSession(ctx context.Context, address string) (ps POPSessi
 	return ps, true, nil
 }
 
-// clipRemote bounds the stored client address (an IPv6 address with a
-// zone is at most ~60 characters; anything longer is not one).
-func clipRemote(r string) string {
+// CheckPOPSession refuses a session record every driver refuses (a
+// negative download count).
+func CheckPOPSession(ps POPSession) error {
+	if ps.Downloaded < 0 {
+		return fmt.Errorf("%w: negative download count", ErrBadSetting)
+	}
+	return nil
+}
+
+// ClipRemote bounds the stored client address (an IPv6 address with a
+// zone is at most ~60 characters; anything longer is not one); every
+// driver stores it clipped.
+func ClipRemote(r string) string {
 	if len(r) > 64 {
 		return r[:64]
 	}

@@ -47,7 +47,7 @@ type Store struct {
 	domains          domainCache
 	onDomainsChanged []func()
 	md               maildropStmts
-	obKey            onboardingKey
+	obKey            OnboardingKey
 }
 
 // Options configure a Store.
