@@ -173,6 +173,7 @@ func (s *Server) autodiscoverXML(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.discover(fmtAutodiscoverXML, a.String())
 	return c.Blob(http.StatusOK, contentTypeXML, body)
 }
 
@@ -239,6 +240,7 @@ func (s *Server) autodiscoverJSON(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.discover(fmtAutodiscoverJSON, a.String())
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
 }
 

@@ -114,7 +114,12 @@ func (s *Server) thunderbird(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s.fast.put(key, fastEntry{domain: p.Domain, kind: p.Kind, body: body, wire: wireXML})
+	var addr string
+	if a != (profiles.Address{}) {
+		addr = a.String()
+	}
+	s.fast.put(key, fastEntry{domain: p.Domain, kind: p.Kind, body: body, wire: wireXML, address: addr})
+	s.discover(fmtThunderbird, addr)
 	return c.Blob(http.StatusOK, contentTypeXML, body)
 }
 
@@ -165,7 +170,8 @@ func (s *Server) mobileconfig(c echo.Context) error {
 	}
 	disp := `attachment; filename="` + profileFileName(p, a) + `"`
 	s.fast.put(key, fastEntry{domain: p.Domain, kind: p.Kind, signer: sg, body: body, disposition: disp,
-		wire: wireProfile(disp)})
+		wire: wireProfile(disp), address: a.String()})
+	s.discover(fmtMobileConfig, a.String())
 	return s.writeProfile(c, disp, body)
 }
 

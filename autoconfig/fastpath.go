@@ -48,6 +48,7 @@ type fastEntry struct {
 	body        []byte
 	disposition string // mobileconfig: the Content-Disposition header value
 	wire        []byte // the header block httpfront sends (see Hot)
+	address     string // the normalised address it was built for; "" for none
 }
 
 // fastCache is read on every request from both cores, so reads must not
@@ -113,7 +114,17 @@ func (s *Server) fastHit(ctx context.Context, k fastKey) (fastEntry, bool) {
 		return fastEntry{}, false
 	}
 	s.obs.Cache(k.f, true)
+	if e.kind != profiles.Unknown {
+		s.discover(k.f, e.address)
+	}
 	return e, true
+}
+
+// discover reports a document served for an address (Options.Discovered).
+func (s *Server) discover(f format, address string) {
+	if s.discovered != nil && address != "" {
+		s.discovered(f, address)
+	}
 }
 
 // rawQueryParam returns the raw (undecoded) value of the first parameter

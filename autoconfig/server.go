@@ -62,6 +62,13 @@ type Options struct {
 	CacheEntries int
 	// Now is the clock for Autodiscover error times (default time.Now).
 	Now func() time.Time
+	// Discovered, if set, is told of every document served for one
+	// address of a hosted domain, with the address normalised
+	// (profiles.NormalizeAddress) and the format: cmd/skydeskd records
+	// onboarding figures from it (a discovery, then a first login).
+	// Documents without an address (Thunderbird's %EMAILADDRESS% form)
+	// are not reported. It runs before the answer is sent; keep it cheap.
+	Discovered func(f Format, address string)
 }
 
 // Server serves the autoconfig formats. It is safe for concurrent use.
@@ -77,6 +84,7 @@ type Server struct {
 	redirectBase string
 	serverName   string
 	now          func() time.Time
+	discovered   func(Format, string)
 }
 
 // signerState is the signing material plus an identity for cache keys: a
@@ -109,6 +117,7 @@ func New(o Options) (*Server, error) {
 	s.fast = newFastCache(n)
 	s.kinds, _ = o.Source.(kindSource)
 	s.obs = o.Observer
+	s.discovered = o.Discovered
 	if s.obs == nil {
 		s.obs = nopObserver{}
 	}

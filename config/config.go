@@ -15,6 +15,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
+	// The zone database, embedded (~450 KB): provider.time_zone must load
+	// the same on any host and in any image, with or without
+	// /usr/share/zoneinfo, rather than fall back to a fixed offset that
+	// only suits Asia/Tokyo.
+	_ "time/tzdata"
 
 	yaml "go.yaml.in/yaml/v3"
 )
@@ -58,6 +64,19 @@ type Provider struct {
 	AutodiscoverHost string `yaml:"autodiscover_host"`
 	POP              POP    `yaml:"pop"`
 	SMTP             Submit `yaml:"smtp"`
+	// TimeZone is the provider's IANA time zone: a POP "from this day"
+	// starts at midnight here. The binary embeds the zone database
+	// (time/tzdata), so a minimal container image needs none.
+	TimeZone string `yaml:"time_zone"`
+}
+
+// Location is the provider's time zone (Validate has checked the name).
+func (p Provider) Location() *time.Location {
+	loc, err := time.LoadLocation(p.TimeZone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
 }
 
 // POP is the advertised incoming server (995, implicit TLS, RFC 8314).
@@ -215,6 +234,7 @@ func Default() *Config {
 			WebURL:           "https://autoconfig.skydesk.jp",
 			AutoconfigHost:   "autoconfig.skydesk.jp",
 			AutodiscoverHost: "autodiscover.skydesk.jp",
+			TimeZone:         "Asia/Tokyo",
 			POP: POP{
 				PersonalHost:     "pop.skydesk.jp",
 				OrganizationHost: "poppro.skydesk.jp",

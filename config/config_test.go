@@ -64,6 +64,10 @@ func TestValidationErrorsNameTheKey(t *testing.T) {
 		{"provider:\n  pop:\n    personal_host: \"pop skydesk\"\n", "provider.pop.personal_host"},
 		{"provider:\n  personal_domain: \"\"\n", "provider.personal_domain"},
 		{"provider:\n  help_url: ftp://x\n", "provider.help_url"},
+		{"provider:\n  time_zone: Mars/Olympus\n", "provider.time_zone"},
+		{"provider:\n  time_zone: Local\n", "provider.time_zone"},
+		{"provider:\n  time_zone: \"\"\n", "provider.time_zone"},
+		{"provider:\n  time_zone: ../../etc/passwd\n", "provider.time_zone"},
 		{"listen:\n  pop3s: \"nonsense\"\n", "listen.pop3s"},
 		{"tls:\n  cert_file: /x.pem\n", "tls.cert_file"},
 		{"smtp:\n  max_message_size: 10\n", "smtp.max_message_size"},
@@ -220,5 +224,13 @@ func TestSpam(t *testing.T) {
 	}
 	if c.Spam.RspamdURL != "http://127.0.0.1:11333" || c.Spam.OnError != "tempfail" || c.Spam.TimeoutValue() != 3*time.Second {
 		t.Errorf("decoded %+v", c.Spam)
+	}
+}
+
+func TestProviderLocation(t *testing.T) {
+	loc := Default().Provider.Location()
+	got := time.Date(2026, 3, 2, 0, 0, 0, 0, loc).UTC()
+	if want := time.Date(2026, 3, 1, 15, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Errorf("midnight in the default zone is %v UTC, want %v (Asia/Tokyo, +09:00)", got, want)
 	}
 }

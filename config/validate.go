@@ -70,6 +70,11 @@ func (c *Config) Validate() error {
 	host("provider.smtp.host", p.SMTP.Host)
 	port("provider.smtp.implicit_tls_port", p.SMTP.ImplicitTLSPort)
 	port("provider.smtp.starttls_port", p.SMTP.STARTTLSPort)
+	// "" and "UTC" both load as UTC; "Local" would follow the host, which a
+	// provider setting must not.
+	if _, err := time.LoadLocation(p.TimeZone); err != nil || p.TimeZone == "" || p.TimeZone == "Local" {
+		bad("provider.time_zone", "%q is not an IANA time zone name such as Asia/Tokyo", p.TimeZone)
+	}
 
 	for key, v := range map[string]string{
 		"listen.http": c.Listen.HTTP, "listen.https": c.Listen.HTTPS, "listen.dns": c.Listen.DNS,

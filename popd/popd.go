@@ -57,6 +57,15 @@ type Session interface {
 	Logout() error
 }
 
+// RetrievedSession is an optional Session add-on (STYLE: add-on
+// interfaces by type assertion): Retrieved(n) is called after message n
+// was sent whole by RETR (not TOP), so a backend can tell how many
+// messages a client downloaded.
+type RetrievedSession interface {
+	Session
+	Retrieved(n int)
+}
+
 // Message is one entry of the maildrop listing.
 type Message struct {
 	// Size in octets as sent: CRLF line endings, before dot-stuffing

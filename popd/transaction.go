@@ -161,6 +161,9 @@ func (c *Conn) retr(arg string, lines int) bool {
 	}
 	c.retrieved++
 	c.sent += d.written
+	if rs, ok := c.sess.(RetrievedSession); ok && lines < 0 {
+		rs.Retrieved(i + 1)
+	}
 	return true
 }
 

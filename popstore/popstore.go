@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/skydesk/skydeskd/popd"
 	"github.com/skydesk/skydeskd/store"
@@ -39,7 +40,13 @@ type Options struct {
 	SettingsURL string
 	// Logger; default discards.
 	Logger *slog.Logger
+	// Now is the clock of the last-session records (default time.Now).
+	Now func() time.Time
 }
+
+// recordTimeout bounds the one write of a session's end: Logout has no
+// context of its own (it runs as the connection closes).
+const recordTimeout = 5 * time.Second
 
 // Backend implements popd.Backend: the listing in one call at login,
 // bodies read one message at a time, DELE marks applied in one call at
@@ -69,6 +76,9 @@ func New(o Options) (*Backend, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	return &Backend{opts: o, locked: map[int64]struct{}{}}, nil
 }
 
@@ -97,9 +107,16 @@ type session struct {
 	settings store.POPSettings
 	ids      []int64
 	sizes    []int64
+	// retrieved marks the messages sent whole by RETR (1-based index
+	// into ids); downloaded counts each once, however often it is sent.
+	retrieved  []bool
+	downloaded int
 }
 
-var _ popd.Session = (*session)(nil)
+var (
+	_ popd.Session          = (*session)(nil)
+	_ popd.RetrievedSession = (*session)(nil)
+)
 
 // Login implements popd.Session: the Authenticator decides, POP access is
 // checked after a correct login (so "disabled" reveals nothing to someone
@@ -159,6 +176,7 @@ func (p *session) Messages(ctx context.Context) ([]popd.Message, error) {
 	}
 	out := make([]popd.Message, len(list))
 	p.ids, p.sizes = make([]int64, len(list)), make([]int64, len(list))
+	p.retrieved = make([]bool, len(list))
 	for i, e := range list {
 		p.ids[i], p.sizes[i] = e.ID, e.Size
 		out[i] = popd.Message{Size: e.Size, UID: strconv.FormatInt(e.ID, 10)}
@@ -175,14 +193,34 @@ func (p *session) Expunge(ctx context.Context, nums []int) error {
 	return p.st.Expunge(ctx, p.account, ids)
 }
 
-// Logout implements popd.Session: releases the maildrop lock.
+// Retrieved implements popd.RetrievedSession.
+func (p *session) Retrieved(n int) {
+	if n >= 1 && n <= len(p.retrieved) && !p.retrieved[n-1] {
+		p.retrieved[n-1] = true
+		p.downloaded++
+	}
+}
+
+// Logout implements popd.Session: records the session as the account's
+// last POP access (one write; QUIT or a dropped connection alike), then
+// releases the maildrop lock.
 func (p *session) Logout() error {
 	if p.account == 0 {
 		return nil
 	}
+	ps := store.POPSession{At: p.b.opts.Now(), Downloaded: p.downloaded}
+	if p.remote.IsValid() {
+		ps.Remote = p.remote.Unmap().String()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+	err := p.st.RecordPOPSession(ctx, p.account, ps)
+	cancel()
 	p.b.mu.Lock()
 	delete(p.b.locked, p.account)
 	p.b.mu.Unlock()
 	p.account = 0
+	if err != nil {
+		return fmt.Errorf("recording the POP session: %w", err)
+	}
 	return nil
 }

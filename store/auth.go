@@ -69,6 +69,7 @@ type Authenticator struct {
 	dummy   string // hash verified for unknown users, to equalise timing
 	sleep   func(ctx context.Context, d time.Duration) error
 	observe func(Service, string)
+	in      func(Service, string)
 }
 
 type cacheEntry struct {
@@ -101,6 +102,10 @@ type AuthOptions struct {
 	// "not_full_address", "need_app_password", "no_password",
 	// "no_authenticator", "locked", "delayed") for metrics.
 	Observe func(svc Service, outcome string)
+	// LoggedIn, if set, is told of every successful login with the
+	// account's normalised address (onboarding figures: a first login
+	// after a discovery). It runs before Login returns; keep it cheap.
+	LoggedIn func(svc Service, address string)
 }
 
 // NewAuthenticator returns the credential checker for this store, with
@@ -125,7 +130,7 @@ func NewAuthenticator(c Credentials, o AuthOptions) (*Authenticator, error) {
 	}
 	a := &Authenticator{
 		c: c, now: o.Now, url: o.SettingsURL, th: newThrottles(o.Policy, o.Now),
-		ttl: CacheTTL, cache: cache.New[[32]byte, cacheEntry](maxCacheEntries, o.Now), observe: o.Observe,
+		ttl: CacheTTL, cache: cache.New[[32]byte, cacheEntry](maxCacheEntries, o.Now), observe: o.Observe, in: o.LoggedIn,
 		sleep: func(ctx context.Context, d time.Duration) error {
 			t := time.NewTimer(d)
 			defer t.Stop()
@@ -190,7 +195,7 @@ func (a *Authenticator) Login(ctx context.Context, req LoginRequest) (Login, err
 	if useCache {
 		if l, ok := a.cached(ctx, ck, row); ok {
 			a.th.pair.succeed(pairKey{netw, userKey})
-			a.note(req.Service, "ok")
+			a.succeeded(req.Service, l)
 			return l, nil
 		}
 	}
@@ -221,8 +226,16 @@ func (a *Authenticator) Login(ctx context.Context, req LoginRequest) (Login, err
 			return Login{}, err
 		}
 	}
-	a.note(req.Service, "ok")
+	a.succeeded(req.Service, login)
 	return login, nil
+}
+
+// succeeded reports a successful login to both hooks.
+func (a *Authenticator) succeeded(svc Service, l Login) {
+	a.note(svc, "ok")
+	if a.in != nil {
+		a.in(svc, l.Account.Address)
+	}
 }
 
 // maxUserKey bounds the user names kept as throttle keys.

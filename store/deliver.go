@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/skydesk/skydeskd/profiles"
 )
@@ -22,6 +23,8 @@ type Delivery struct {
 	// Stream, if set, is the message instead of Body (already CRLF).
 	Stream Body
 	Spam   bool // the classifier's verdict, read by "include spam"
+	// Received is when the message arrived (imports, tests); zero: now.
+	Received time.Time
 }
 
 // NormalizeCRLF returns body with every line ending as CRLF (a bare LF or a
@@ -89,6 +92,9 @@ func (s *Store) Deliver(ctx context.Context, d Delivery) ([]int64, error) {
 		body = BytesBody(d.Body)
 	}
 	now := s.now().UnixNano()
+	if !d.Received.IsZero() {
+		now = d.Received.UnixNano()
+	}
 	uids := make([]int64, 0, len(d.Recipients))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, rcpt := range d.Recipients {

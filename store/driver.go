@@ -64,6 +64,9 @@ type Accounts interface {
 type POPPreferences interface {
 	GetPOP(ctx context.Context, address string) (POPSettings, error)
 	SetPOP(ctx context.Context, address string, u POPUpdate) (POPSettings, error)
+	// LastPOPSession is the account's last POP session as
+	// RecordPOPSession left it; ok is false if there was none.
+	LastPOPSession(ctx context.Context, address string) (ps POPSession, ok bool, err error)
 }
 
 // Forwarding is an account's mail forwarding (forward.go) as the admin
@@ -101,6 +104,20 @@ type Maildrop interface {
 	// current OnDelete: keep takes the messages out of the POP queue,
 	// delete removes them.
 	Expunge(ctx context.Context, accountID int64, ids []int64) error
+	// RecordPOPSession records a session's end, replacing the previous
+	// record, in one write.
+	RecordPOPSession(ctx context.Context, accountID int64, ps POPSession) error
+}
+
+// Onboarding records which addresses asked a discovery format for their
+// settings and whether they logged in within OnboardingWindow
+// (store/onboarding.go); addresses are stored only as keyed hashes, rows
+// are bounded in age and number.
+type Onboarding interface {
+	RecordDiscovery(ctx context.Context, address, format string, at time.Time) (bool, error)
+	RecordLogin(ctx context.Context, address string, at time.Time) ([]string, error)
+	SettleOnboarding(ctx context.Context, now time.Time) ([]string, error)
+	OnboardingStats(ctx context.Context, since, now time.Time) ([]OnboardingCount, error)
 }
 
 // Deliverer stores incoming mail (SMTP, `skydeskd deliver`). A message
@@ -143,6 +160,7 @@ type Driver interface {
 	Queue
 	Credentials
 	Sessions
+	Onboarding
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	Close() error

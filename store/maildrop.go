@@ -28,7 +28,7 @@ func (s *Store) prepareMaildrop(ctx context.Context) error {
 	if m.chunks, err = s.r.PrepareContext(ctx, `SELECT seq, data FROM message_chunks WHERE message_id = ? AND seq BETWEEN ? AND ? ORDER BY seq`); err != nil {
 		return fmt.Errorf("preparing message chunk read: %w", err)
 	}
-	if m.settings, err = s.r.PrepareContext(ctx, `SELECT access, since, include_spam, on_delete FROM pop_settings WHERE account_id = ?`); err != nil {
+	if m.settings, err = s.r.PrepareContext(ctx, `SELECT `+popSettingsColumns+` FROM pop_settings WHERE account_id = ?`); err != nil {
 		return fmt.Errorf("preparing POP settings read: %w", err)
 	}
 	return nil

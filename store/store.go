@@ -47,6 +47,7 @@ type Store struct {
 	domains          domainCache
 	onDomainsChanged []func()
 	md               maildropStmts
+	obKey            OnboardingKey
 }
 
 // Options configure a Store.

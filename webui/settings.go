@@ -122,7 +122,7 @@ func (h *Handler) settings(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, l, http.StatusInternalServerError, "error_internal")
 		return
 	}
-	pop, err := h.o.Store.GetPOP(ctx, address)
+	pop, err := h.popView(ctx, l, address)
 	if err != nil {
 		h.o.Log.Error("reading POP settings", "user", address, "err", err)
 		h.fail(w, l, http.StatusInternalServerError, "error_internal")
@@ -143,8 +143,7 @@ func (h *Handler) settings(w http.ResponseWriter, r *http.Request) {
 	d := &web.Settings{
 		Base: h.base(l, "settings", "title_settings", "/settings", nil), CSRF: h.csrfToken("session", id),
 		Address: acc.Address, Kind: acc.Kind.String(), TwoStep: acc.TwoStep, Federated: acc.Federated,
-		POP: web.POP{Access: string(pop.Access), Since: web.FormatTime(l, pop.Since),
-			IncludeSpam: pop.IncludeSpam, OnDelete: string(pop.OnDelete)},
+		POP:     pop,
 		Mailbox: web.NewMailbox(usage.Used, usage.Quota),
 	}
 	if d.Forwarding, err = h.forwardView(ctx, l, address); err != nil {
@@ -284,57 +283,6 @@ func (h *Handler) changed(w http.ResponseWriter, r *http.Request, s signedIn, f 
 	}
 	h.sessions.setFlash(s.key, f)
 	redirect(w, http.StatusSeeOther, anchor)
-}
-
-// savePOP applies the POP form with the semantics of `skydeskd pop set`.
-// The access setting is sent only when the person changed it (or ticked
-// "make all mail available again"): choosing "all" re-queues every
-// message and "since" empties the queue, so re-sending an unchanged
-// choice with an unrelated edit would silently do either.
-func (h *Handler) savePOP(w http.ResponseWriter, r *http.Request, s signedIn) {
-	address := s.address
-	form := r.PostForm
-	access, err := store.ParsePOPAccess(form.Get("access"))
-	onDelete, err2 := store.ParseOnDelete(form.Get("on_delete"))
-	spam := form.Get("spam")
-	if err != nil || err2 != nil || (spam != "include" && spam != "exclude") {
-		h.done(w, s, &flash{errKey: "err_bad_form"})
-		return
-	}
-	include := spam == "include"
-	ctx := r.Context()
-	cur, err := h.o.Store.GetPOP(ctx, address)
-	if err != nil {
-		h.internalError(w, r, "reading POP settings", address, err)
-		return
-	}
-	var u store.POPUpdate
-	var saved []string
-	if access != cur.Access {
-		u.Access = &access
-		saved = append(saved, "saved_access_"+string(access))
-	} else if access == store.POPAll && form.Get("requeue") == "1" {
-		u.Access = &access
-		saved = append(saved, "saved_requeue")
-	}
-	if include != cur.IncludeSpam {
-		u.IncludeSpam = &include
-		saved = append(saved, "saved_spam_"+spam)
-	}
-	if onDelete != cur.OnDelete {
-		u.OnDelete = &onDelete
-		saved = append(saved, "saved_delete_"+string(onDelete))
-	}
-	if len(saved) == 0 {
-		h.done(w, s, &flash{saved: []string{"saved_nothing"}})
-		return
-	}
-	if _, err := h.o.Store.SetPOP(ctx, address, u); err != nil {
-		h.internalError(w, r, "saving POP settings", address, err)
-		return
-	}
-	h.o.Log.Info("POP settings changed", "user", address, "changes", strings.Join(saved, ","))
-	h.done(w, s, &flash{saved: saved})
 }
 
 // createApp makes an app password; its secret is shown on the next view

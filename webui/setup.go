@@ -45,6 +45,9 @@ func (h *Handler) setup(w http.ResponseWriter, r *http.Request) {
 			return
 		default:
 			outcome = p.Kind.String()
+			if h.o.Discovered != nil {
+				h.o.Discovered(addr.Fold().String())
+			}
 		}
 	}
 	raw := r.URL.RawQuery

@@ -60,6 +60,9 @@ type Store interface {
 	Credentials(ctx context.Context, address string) (store.CredentialRecord, error)
 	GetAccount(ctx context.Context, address string) (store.Account, error)
 	GetPOP(ctx context.Context, address string) (store.POPSettings, error)
+	// LastPOPSession is the account's last POP session (time, client,
+	// messages downloaded), shown in the POP section.
+	LastPOPSession(ctx context.Context, address string) (store.POPSession, bool, error)
 	// MailboxUsage is the mailbox's size against its quota, shown on the
 	// settings screen.
 	MailboxUsage(ctx context.Context, address string) (store.Usage, error)
@@ -112,6 +115,13 @@ type Options struct {
 	Wake  func()
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// Location is the provider's time zone (config provider.time_zone): a
+	// POP "from this day" starts at midnight there. Default: Japan time
+	// (+09:00; Asia/Tokyo has had no daylight saving since 1951).
+	Location *time.Location
+	// Discovered, if set, is told of every setup-page result for an
+	// address of a hosted domain (normalised), for onboarding figures.
+	Discovered func(address string)
 }
 
 // Handler serves the pages on both listeners; whether a request came over
@@ -144,6 +154,9 @@ func New(o Options) (*Handler, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Location == nil {
+		o.Location = time.FixedZone("JST", 9*60*60)
 	}
 	if o.SessionIdle <= 0 {
 		o.SessionIdle = 30 * time.Minute

@@ -297,27 +297,41 @@ func cmdPOP(ctx context.Context, args []string, e env) error {
 				return err
 			}
 			u, err := s.MailboxUsage(ctx, pos[0])
-			if err == nil {
-				printPOP(e.stdout, p)
-				fmt.Fprintf(e.stdout, "usage: %s\n", quotaText(u))
+			if err != nil {
+				return err
 			}
-			return err
+			last, ok, err := s.LastPOPSession(ctx, pos[0])
+			if err != nil {
+				return err
+			}
+			printPOP(e.stdout, p)
+			fmt.Fprintf(e.stdout, "usage: %s\n", quotaText(u))
+			printLastPOP(e.stdout, last, ok)
+			return nil
 		})
 	}
-	access := fs.String("access", "", "disabled, all or since-now")
+	access := fs.String("access", "", "disabled, all, since-now or since:YYYY-MM-DD")
 	spam := fs.String("spam", "", "include or exclude")
 	onDelete := fs.String("on-delete", "", "keep or delete")
 	pos, err := parse(fs, args, "ADDRESS")
 	if err != nil {
 		return err
 	}
+	cfg, err := c.load()
+	if err != nil {
+		return err
+	}
 	var u store.POPUpdate
 	if *access != "" {
-		a, err := store.ParsePOPAccess(*access)
-		if err != nil || *access == "since" {
-			return fmt.Errorf("--access: %q is not disabled, all or since-now", *access)
+		// A day is midnight in the provider's zone (provider.time_zone).
+		a, day, err := store.ParsePOPChoice(*access, cfg.Provider.Location(), time.Now())
+		if err != nil && strings.HasPrefix(*access, "since:") {
+			return fmt.Errorf("--access: %w", err)
 		}
-		u.Access = &a
+		if err != nil {
+			return fmt.Errorf("--access: %q is not disabled, all, since-now or since:YYYY-MM-DD", clipArg(*access))
+		}
+		u.Access, u.Day = &a, day
 	}
 	if *spam != "" {
 		var inc bool
@@ -337,7 +351,7 @@ func cmdPOP(ctx context.Context, args []string, e env) error {
 		}
 		u.OnDelete = &d
 	}
-	if u == (store.POPUpdate{}) {
+	if u.Access == nil && u.IncludeSpam == nil && u.OnDelete == nil {
 		return usagef("pop set: give at least one of --access, --spam, --on-delete")
 	}
 	return c.withStore(ctx, func(s storeDriver) error {
@@ -351,7 +365,10 @@ func cmdPOP(ctx context.Context, args []string, e env) error {
 
 func printPOP(w io.Writer, p store.POPSettings) {
 	access := string(p.Access)
-	if p.Access == store.POPSince {
+	switch {
+	case p.Access == store.POPSince && p.SinceDay != "":
+		access = "since:" + p.SinceDay + " (since " + p.Since.UTC().Format(time.RFC3339Nano) + ")"
+	case p.Access == store.POPSince:
 		access = "since-now (since " + p.Since.UTC().Format(time.RFC3339Nano) + ")"
 	}
 	spam := "exclude"
@@ -365,9 +382,16 @@ func cmdDeliver(ctx context.Context, args []string, e env) error {
 	c := common{getenv: e.getenv}
 	fs := newFlags("deliver", &c)
 	spam := fs.Bool("spam", false, "store the message as spam")
+	received := fs.String("received", "", "when the message arrived, RFC 3339 (imports, tests); default now")
 	pos, err := parse(fs, args, "ADDRESS")
 	if err != nil {
 		return err
+	}
+	var at time.Time
+	if *received != "" {
+		if at, err = parseReceived(*received); err != nil {
+			return err
+		}
 	}
 	cfg, err := c.load()
 	if err != nil {
@@ -382,10 +406,46 @@ func cmdDeliver(ctx context.Context, args []string, e env) error {
 		return errors.New("empty message on standard input")
 	}
 	return c.withStore(ctx, func(s storeDriver) error {
-		uids, err := s.Deliver(ctx, store.Delivery{Recipients: pos, Stream: body, Spam: *spam})
+		uids, err := s.Deliver(ctx, store.Delivery{Recipients: pos, Stream: body, Spam: *spam, Received: at})
 		if err == nil {
 			fmt.Fprintln(e.stdout, uids[0])
 		}
 		return err
 	})
+}
+
+// printLastPOP prints the last POP session (popstore records it at QUIT
+// or when the connection ends).
+func printLastPOP(w io.Writer, ps store.POPSession, ok bool) {
+	if !ok {
+		fmt.Fprintln(w, "last POP access: never")
+		return
+	}
+	remote := ps.Remote
+	if remote == "" {
+		remote = "unknown address"
+	}
+	fmt.Fprintf(w, "last POP access: %s from %s, %d downloaded\n", ps.At.UTC().Format(time.RFC3339), remote, ps.Downloaded)
+}
+
+// parseReceived reads deliver --received: RFC 3339 with a zone, from
+// 1970 up to a day ahead (a clock a little fast is not an error, a
+// typo'd year is).
+func parseReceived(v string) (time.Time, error) {
+	at, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--received: %q is not an RFC 3339 time such as 2026-03-02T09:00:00+09:00", clipArg(v))
+	}
+	if at.Year() < 1970 || at.After(time.Now().Add(24*time.Hour)) {
+		return time.Time{}, fmt.Errorf("--received: %s is before 1970 or in the future", v)
+	}
+	return at, nil
+}
+
+// clipArg bounds a command-line value quoted in an error.
+func clipArg(v string) string {
+	if len(v) > 64 {
+		return v[:64] + "…"
+	}
+	return v
 }

@@ -97,7 +97,7 @@ func TestAdminRefusals(t *testing.T) {
 		{"pw-12345678\n", []string{"user", "add", "taro@skydesk.jp", "--password-stdin"}, exitRefused, "already exists"},
 		{"short\n", []string{"user", "add", "new@skydesk.jp", "--password-stdin"}, exitRefused, "shorter than 8"},
 		{"", []string{"user", "add", "new@skydesk.jp", "--password-stdin"}, exitRefused, "no password"},
-		{"", []string{"pop", "set", "taro@skydesk.jp", "--access", "sometimes"}, exitRefused, `--access: "sometimes" is not disabled, all or since-now`},
+		{"", []string{"pop", "set", "taro@skydesk.jp", "--access", "sometimes"}, exitRefused, `--access: "sometimes" is not disabled, all, since-now or since:YYYY-MM-DD`},
 		{"", []string{"pop", "set", "taro@skydesk.jp", "--spam", "maybe"}, exitRefused, "--spam"},
 		{"", []string{"pop", "set", "taro@skydesk.jp", "--on-delete", "shred"}, exitRefused, "--on-delete"},
 		{"", []string{"pop", "set", "ghost@skydesk.jp", "--spam", "include"}, exitRefused, "not found"},

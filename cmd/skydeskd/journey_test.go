@@ -319,6 +319,8 @@ func TestJourney(t *testing.T) {
 			tb := thunderbirdSettings(t, hc, tc.addr)
 			ad := autodiscoverSettings(t, hc, tc.addr)
 			ap := appleSettings(t, hc, tc.addr, certFile)
+			// The setup page is a discovery format too (onboarding).
+			httpGet(t, hc, "https://"+devHTTPS+"/?email="+url.QueryEscape(tc.addr))
 			srv := srvSettings(t, domain)
 			t.Logf("Thunderbird: %+v", tb)
 			if !reflect.DeepEqual(tb, ad) {
@@ -369,6 +371,7 @@ func TestJourney(t *testing.T) {
 			}
 		})
 	}
+	checkOnboarding(t, hc, dir)
 }
 
 // journeyInner marks the copy of the test running inside its own network

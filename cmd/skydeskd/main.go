@@ -63,13 +63,19 @@ App-specific passwords:
   app-password list ADDRESS
   app-password revoke ADDRESS NAME
 POP settings:
-  pop set ADDRESS [--access disabled|all|since-now] [--spam include|exclude] [--on-delete keep|delete]
-  pop show ADDRESS
+  pop set ADDRESS [--access disabled|all|since-now|since:YYYY-MM-DD] [--spam include|exclude]
+          [--on-delete keep|delete]
+                                since:DAY lists mail received from 00:00 of DAY in
+                                provider.time_zone (default Asia/Tokyo)
+  pop show ADDRESS              settings, usage, last POP access (time, client, downloaded)
 Forwarding (needs smtp.smarthost; the target confirms a link first):
   forward set ADDRESS --to EXTERNAL [--keep yes|no]
   forward show ADDRESS          forward off ADDRESS
 Mail:
-  deliver ADDRESS [--spam] < message.eml
+  deliver ADDRESS [--spam] [--received RFC3339] < message.eml
+Figures:
+  stats onboarding              per discovery format, addresses that asked for settings and
+                                logged in to POP or SMTP within an hour (last 24 h, 7 days)
 DNS:
   dns records DOMAIN
   dns check DOMAIN [--resolver ADDR]
@@ -117,6 +123,8 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		return cmdForward(ctx, rest, e)
 	case "deliver":
 		return cmdDeliver(ctx, rest, e)
+	case "stats":
+		return cmdStats(ctx, rest, e)
 	case "dns":
 		return cmdDNS(ctx, rest, e)
 	case "cert":

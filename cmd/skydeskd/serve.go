@@ -34,8 +34,10 @@ type app struct {
 	resolver *profiles.Resolver
 	cert     *config.Certificate
 	acme     acmeWiring // serve_acme.go
-	reg      *prometheus.Registry
-	dev      bool
+	// onboarding records discoveries and first logins (onboarding.go).
+	onboarding *onboardingRecorder
+	reg        *prometheus.Registry
+	dev        bool
 	// srs rewrites forwarded senders; relay sends queued mail (nil
 	// without smtp.smarthost). Set by smtpRelay.
 	srs   *smtpd.SRS
@@ -140,9 +142,13 @@ func newApp(ctx context.Context, cfg *config.Config, dev bool, e env) (*app, err
 	policy.LockFor = cfg.Auth.LockDurationValue()
 	policy.NetworkLockAfter = cfg.Auth.NetworkFailuresBeforeLock
 	policy.IPv4Prefix, policy.IPv6Prefix = cfg.Auth.IPv4Prefix, cfg.Auth.IPv6Prefix
+	if a.onboarding, err = newOnboardingRecorder(s, a.log.With("component", "onboarding"), a.reg); err != nil {
+		s.Close()
+		return nil, err
+	}
 	a.auth, err = store.NewAuthenticator(s, store.AuthOptions{Policy: policy, SettingsURL: settingsURL(cfg), HashParams: hp, Observe: func(svc store.Service, outcome string) {
 		logins.WithLabelValues(string(svc), outcome).Inc()
-	}})
+	}, LoggedIn: a.onboarding.LoggedIn})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -283,6 +289,7 @@ func (a *app) run(ctx context.Context, e env) error {
 	defer cancel()
 	go a.store.WatchDomains(ctx, time.Second, func(err error) { a.log.Warn("refreshing domains", "err", err) })
 	go a.runACME(ctx, comps)
+	go a.onboarding.run(ctx)
 
 	g := new(errgroup.Group)
 	for _, c := range comps {

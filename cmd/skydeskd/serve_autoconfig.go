@@ -44,6 +44,7 @@ func (a *app) webHandlers() (webHandlers, error) {
 		Source:       a.resolver,
 		Logger:       a.log.With("component", "autoconfig"),
 		Observer:     obs,
+		Discovered:   a.onboarding.Autoconfig,
 		RedirectBase: redirect,
 		ServerName:   prov.AutodiscoverHost,
 	}

@@ -97,3 +97,13 @@ func (s countedSession) Logout() error {
 	s.m.active.Dec()
 	return s.Session.Logout()
 }
+
+// Retrieved forwards popd.RetrievedSession: the wrapper must not hide the
+// add-on (the last POP access counts downloads through it).
+func (s countedSession) Retrieved(n int) {
+	if rs, ok := s.Session.(popd.RetrievedSession); ok {
+		rs.Retrieved(n)
+	}
+}
+
+var _ popd.RetrievedSession = countedSession{}

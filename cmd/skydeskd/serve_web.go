@@ -26,6 +26,10 @@ func (a *app) webPages() (*webui.Handler, error) {
 		WebURL:   p.WebURL,
 		Secret:   secret,
 		Log:      a.log.With("service", "web"),
+		Location: p.Location(),
+		Discovered: func(address string) {
+			a.onboarding.Discovered(formatSetupPage, address)
+		},
 		// Forwarding: smtpComponents sets a.relay after this, before
 		// anything is served.
 		Relay: a.cfg.SMTP.Smarthost.Host != "",

@@ -12,13 +12,17 @@ import (
 )
 
 // Deliver stores the message for every recipient in one transaction (an
-// Accept with local recipients only) and returns their UIDs in recipient
-// order: every recipient has it or none.
+// Accept with local recipients only, received at d.Received if set) and
+// returns their UIDs in recipient order: every recipient has it or none.
 func (s *Store) Deliver(ctx context.Context, d store.Delivery) ([]int64, error) {
 	if len(d.Recipients) == 0 {
 		return nil, errors.New("delivery without recipients")
 	}
-	uids, _, err := s.Accept(ctx, store.Accepted{Body: d.Body, Stream: d.Stream, Spam: d.Spam, Local: d.Recipients})
+	at := d.Received
+	if at.IsZero() {
+		at = s.now()
+	}
+	uids, _, err := s.accept(ctx, store.Accepted{Body: d.Body, Stream: d.Stream, Spam: d.Spam, Local: d.Recipients}, at.UnixNano())
 	return uids, err
 }
 
@@ -26,7 +30,11 @@ func (s *Store) Deliver(ctx context.Context, d store.Delivery) ([]int64, error) 
 // recipient has the message and every remote one is queued; a mailbox it
 // would take over its quota is store.ErrOverQuota and stores nothing.
 func (s *Store) Accept(ctx context.Context, a store.Accepted) (uids []int64, queueID int64, err error) {
-	now := s.now().UnixNano()
+	return s.accept(ctx, a, s.now().UnixNano())
+}
+
+// accept is Accept with the messages received at now (unix nanoseconds).
+func (s *Store) accept(ctx context.Context, a store.Accepted, now int64) (uids []int64, queueID int64, err error) {
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := lockAccounts(ctx, tx, a.Local); err != nil {
 			return err

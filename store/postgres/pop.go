@@ -12,17 +12,12 @@ import (
 
 // SetPOP applies u in one transaction and returns the new settings (the
 // rules of store.Store.SetPOP: "all" re-queues every message, "since"
-// empties the queue and records the moment).
+// from now on empties the queue and records the moment, "since" a day
+// re-queues the mail received from its first instant; a day goes only
+// with "since", store.CheckPOPUpdate).
 func (s *Store) SetPOP(ctx context.Context, address string, u store.POPUpdate) (store.POPSettings, error) {
-	if u.Access != nil {
-		if _, err := store.ParsePOPAccess(string(*u.Access)); err != nil {
-			return store.POPSettings{}, err
-		}
-	}
-	if u.OnDelete != nil {
-		if _, err := store.ParseOnDelete(string(*u.OnDelete)); err != nil {
-			return store.POPSettings{}, err
-		}
+	if err := store.CheckPOPUpdate(u); err != nil {
+		return store.POPSettings{}, err
 	}
 	var out store.POPSettings
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
@@ -36,14 +31,11 @@ func (s *Store) SetPOP(ctx context.Context, address string, u store.POPUpdate) (
 				if _, err := tx.Exec(ctx, `UPDATE messages SET in_pop = true WHERE account_id = $1 AND NOT in_pop`, id); err != nil {
 					return err
 				}
-				_, err = tx.Exec(ctx, `UPDATE pop_settings SET access = 'all', since = NULL WHERE account_id = $1`, id)
+				_, err = tx.Exec(ctx, `UPDATE pop_settings SET access = 'all', since = NULL, since_day = NULL WHERE account_id = $1`, id)
 			case store.POPSince:
-				if _, err := tx.Exec(ctx, `UPDATE messages SET in_pop = false WHERE account_id = $1 AND in_pop`, id); err != nil {
-					return err
-				}
-				_, err = tx.Exec(ctx, `UPDATE pop_settings SET access = 'since', since = $1 WHERE account_id = $2`, s.now().UnixNano(), id)
+				err = setPOPSince(ctx, tx, id, u.Day, s.now())
 			default:
-				_, err = tx.Exec(ctx, `UPDATE pop_settings SET access = 'disabled', since = NULL WHERE account_id = $1`, id)
+				_, err = tx.Exec(ctx, `UPDATE pop_settings SET access = 'disabled', since = NULL, since_day = NULL WHERE account_id = $1`, id)
 			}
 			if err != nil {
 				return err
@@ -65,17 +57,41 @@ func (s *Store) SetPOP(ctx context.Context, address string, u store.POPUpdate) (
 	return out, err
 }
 
+// setPOPSince chooses store.POPSince (store.Store's rule). "From now on"
+// (day nil) empties the POP queue and records the moment. A day puts the
+// mail received since its first instant back in the queue, and the
+// listing leaves out anything older.
+func setPOPSince(ctx context.Context, tx pgx.Tx, id int64, day *store.POPDay, now time.Time) error {
+	if day == nil {
+		if _, err := tx.Exec(ctx, `UPDATE messages SET in_pop = false WHERE account_id = $1 AND in_pop`, id); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE pop_settings SET access = 'since', since = $1, since_day = NULL WHERE account_id = $2`, now.UnixNano(), id)
+		return err
+	}
+	start := day.Start.UnixNano()
+	if _, err := tx.Exec(ctx, `UPDATE messages SET in_pop = true WHERE account_id = $1 AND NOT in_pop AND received >= $2`, id, start); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `UPDATE pop_settings SET access = 'since', since = $1, since_day = $2 WHERE account_id = $3`, start, day.Date, id)
+	return err
+}
+
 func popSettings(ctx context.Context, q querier, id int64) (store.POPSettings, error) {
 	var p store.POPSettings
 	var access, onDelete string
 	var since *int64
-	if err := q.QueryRow(ctx, `SELECT access, since, include_spam, on_delete FROM pop_settings WHERE account_id = $1`, id).
-		Scan(&access, &since, &p.IncludeSpam, &onDelete); err != nil {
+	var day *string
+	if err := q.QueryRow(ctx, `SELECT access, since, include_spam, on_delete, since_day FROM pop_settings WHERE account_id = $1`, id).
+		Scan(&access, &since, &p.IncludeSpam, &onDelete, &day); err != nil {
 		return store.POPSettings{}, fmt.Errorf("reading POP settings: %w", err)
 	}
 	p.Access, p.OnDelete = store.POPAccess(access), store.OnDelete(onDelete)
 	if since != nil {
 		p.Since = time.Unix(0, *since)
+	}
+	if day != nil {
+		p.SinceDay = *day
 	}
 	return p, nil
 }

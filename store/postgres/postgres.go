@@ -17,7 +17,8 @@
 // credentials and their generation, POP settings, messages with their
 // bodies in bytea, chunked beyond store.ChunkSize, quotas and usage, kept
 // under the account row's lock (quota.go), the relay queue, settings
-// sessions, certificates and their locks). Still per process: the domain snapshot (refreshed by
+// sessions, certificates and their locks, the last POP session and the
+// onboarding records). Still per process: the domain snapshot (refreshed by
 // polling the serial, as with SQLite), the login throttle and cache, and
 // the POP in-use lock.
 package postgres
@@ -48,6 +49,7 @@ type Store struct {
 
 	domains          domainCache
 	onDomainsChanged []func()
+	obKey            store.OnboardingKey
 }
 
 var _ store.Driver = (*Store)(nil)

@@ -42,6 +42,7 @@ func Run(t *testing.T, open Opener) {
 		{"Sessions", testSessions},
 		{"ChunkedBodies", testChunkedBodies},
 		{"Quota", testQuota},
+		{"POPExtras", testPOPExtras},
 		{"Forwarding", testForwarding},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

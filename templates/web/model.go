@@ -84,12 +84,27 @@ type SignIn struct {
 
 // POP is the POP settings as shown.
 type POP struct {
-	// Access is "disabled", "all" or "since".
+	// Access is "disabled", "all", "since" (from now on) or "since_day"
+	// (from a chosen day).
 	Access      string
 	Since       string // formatted moment "since" was chosen
 	IncludeSpam bool
 	// OnDelete is "keep" or "delete".
 	OnDelete string
+	// Day is the chosen day (YYYY-MM-DD, the date input's value) and
+	// DayText the same for reading, with "since_day"; Today bounds the
+	// date input (the provider's time zone).
+	Day, DayText, Today string
+	// Last is the last POP session; nil if there was none.
+	Last *POPLast
+}
+
+// POPLast is the last POP session: what a user checks when "my phone
+// stopped getting mail".
+type POPLast struct {
+	At         string // formatted
+	Remote     string // client IP address; "" if unknown
+	Downloaded int
 }
 
 // AppPassword is one row of the app-password list.
@@ -215,4 +230,17 @@ func FormatTime(l Lang, t time.Time) string {
 		return t.Format("2006年1月2日 15:04 MST")
 	}
 	return t.Format("2 Jan 2006 15:04 MST")
+}
+
+// FormatDay shows a day (YYYY-MM-DD) in the page's language; anything
+// else is returned as it is.
+func FormatDay(l Lang, day string) string {
+	t, err := time.Parse("2006-01-02", day)
+	if err != nil {
+		return day
+	}
+	if l == Japanese {
+		return t.Format("2006年1月2日")
+	}
+	return t.Format("2 Jan 2006")
 }
