@@ -119,8 +119,8 @@ type Queue interface {
 }
 
 // Driver is a whole store: every role above, plus the credential storage
-// the Authenticator works over and the settings screen's sessions
-// (sessions.go).
+// the Authenticator works over, the settings screen's sessions
+// (sessions.go) and the POP3 maildrop leases (leases.go).
 type Driver interface {
 	HostedDomains
 	Accounts
@@ -130,6 +130,7 @@ type Driver interface {
 	Queue
 	Credentials
 	Sessions
+	Leases
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	Close() error

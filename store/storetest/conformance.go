@@ -42,6 +42,7 @@ func Run(t *testing.T, open Opener) {
 		{"Sessions", testSessions},
 		{"ChunkedBodies", testChunkedBodies},
 		{"Quota", testQuota},
+		{"Leases", testLeases},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := open(t)
