@@ -65,13 +65,11 @@ func (b *Backend) acquire(ctx context.Context, accountID int64, holder string) (
 // database briefly away) is retried at the next tick: the lease survives
 // two missed renewals.
 func (b *Backend) renew(ctx context.Context, r *renewer, accountID int64, holder string, ttl time.Duration) {
-	t := time.NewTicker(ttl / 3)
-	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(ttl / 3): // a renewal is due a third of the TTL after the last one
 		}
 		cctx, cancel := context.WithTimeout(ctx, ttl/3)
 		ok, err := b.opts.Leases.RenewLease(cctx, accountID, holder, ttl)
