@@ -44,6 +44,8 @@ type Config struct {
 	// ProxyProtocol: PROXY headers from a load balancer (proxy.go).
 	ProxyProtocol ProxyProtocol `yaml:"proxy_protocol"`
 	Database      Database      `yaml:"database"`
+	// POP: the POP3 server's own settings (pop.go).
+	POP POPServer `yaml:"pop"`
 }
 
 // Provider is what every format renders: the published SkyDesk values by

@@ -208,6 +208,9 @@ func (c *Config) Validate() error {
 	if err := c.Database.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.POP.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

@@ -3,7 +3,7 @@
 // session apart from its storage. It owns the POP3 wording the store does
 // not hold: RFC 2449/3206 response codes around the store's one hint per
 // refusal (store.AuthError.Hint), the POP-access message, and the RFC 1939
-// §4 exclusive maildrop lock.
+// §4 exclusive maildrop lock, held as a lease in the database (lease.go).
 package popstore
 
 import (
@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/skydesk/skydeskd/popd"
@@ -35,6 +36,13 @@ type Options struct {
 	Auth Authenticator
 	// Store holds the maildrops; required.
 	Store store.Maildrop
+	// Leases hold the RFC 1939 §4 maildrop lock; default: Store, when it
+	// implements store.Leases (both drivers do).
+	Leases store.Leases
+	// LeaseTTL is how long a lease outlives its last renewal: a session
+	// renews it every LeaseTTL/3, so a node that dies blocks its accounts
+	// for at most LeaseTTL. Default DefaultLeaseTTL.
+	LeaseTTL time.Duration
 	// SettingsURL is the settings page named in the POP-access message,
 	// e.g. "https://autoconfig.skydesk.jp/settings".
 	SettingsURL string
@@ -53,17 +61,16 @@ const recordTimeout = 5 * time.Second
 // QUIT according to the account's "when a client deletes" setting
 // (DESIGN.md §2).
 //
-// The RFC 1939 §4 exclusive lock is an in-process map keyed by account id.
-// Two skydeskd processes on one database do not see each other's locks;
-// that is safe for the data (a QUIT only takes rows still in the POP queue
-// out of it, both processes list the same UIDs) but a client could
-// download a message twice. Run one POP3 process per database; a
-// PostgreSQL store would hold a lease instead.
+// The RFC 1939 §4 exclusive lock is a lease in the database
+// (store.Leases), so every process on it, every node on one PostgreSQL
+// database, sees it: a second session anywhere is answered IN-USE.
 type Backend struct {
-	opts Options
+	opts   Options
+	prefix string        // random, names this process in lease holders
+	seq    atomic.Uint64 // numbers its sessions
 
-	mu     sync.Mutex
-	locked map[int64]struct{}
+	mu   sync.Mutex
+	held map[int64]int // sessions of this process holding each account's lease
 }
 
 var _ popd.Backend = (*Backend)(nil)
@@ -73,21 +80,35 @@ func New(o Options) (*Backend, error) {
 	if o.Auth == nil || o.Store == nil {
 		return nil, errors.New("popstore: Auth and Store are required")
 	}
+	if o.Leases == nil {
+		l, ok := o.Store.(store.Leases)
+		if !ok {
+			return nil, errors.New("popstore: Leases are required (Store does not hold them)")
+		}
+		o.Leases = l
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = DefaultLeaseTTL
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Backend{opts: o, locked: map[int64]struct{}{}}, nil
+	prefix, err := randomHolder()
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{opts: o, prefix: prefix, held: map[int64]int{}}, nil
 }
 
-// Locked reports whether a POP3 session holds the account's maildrop.
+// Locked reports whether a POP3 session of this Backend holds the
+// account's maildrop lease.
 func (b *Backend) Locked(accountID int64) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	_, ok := b.locked[accountID]
-	return ok
+	return b.held[accountID] > 0
 }
 
 // NewSession implements popd.Backend.
@@ -96,7 +117,8 @@ func (b *Backend) NewSession(c *popd.Conn) (popd.Session, error) {
 	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		remote = ta.AddrPort().Addr()
 	}
-	return &session{b: b, st: b.opts.Store, remote: remote}, nil
+	holder := fmt.Sprintf("%s/%d", b.prefix, b.seq.Add(1))
+	return &session{b: b, st: b.opts.Store, remote: remote, holder: holder}, nil
 }
 
 type session struct {
@@ -111,6 +133,8 @@ type session struct {
 	// into ids); downloaded counts each once, however often it is sent.
 	retrieved  []bool
 	downloaded int
+	holder     string // lease holder id: this process and session
+	lease      *renewer
 }
 
 var (
@@ -138,13 +162,11 @@ func (p *session) Login(ctx context.Context, username, password string) error {
 		return &popd.Error{Code: "SYS/PERM", Text: "POP access is disabled for this account: enable it in the settings " +
 			`"Mail forwarding and POP/IMAP" > "POP download"` + p.b.at()}
 	}
-	p.b.mu.Lock()
-	defer p.b.mu.Unlock()
-	if _, busy := p.b.locked[l.Account.ID]; busy {
-		return popd.ErrInUse
+	lease, err := p.b.acquire(ctx, l.Account.ID, p.holder)
+	if err != nil {
+		return err
 	}
-	p.b.locked[l.Account.ID] = struct{}{}
-	p.account, p.settings = l.Account.ID, st
+	p.account, p.settings, p.lease = l.Account.ID, st, lease
 	return nil
 }
 
@@ -190,6 +212,12 @@ func (p *session) Expunge(ctx context.Context, nums []int) error {
 	for i, n := range nums {
 		ids[i] = p.ids[n-1]
 	}
+	if p.lease.lost.Load() {
+		// Another session may own the maildrop now (this one could not
+		// renew in time): its marks are not applied (RFC 1939 §6 treats
+		// a session that cannot finish as one that applies nothing).
+		return errLeaseLost
+	}
 	return p.st.Expunge(ctx, p.account, ids)
 }
 
@@ -203,7 +231,7 @@ func (p *session) Retrieved(n int) {
 
 // Logout implements popd.Session: records the session as the account's
 // last POP access (one write; QUIT or a dropped connection alike), then
-// releases the maildrop lock.
+// releases the maildrop lease.
 func (p *session) Logout() error {
 	if p.account == 0 {
 		return nil
@@ -215,12 +243,11 @@ func (p *session) Logout() error {
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	err := p.st.RecordPOPSession(ctx, p.account, ps)
 	cancel()
-	p.b.mu.Lock()
-	delete(p.b.locked, p.account)
-	p.b.mu.Unlock()
-	p.account = 0
-	if err != nil {
-		return fmt.Errorf("recording the POP session: %w", err)
+	if rerr := p.b.release(p.account, p.holder, p.lease); rerr != nil && err == nil {
+		err = rerr
+	} else if err != nil {
+		err = fmt.Errorf("recording the POP session: %w", err)
 	}
-	return nil
+	p.account, p.lease = 0, nil
+	return err
 }

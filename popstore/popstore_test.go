@@ -48,15 +48,25 @@ func newPOPFixture(t testing.TB) *popFixture {
 }
 
 // newPOPFixtureOn starts another server on s: a second skydeskd process
-// sharing the database has its own Backend (and lock map).
+// sharing the database has its own Backend.
 func newPOPFixtureOn(t testing.TB, s *store.Store, o store.AuthOptions) *popFixture {
 	t.Helper()
-	o.SettingsURL = settingsURL
-	auth, err := s.NewAuthenticator(o)
+	f := newPOPNode(t, s, o, popstore.Options{})
+	f.s = s
+	return f
+}
+
+// newPOPNode starts a POP3 server over any driver d, with po's Leases and
+// LeaseTTL (zero: d and the default).
+func newPOPNode(t testing.TB, d store.Driver, o store.AuthOptions, po popstore.Options) *popFixture {
+	t.Helper()
+	o.SettingsURL, o.HashParams = settingsURL, store.TestHashParams
+	auth, err := store.NewAuthenticator(d, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	md, err := popstore.New(popstore.Options{Auth: auth, Store: s, SettingsURL: settingsURL})
+	po.Auth, po.Store, po.SettingsURL = auth, d, settingsURL
+	md, err := popstore.New(po)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +80,7 @@ func newPOPFixtureOn(t testing.TB, s *store.Store, o store.AuthOptions) *popFixt
 	t.Cleanup(func() { srv.Close() })
 	pool := x509.NewCertPool()
 	pool.AddCert(cert.Leaf)
-	return &popFixture{s: s, md: md, addr: l.Addr().String(), client: &tls.Config{RootCAs: pool, ServerName: "pop.skydesk.jp"}}
+	return &popFixture{md: md, addr: l.Addr().String(), client: &tls.Config{RootCAs: pool, ServerName: "pop.skydesk.jp"}}
 }
 
 type popClient struct {
@@ -439,25 +449,6 @@ func TestMaildrop_Dele_dropDeletesNothing(t *testing.T) {
 	if got := f.listing(t, "taro@skydesk.jp", "right-password"); !slices.Equal(got, want) {
 		t.Fatalf("after a dropped session: %v, want %v", got, want)
 	}
-}
-
-// Two processes on one database (no shared lock map): a message the other
-// removed answers a clean -ERR, and a second QUIT on it is harmless.
-func TestMaildrop_twoProcesses(t *testing.T) {
-	f := newPOPFixture(t)
-	g := newPOPFixtureOn(t, f.s, store.AuthOptions{Policy: lenient})
-	storetest.AddUser(t, f.s, "taro@skydesk.jp", "right-password")
-	setPOP(t, f.s, "taro@skydesk.jp", "", false, store.DeleteOnServer)
-	deliver(t, f.s, "taro@skydesk.jp", false, "Subject: 1\r\n\r\nx\r\n")
-	a := f.dial(t)
-	a.login("taro@skydesk.jp", "right-password")
-	b := g.dial(t)
-	b.login("taro@skydesk.jp", "right-password")
-	b.cmd("DELE 1", "+OK")
-	b.quit("+OK bye, 1 messages deleted")
-	a.cmd("RETR 1", "-ERR message is no longer on the server")
-	a.cmd("DELE 1", "+OK")
-	a.quit("+OK bye, 1 messages deleted")
 }
 
 func BenchmarkMaildrop_Retr20KB(b *testing.B) {

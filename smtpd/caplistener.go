@@ -21,11 +21,11 @@ const tooBusyNetwork = "421 4.7.0 Too many connections from your network, try ag
 type capListener struct {
 	net.Listener
 	max       int
-	plaintext bool   // the 421 can be written (not before a TLS handshake)
+	plaintext bool // the 421 can be written (not before a TLS handshake)
 	// firstCommand bounds the wait for a plaintext client's first bytes
 	// (its EHLO), whatever longer read deadline go-smtp sets.
 	firstCommand time.Duration
-	accepted  func() // told of each connection accepted
+	accepted     func() // told of each connection accepted
 
 	mu     sync.Mutex
 	conns  map[*capConn]struct{}

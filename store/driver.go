@@ -148,8 +148,8 @@ type Queue interface {
 }
 
 // Driver is a whole store: every role above, plus the credential storage
-// the Authenticator works over and the settings screen's sessions
-// (sessions.go).
+// the Authenticator works over, the settings screen's sessions
+// (sessions.go) and the POP3 maildrop leases (leases.go).
 type Driver interface {
 	HostedDomains
 	Accounts
@@ -161,6 +161,7 @@ type Driver interface {
 	Credentials
 	Sessions
 	Onboarding
+	Leases
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	Close() error

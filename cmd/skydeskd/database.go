@@ -34,6 +34,13 @@ type (
 func (d sqliteDriver) CertBackend() certs.Backend   { return d.Certs() }
 func (d postgresDriver) CertBackend() certs.Backend { return d.Certs() }
 
+// WatchDomains: on PostgreSQL every change arrives by LISTEN/NOTIFY, so
+// serve's short poll (SQLite's only way to hear another process) becomes
+// the slow safety net, postgres.SafetyPollInterval.
+func (d postgresDriver) WatchDomains(ctx context.Context, _ time.Duration, onErr func(error)) {
+	d.Store.WatchDomains(ctx, postgres.SafetyPollInterval, onErr)
+}
+
 // openStore opens the store of the configuration: the SQLite file in
 // data_dir, or the PostgreSQL database at database.url. Either applies
 // pending migrations first.

@@ -27,6 +27,7 @@ func TestPOP_kill9MidSessionDeletesNothing(t *testing.T) {
 	p.kill(t)
 
 	p = startProc(t, bin, []string{"pop3s"}, "serve", "--config", cfg)
+	waitLeaseFree(t, p.addrs["pop3s"], tc, "taro@skydesk.jp", "right-password") // the killed session's lease
 	if got := popUIDs(t, p.addrs["pop3s"], tc, "taro@skydesk.jp", "right-password"); !slices.Equal(got, uids) {
 		t.Fatalf("after kill -9 mid-session: UIDs %v, want %v", got, uids)
 	}

@@ -20,6 +20,7 @@ func writePOPConfig(t *testing.T, dir string) string {
 	cfg := fmt.Sprintf(`data_dir: %s
 log: {format: json, level: info}
 listen: {http: "127.0.0.1:0", https: "", dns: "", pop3s: "127.0.0.1:0", pop3: "127.0.0.1:0", smtps: "", submission: "", mx: ""}
+pop: {lease_ttl: 1s}
 `, dir)
 	file := filepath.Join(dir, "skydeskd.yaml")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {

@@ -19,8 +19,8 @@ func settingsURL(cfg *config.Config) string {
 
 // popComponents starts the POP3 listeners: POP3S (implicit TLS, RFC 8314)
 // on listen.pop3s and POP3 with mandatory STLS (RFC 2595) on listen.pop3.
-// Both share one popd.Server, so the maildrop lock and the shutdown are
-// common.
+// Both share one popd.Server, so the shutdown is common; the maildrop
+// lock is a lease in the database, common to every node on it.
 func (a *app) popComponents() ([]component, error) {
 	if a.cfg.Listen.POP3S == "" && a.cfg.Listen.POP3 == "" {
 		return nil, nil
@@ -28,6 +28,8 @@ func (a *app) popComponents() ([]component, error) {
 	be, err := popstore.New(popstore.Options{
 		Auth:        a.auth,
 		Store:       a.store,
+		Leases:      a.store,
+		LeaseTTL:    a.cfg.POP.LeaseTTLValue(),
 		SettingsURL: settingsURL(a.cfg),
 		Logger:      a.log.With("service", "pop3"),
 	})

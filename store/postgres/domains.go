@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -41,6 +40,11 @@ func (s *Store) IsLocalDomain(domain string) bool {
 // RefreshDomains reloads the snapshot when the serial moved (one indexed
 // read otherwise) and then runs the OnDomainsChanged hooks.
 func (s *Store) RefreshDomains(ctx context.Context) (bool, error) {
+	// One refresh at a time (the listener, the safety-net poll and this
+	// node's own changes call it): a slow one never stores an older list
+	// over a newer one.
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
 	var serialText string
 	if err := s.pool.QueryRow(ctx, `SELECT value FROM meta WHERE key = 'domains_serial'`).Scan(&serialText); err != nil {
 		return false, fmt.Errorf("reading domains serial: %w", err)
@@ -65,10 +69,15 @@ func (s *Store) RefreshDomains(ctx context.Context) (bool, error) {
 }
 
 // bumpDomainsSerial sets the serial to max(old+1, now in seconds), the
-// time-based SOA serial that still always increases.
+// time-based SOA serial that still always increases, and notifies every
+// node listening (listen.go): PostgreSQL delivers the NOTIFY when the
+// transaction commits, and not at all if it rolls back.
 func (s *Store) bumpDomainsSerial(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, `UPDATE meta SET value = (greatest(value::bigint + 1, $1) % 4294967296)::text
-		WHERE key = 'domains_serial'`, s.now().Unix())
+	if _, err := tx.Exec(ctx, `UPDATE meta SET value = (greatest(value::bigint + 1, $1) % 4294967296)::text
+		WHERE key = 'domains_serial'`, s.now().Unix()); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, domainsChannel)
 	return err
 }
 
@@ -141,11 +150,4 @@ func (s *Store) ListDomains(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	return s.Domains().List(), nil
-}
-
-// WatchDomains refreshes the snapshot every interval until ctx ends, so a
-// domain added elsewhere (another node, an admin command) is answered
-// without a restart.
-func (s *Store) WatchDomains(ctx context.Context, interval time.Duration, onErr func(error)) {
-	store.PollDomains(ctx, s, interval, onErr)
 }

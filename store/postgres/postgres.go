@@ -17,10 +17,11 @@
 // credentials and their generation, POP settings, messages with their
 // bodies in bytea, chunked beyond store.ChunkSize, quotas and usage, kept
 // under the account row's lock (quota.go), the relay queue, settings
-// sessions, certificates and their locks, the last POP session and the
-// onboarding records). Still per process: the domain snapshot (refreshed by
-// polling the serial, as with SQLite), the login throttle and cache, and
-// the POP in-use lock.
+// sessions, certificates and their locks, the last POP session, the
+// onboarding records and the POP3 maildrop leases (leases.go). Each node
+// keeps a snapshot of the hosted domains, refreshed when another node's
+// change arrives by LISTEN/NOTIFY (listen.go). Still per process: the
+// login throttle and cache.
 package postgres
 
 import (
@@ -29,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -48,6 +50,7 @@ type Store struct {
 	opts store.Options
 
 	domains          domainCache
+	refreshMu        sync.Mutex
 	onDomainsChanged []func()
 	obKey            store.OnboardingKey
 }

@@ -44,6 +44,7 @@ func Run(t *testing.T, open Opener) {
 		{"Quota", testQuota},
 		{"POPExtras", testPOPExtras},
 		{"Forwarding", testForwarding},
+		{"Leases", testLeases},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := open(t)

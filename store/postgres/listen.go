@@ -1,0 +1,90 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/skydesk/skydeskd/store"
+)
+
+// domainsChannel is the NOTIFY channel of hosted-domain changes: every
+// AddDomain and RemoveDomain notifies it in its transaction.
+const domainsChannel = "skydeskd_domains"
+
+// ListenerName is the application_name of the listening connection
+// (pg_stat_activity), so an operator, or a test, can find it.
+const ListenerName = "skydeskd-listen"
+
+// SafetyPollInterval is the poll WatchDomains is meant to run beside the
+// listener: a notification is lost only with the connection, and a
+// reconnect catches up at once, so this is a last resort.
+const SafetyPollInterval = 30 * time.Second
+
+// Reconnect backoff of the listener: from the first up to the last.
+const (
+	listenBackoffMin = 100 * time.Millisecond
+	listenBackoffMax = 5 * time.Second
+)
+
+// WatchDomains keeps the domain snapshot current until ctx ends: a
+// dedicated connection LISTENs to domainsChannel and refreshes on each
+// NOTIFY, so a domain added on another node (or by an admin command) is
+// answered here within the notification's delivery time; interval is the
+// safety-net poll beside it (SafetyPollInterval). A lost connection is
+// reported to onErr and reconnected with backoff; each (re)connection
+// refreshes once after LISTEN, so nothing committed meanwhile is missed.
+func (s *Store) WatchDomains(ctx context.Context, interval time.Duration, onErr func(error)) {
+	go store.PollDomains(ctx, s, interval, onErr)
+	report := func(err error) {
+		if ctx.Err() == nil && onErr != nil {
+			onErr(err)
+		}
+	}
+	backoff := listenBackoffMin
+	for ctx.Err() == nil {
+		connected, err := s.listenDomains(ctx, report)
+		if ctx.Err() != nil {
+			return
+		}
+		report(err)
+		if connected {
+			backoff = listenBackoffMin
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, listenBackoffMax)
+	}
+}
+
+// listenDomains runs one listening connection until it fails or ctx
+// ends; connected reports whether LISTEN succeeded.
+func (s *Store) listenDomains(ctx context.Context, report func(error)) (connected bool, err error) {
+	cfg := s.pool.Config().ConnConfig.Copy()
+	cfg.RuntimeParams["application_name"] = ListenerName
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return false, fmt.Errorf("domain listener: connecting: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+domainsChannel); err != nil {
+		return false, fmt.Errorf("domain listener: LISTEN: %w", err)
+	}
+	for {
+		// Refresh after LISTEN (a change committed before it sent no
+		// notification this connection hears) and after each NOTIFY.
+		if _, err := s.RefreshDomains(ctx); err != nil {
+			report(err)
+		}
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return true, fmt.Errorf("domain listener: %w", err)
+		}
+	}
+}
