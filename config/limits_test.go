@@ -26,7 +26,8 @@ func TestLimits_decode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Limits.IPv6Prefix != 56 || c.Limits.POP.ConnectionsPerNetwork != 200 || c.Limits.POP.LoginTimeout != "1m" {
+	if c.Limits.IPv6Prefix != 56 || c.Limits.POP.ConnectionsPerNetwork != 200 || c.Limits.POP.LoginTimeout != "1m" ||
+		c.Limits.SMTP.FirstCommandTimeoutValue() != time.Minute || c.Limits.DNSTCP.FirstQueryTimeoutValue() != 5*time.Second {
 		t.Errorf("limits = %+v", c.Limits)
 	}
 }
@@ -41,6 +42,8 @@ func TestLimits_validationNamesTheKey(t *testing.T) {
 		{"limits:\n  smtp:\n    connections_per_network: -1\n", "limits.smtp.connections_per_network"},
 		{"limits:\n  http:\n    connections_per_network: 0\n", "limits.http.connections_per_network"},
 		{"limits:\n  dns_tcp:\n    connections_per_network: 0\n", "limits.dns_tcp.connections_per_network"},
+		{"limits:\n  smtp:\n    first_command_timeout: -1s\n", "limits.smtp.first_command_timeout"},
+		{"limits:\n  dns_tcp:\n    first_query_timeout: later\n", "limits.dns_tcp.first_query_timeout"},
 		{"limits:\n  pop:\n    connections: 5\n", "connections"}, // unknown key
 	} {
 		t.Run(tc.key, func(t *testing.T) {

@@ -90,7 +90,8 @@ func (a *app) dnsComponents() ([]component, error) {
 	}
 	srv := dnssrv.NewServer(h, pcs, a.proxied("dns_tcp", l))
 	srv.SetTCPLimits(dnssrv.TCPLimits{MaxConnectionsPerNetwork: a.cfg.Limits.DNSTCP.ConnectionsPerNetwork,
-		IPv4Prefix: a.cfg.Limits.IPv4Prefix, IPv6Prefix: a.cfg.Limits.IPv6Prefix})
+		IPv4Prefix: a.cfg.Limits.IPv4Prefix, IPv6Prefix: a.cfg.Limits.IPv6Prefix,
+		FirstQueryTimeout: a.cfg.Limits.DNSTCP.FirstQueryTimeoutValue()})
 	return []component{
 		{name: "dns-udp", addr: pcs[0].LocalAddr(), serve: srv.ServeUDP, shutdown: srv.Shutdown},
 		{name: "dns-tcp", addr: l.Addr(), serve: srv.ServeTCP, shutdown: func(context.Context) error { return nil }},

@@ -42,8 +42,10 @@ func (a *app) smtpComponents() ([]component, error) {
 		MXMessagesPerMinute: a.cfg.SMTP.MXMessagesPerMinute,
 		MXBytesPerMinute:    configSize(a.cfg.SMTP.MXBytesPerMinute),
 		Logger:              a.log,
-		// config limits: the per-network cap and the 465 handshake.
+		// config limits: the per-network cap, the 465 handshake and the
+		// first command.
 		MaxConnectionsPerNetwork: a.cfg.Limits.SMTP.ConnectionsPerNetwork,
+		FirstCommandTimeout:      a.cfg.Limits.SMTP.FirstCommandTimeoutValue(),
 		IPv4Prefix:               a.cfg.Limits.IPv4Prefix,
 		IPv6Prefix:               a.cfg.Limits.IPv6Prefix,
 		HandshakeTimeout:         a.cfg.Limits.TLSHandshakeTimeoutValue(),
