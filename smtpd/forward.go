@@ -30,6 +30,17 @@ const (
 	ForwardedForField = "X-SkyDesk-Forwarded-For"
 )
 
+// The outcomes ObserveForward is told, one per forwarding mailbox of a
+// message (a mailbox without forwarding is not counted).
+const (
+	ForwardQueued      = "queued"       // the copy is in the relay queue
+	ForwardSpam        = "refused_spam" // spam: kept, not forwarded
+	ForwardLoop        = "loop"         // our trace field names the mailbox
+	ForwardHopLimit    = "hop_limit"    // MaxHops Received fields or more
+	ForwardUnconfirmed = "unconfirmed"  // the target has not confirmed yet
+	ForwardNoRelay     = "no_relay"     // no relay or no SRS key
+)
+
 // forwarding decides, after the message is checked, what each local
 // mailbox does with it (on the MX and on submission between accounts): local is the mailboxes that keep a copy, fwd the
 // copies to queue. A message is forwarded only with a relay and an SRS
@@ -63,23 +74,24 @@ func (s *session) forwarding(ctx context.Context, m message, spam bool) (local [
 			local = append(local, box)
 			continue
 		case !f.Active():
+			s.noteForward(ForwardUnconfirmed)
 			local = append(local, box)
 			continue
 		}
 		why := ""
 		switch {
 		case spam:
-			why = "spam"
+			why = ForwardSpam
 		case s.b.opts.Relay == nil || s.b.opts.SRS == nil:
-			why = "no relay"
+			why = ForwardNoRelay
 		case hops >= MaxHops:
-			why = "hop limit"
+			why = ForwardHopLimit
 		case traced(traces, box):
-			why = "loop"
+			why = ForwardLoop
 		}
 		if why != "" {
 			s.log.Info("not forwarded: kept", "mailbox", box, "reason", why, "hops", hops)
-			s.note("forward_" + strings.ReplaceAll(why, " ", "_"))
+			s.noteForward(why)
 			local = append(local, box)
 			continue
 		}
@@ -95,6 +107,25 @@ func (s *session) forwarding(ctx context.Context, m message, spam bool) (local [
 		}
 	}
 	return local, fwd
+}
+
+// forwarded counts the copies Accept queued: the message once in
+// Observe, each copy in ObserveForward.
+func (s *session) forwarded(fwd []store.ForwardCopy) {
+	if len(fwd) == 0 {
+		return
+	}
+	s.note("forwarded")
+	for range fwd {
+		s.noteForward(ForwardQueued)
+	}
+}
+
+// noteForward tells ObserveForward one forwarding outcome.
+func (s *session) noteForward(outcome string) {
+	if s.b.opts.ObserveForward != nil {
+		s.b.opts.ObserveForward(outcome)
+	}
 }
 
 // traced reports whether one of the trace fields names box.

@@ -1,7 +1,9 @@
 package smtpd_test
 
 import (
+	"maps"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +19,16 @@ type forwardRig struct {
 	sink  *smarthost
 	relay *smtpd.Relay
 	srs   *smtpd.SRS
+
+	mu       sync.Mutex
+	outcomes map[string]int // ObserveForward's counts
+}
+
+// counted returns ObserveForward's counts so far.
+func (r *forwardRig) counted() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.outcomes)
 }
 
 func newForwardRig(t *testing.T, withRelay bool) *forwardRig {
@@ -24,7 +36,15 @@ func newForwardRig(t *testing.T, withRelay bool) *forwardRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fo := fixtureOpts{tune: func(o *smtpd.Options) { o.SRS = srs }}
+	r := &forwardRig{srs: srs, outcomes: map[string]int{}}
+	fo := fixtureOpts{tune: func(o *smtpd.Options) {
+		o.SRS = srs
+		o.ObserveForward = func(outcome string) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.outcomes[outcome]++
+		}
+	}}
 	if withRelay {
 		fo.relay = handRelay{}
 	}
@@ -36,7 +56,8 @@ func newForwardRig(t *testing.T, withRelay bool) *forwardRig {
 		TLSConfig: trusting(cert), Logger: testLogger(t), Hostname: "smtp.skydesk.jp", SRS: srs,
 		Now: func() time.Time { return time.Now().Add(time.Minute) },
 	})
-	return &forwardRig{f: f, sink: h, relay: relay, srs: srs}
+	r.f, r.sink, r.relay = f, h, relay
+	return r
 }
 
 // forward sets and confirms addr's forwarding to target.
@@ -148,6 +169,12 @@ func TestForward_notForwarded(t *testing.T) {
 	if len(nr.sink.got()) != 0 || len(nr.f.mailbox(t, taro, taroPW)) != 1 {
 		t.Error("without a relay the message must be kept and not forwarded")
 	}
+	if got, want := r.counted(), map[string]int{smtpd.ForwardUnconfirmed: 1, smtpd.ForwardSpam: 1, smtpd.ForwardHopLimit: 1}; !maps.Equal(got, want) {
+		t.Errorf("ObserveForward counted %v, want %v", got, want)
+	}
+	if got, want := nr.counted(), map[string]int{smtpd.ForwardNoRelay: 1}; !maps.Equal(got, want) {
+		t.Errorf("without a relay, ObserveForward counted %v, want %v", got, want)
+	}
 }
 
 // taro forwards to hanako and hanako to taro, both through the relay: the
@@ -175,6 +202,9 @@ func TestForward_loopStops(t *testing.T) {
 	}
 	if box := r.f.mailbox(t, hanako, hanakoPW); len(box) != 0 {
 		t.Errorf("hanako (keep off) has %d messages", len(box))
+	}
+	if got, want := r.counted(), map[string]int{smtpd.ForwardQueued: 2, smtpd.ForwardLoop: 1}; !maps.Equal(got, want) {
+		t.Errorf("ObserveForward counted %v, want %v", got, want)
 	}
 }
 

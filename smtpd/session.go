@@ -353,9 +353,7 @@ func (s *session) Data(r io.Reader) error {
 	if stream != nil {
 		size = stream.Size()
 	}
-	if len(fwd) > 0 {
-		s.note("forwarded")
-	}
+	s.forwarded(fwd)
 	s.log.Info("message accepted", "from", printable(s.from), "local", len(local), "remote", len(s.rcptOut), "forwarded", len(fwd),
 		"size", size, "spam", spam, "queue_id", qid)
 	if qid != 0 && s.b.opts.Relay != nil {
