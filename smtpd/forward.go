@@ -43,14 +43,16 @@ const (
 
 // forwarding decides, after the message is checked, what each local
 // mailbox does with it (on the MX and on submission between accounts): local is the mailboxes that keep a copy, fwd the
-// copies to queue. A message is forwarded only with a relay and an SRS
+// copies to queue, kept the ObserveForward outcomes of the forwarding
+// mailboxes whose copy is not forwarded (told once the message is
+// stored: a refused message, retried later, is not counted twice). A message is forwarded only with a relay and an SRS
 // key, when it is not spam, under the hop limit and not already forwarded
 // by the same account; whenever it is not forwarded it is kept, whatever
 // Keep says, so no message is lost.
-func (s *session) forwarding(ctx context.Context, m message, spam bool) (local []string, fwd []store.ForwardCopy) {
+func (s *session) forwarding(ctx context.Context, m message, spam bool) (local []string, fwd []store.ForwardCopy, kept []string) {
 	fw, ok := s.b.store.(Forwarder)
 	if !ok {
-		return s.local, nil
+		return s.local, nil, nil
 	}
 	skip := 0
 	if s.b.mode == MX { // fixUp's Return-Path: not for the relayed copy
@@ -74,7 +76,7 @@ func (s *session) forwarding(ctx context.Context, m message, spam bool) (local [
 			local = append(local, box)
 			continue
 		case !f.Active():
-			s.noteForward(ForwardUnconfirmed)
+			kept = append(kept, ForwardUnconfirmed)
 			local = append(local, box)
 			continue
 		}
@@ -91,7 +93,7 @@ func (s *session) forwarding(ctx context.Context, m message, spam bool) (local [
 		}
 		if why != "" {
 			s.log.Info("not forwarded: kept", "mailbox", box, "reason", why, "hops", hops)
-			s.noteForward(why)
+			kept = append(kept, why)
 			local = append(local, box)
 			continue
 		}
@@ -106,12 +108,16 @@ func (s *session) forwarding(ctx context.Context, m message, spam bool) (local [
 			local = append(local, box)
 		}
 	}
-	return local, fwd
+	return local, fwd, kept
 }
 
-// forwarded counts the copies Accept queued: the message once in
-// Observe, each copy in ObserveForward.
-func (s *session) forwarded(fwd []store.ForwardCopy) {
+// forwarded counts, once Accept stored the message, what forwarding did:
+// the copies queued (the message once in Observe, each copy in
+// ObserveForward) and the outcomes of the mailboxes that kept theirs.
+func (s *session) forwarded(fwd []store.ForwardCopy, kept []string) {
+	for _, o := range kept {
+		s.noteForward(o)
+	}
 	if len(fwd) == 0 {
 		return
 	}

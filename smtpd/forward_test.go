@@ -228,3 +228,30 @@ func TestForward_submission(t *testing.T) {
 		t.Fatalf("sink got %+v", got)
 	}
 }
+
+// ObserveForward hears of a message only once it is stored: a spam
+// message refused at DATA (it would overfill the mailbox it is kept in)
+// counts nothing, so its retry is not counted twice.
+func TestForward_refusedNotCounted(t *testing.T) {
+	r := newForwardRig(t, true)
+	r.forward(t, taro, "me@elsewhere.example", false)
+	if err := r.f.st.SetQuota(t.Context(), taro, 2000); err != nil {
+		t.Fatal(err)
+	}
+	w := r.f.dialMX(t)
+	w.must("MAIL FROM:<news@example.org>", 250)
+	w.must("RCPT TO:<"+taro+">", 250)
+	c, text := w.data(fwdMsg("big spam", "X-Spam-Flag: YES\r\n") + strings.Repeat("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", 60))
+	isCode(t, c, text, 552, "5.2.2")
+	if got := r.counted(); len(got) != 0 {
+		t.Errorf("a refused message was counted: %v", got)
+	}
+	w.must("MAIL FROM:<news@example.org>", 250)
+	w.must("RCPT TO:<"+taro+">", 250)
+	if c, text := w.data(fwdMsg("small spam", "X-Spam-Flag: YES\r\n")); c != 250 {
+		t.Fatalf("DATA = %d %s", c, text)
+	}
+	if got, want := r.counted(), map[string]int{smtpd.ForwardSpam: 1}; !maps.Equal(got, want) {
+		t.Errorf("ObserveForward counted %v, want %v", got, want)
+	}
+}

@@ -120,7 +120,8 @@ func saveShot(t *testing.T, b context.Context, name string) {
 // Japanese, with the relay pointed at the bench sink: the target is
 // entered and keep chosen by their labels, saving shows "confirmation
 // sent" and the pending state; the link from the message the sink got
-// opens a page that only asks, its button confirms; the settings screen
+// opens a page that only asks, its button confirms (once: the link is
+// then invalid); the settings screen
 // then shows forwarding on with the chosen keep; turning it off shows the
 // off state. Screenshots: screenshots/settings-forward-{pending,on}-
 // {en,ja}-{desktop,phone}.png, forward-confirm-{en,ja}-{desktop,phone}.png,
@@ -178,6 +179,11 @@ func TestWebBrowser_forward(t *testing.T) {
 			t.Errorf("%s: confirmed page %q", c.lang, s)
 		}
 		saveShot(t, b, "forward-confirmed-"+c.lang+"-desktop")
+		// The link works once.
+		step(t, b, "open the link again", chromedp.Navigate(link+"&lang="+c.lang), chromedp.WaitVisible(chromedp.ID("fwd-invalid")))
+		if n := value(t, b, "buttons", chromedp.Evaluate[int](`document.querySelectorAll("#fwd-confirm-button").length`)); n != 0 {
+			t.Errorf("%s: a used link still offers the button", c.lang)
+		}
 
 		// Forwarding is on, with the keep chosen.
 		step(t, b, "settings after confirming", chromedp.Navigate(settings), chromedp.WaitVisible(chromedp.ID("fwd-off")))
