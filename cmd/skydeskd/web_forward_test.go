@@ -42,14 +42,21 @@ func fill(s string, args ...string) string {
 	return s
 }
 
-// signIn signs the browser in to the settings screen.
-func signIn(t *testing.T, b context.Context, w *webApp, user, pass string) {
+// browserSignedIn adds the account user and returns a browser signed in
+// to its settings screen.
+func browserSignedIn(t *testing.T, w *webApp, user string) context.Context {
 	t.Helper()
+	const pass = "correct horse battery"
+	if _, err := w.store.AddAccount(context.Background(), store.NewAccount{Address: user, Password: pass}); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t)
 	step(t, b, "sign in", chromedp.Navigate(w.webURL+"/settings?lang=en"),
 		chromedp.SendKeys(chromedp.ID("address"), user),
 		chromedp.SendKeys(chromedp.ID("password"), pass),
 		chromedp.Submit(chromedp.ID("password")),
 		chromedp.WaitVisible(chromedp.ID("account")))
+	return b
 }
 
 // clickAndLoad clicks sel and waits for the page the click loads, then
@@ -131,12 +138,8 @@ func TestWebBrowser_forward(t *testing.T) {
 	sink := benchsink.Start(t)
 	w := startWebApp(t, withSink(sink))
 	ctx := context.Background()
-	const user, pass = "taro@skydesk.jp", "correct horse battery"
-	if _, err := w.store.AddAccount(ctx, store.NewAccount{Address: user, Password: pass}); err != nil {
-		t.Fatal(err)
-	}
-	b := newBrowser(t)
-	signIn(t, b, w, user, pass)
+	const user = "taro@skydesk.jp"
+	b := browserSignedIn(t, w, user)
 	for _, c := range []struct{ lang, target, keep string }{{"en", "taro.en@elsewhere.example", "no"}, {"ja", "taro.ja@elsewhere.example", "yes"}} {
 		tx := fwdTexts[c.lang]
 		settings := w.webURL + "/settings?lang=" + c.lang
@@ -226,12 +229,8 @@ func TestWebBrowser_forward(t *testing.T) {
 func TestWebBrowser_forwardNoRelay(t *testing.T) {
 	w := startWebApp(t)
 	ctx := context.Background()
-	const user, pass = "taro@skydesk.jp", "correct horse battery"
-	if _, err := w.store.AddAccount(ctx, store.NewAccount{Address: user, Password: pass}); err != nil {
-		t.Fatal(err)
-	}
-	b := newBrowser(t)
-	signIn(t, b, w, user, pass)
+	const user = "taro@skydesk.jp"
+	b := browserSignedIn(t, w, user)
 	const post = `(() => {
   const f = document.createElement("form");
   f.method = "post"; f.action = "/settings/forward";
