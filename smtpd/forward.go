@@ -30,16 +30,29 @@ const (
 	ForwardedForField = "X-SkyDesk-Forwarded-For"
 )
 
+// The outcomes ObserveForward is told, one per forwarding mailbox of a
+// message (a mailbox without forwarding is not counted).
+const (
+	ForwardQueued      = "queued"       // the copy is in the relay queue
+	ForwardSpam        = "refused_spam" // spam: kept, not forwarded
+	ForwardLoop        = "loop"         // our trace field names the mailbox
+	ForwardHopLimit    = "hop_limit"    // MaxHops Received fields or more
+	ForwardUnconfirmed = "unconfirmed"  // the target has not confirmed yet
+	ForwardNoRelay     = "no_relay"     // no relay or no SRS key
+)
+
 // forwarding decides, after the message is checked, what each local
 // mailbox does with it (on the MX and on submission between accounts): local is the mailboxes that keep a copy, fwd the
-// copies to queue. A message is forwarded only with a relay and an SRS
+// copies to queue, kept the ObserveForward outcomes of the forwarding
+// mailboxes whose copy is not forwarded (told once the message is
+// stored: a refused message, retried later, is not counted twice). A message is forwarded only with a relay and an SRS
 // key, when it is not spam, under the hop limit and not already forwarded
 // by the same account; whenever it is not forwarded it is kept, whatever
 // Keep says, so no message is lost.
-func (s *session) forwarding(ctx context.Context, m message, spam bool) (local []string, fwd []store.ForwardCopy) {
+func (s *session) forwarding(ctx context.Context, m message, spam bool) (local []string, fwd []store.ForwardCopy, kept []string) {
 	fw, ok := s.b.store.(Forwarder)
 	if !ok {
-		return s.local, nil
+		return s.local, nil, nil
 	}
 	skip := 0
 	if s.b.mode == MX { // fixUp's Return-Path: not for the relayed copy
@@ -63,23 +76,24 @@ func (s *session) forwarding(ctx context.Context, m message, spam bool) (local [
 			local = append(local, box)
 			continue
 		case !f.Active():
+			kept = append(kept, ForwardUnconfirmed)
 			local = append(local, box)
 			continue
 		}
 		why := ""
 		switch {
 		case spam:
-			why = "spam"
+			why = ForwardSpam
 		case s.b.opts.Relay == nil || s.b.opts.SRS == nil:
-			why = "no relay"
+			why = ForwardNoRelay
 		case hops >= MaxHops:
-			why = "hop limit"
+			why = ForwardHopLimit
 		case traced(traces, box):
-			why = "loop"
+			why = ForwardLoop
 		}
 		if why != "" {
 			s.log.Info("not forwarded: kept", "mailbox", box, "reason", why, "hops", hops)
-			s.note("forward_" + strings.ReplaceAll(why, " ", "_"))
+			kept = append(kept, why)
 			local = append(local, box)
 			continue
 		}
@@ -94,7 +108,30 @@ func (s *session) forwarding(ctx context.Context, m message, spam bool) (local [
 			local = append(local, box)
 		}
 	}
-	return local, fwd
+	return local, fwd, kept
+}
+
+// forwarded counts, once Accept stored the message, what forwarding did:
+// the copies queued (the message once in Observe, each copy in
+// ObserveForward) and the outcomes of the mailboxes that kept theirs.
+func (s *session) forwarded(fwd []store.ForwardCopy, kept []string) {
+	for _, o := range kept {
+		s.noteForward(o)
+	}
+	if len(fwd) == 0 {
+		return
+	}
+	s.note("forwarded")
+	for range fwd {
+		s.noteForward(ForwardQueued)
+	}
+}
+
+// noteForward tells ObserveForward one forwarding outcome.
+func (s *session) noteForward(outcome string) {
+	if s.b.opts.ObserveForward != nil {
+		s.b.opts.ObserveForward(outcome)
+	}
 }
 
 // traced reports whether one of the trace fields names box.

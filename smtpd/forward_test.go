@@ -1,7 +1,9 @@
 package smtpd_test
 
 import (
+	"maps"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +19,16 @@ type forwardRig struct {
 	sink  *smarthost
 	relay *smtpd.Relay
 	srs   *smtpd.SRS
+
+	mu       sync.Mutex
+	outcomes map[string]int // ObserveForward's counts
+}
+
+// counted returns ObserveForward's counts so far.
+func (r *forwardRig) counted() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.outcomes)
 }
 
 func newForwardRig(t *testing.T, withRelay bool) *forwardRig {
@@ -24,7 +36,15 @@ func newForwardRig(t *testing.T, withRelay bool) *forwardRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fo := fixtureOpts{tune: func(o *smtpd.Options) { o.SRS = srs }}
+	r := &forwardRig{srs: srs, outcomes: map[string]int{}}
+	fo := fixtureOpts{tune: func(o *smtpd.Options) {
+		o.SRS = srs
+		o.ObserveForward = func(outcome string) {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.outcomes[outcome]++
+		}
+	}}
 	if withRelay {
 		fo.relay = handRelay{}
 	}
@@ -36,7 +56,8 @@ func newForwardRig(t *testing.T, withRelay bool) *forwardRig {
 		TLSConfig: trusting(cert), Logger: testLogger(t), Hostname: "smtp.skydesk.jp", SRS: srs,
 		Now: func() time.Time { return time.Now().Add(time.Minute) },
 	})
-	return &forwardRig{f: f, sink: h, relay: relay, srs: srs}
+	r.f, r.sink, r.relay = f, h, relay
+	return r
 }
 
 // forward sets and confirms addr's forwarding to target.
@@ -148,6 +169,12 @@ func TestForward_notForwarded(t *testing.T) {
 	if len(nr.sink.got()) != 0 || len(nr.f.mailbox(t, taro, taroPW)) != 1 {
 		t.Error("without a relay the message must be kept and not forwarded")
 	}
+	if got, want := r.counted(), map[string]int{smtpd.ForwardUnconfirmed: 1, smtpd.ForwardSpam: 1, smtpd.ForwardHopLimit: 1}; !maps.Equal(got, want) {
+		t.Errorf("ObserveForward counted %v, want %v", got, want)
+	}
+	if got, want := nr.counted(), map[string]int{smtpd.ForwardNoRelay: 1}; !maps.Equal(got, want) {
+		t.Errorf("without a relay, ObserveForward counted %v, want %v", got, want)
+	}
 }
 
 // taro forwards to hanako and hanako to taro, both through the relay: the
@@ -176,6 +203,9 @@ func TestForward_loopStops(t *testing.T) {
 	if box := r.f.mailbox(t, hanako, hanakoPW); len(box) != 0 {
 		t.Errorf("hanako (keep off) has %d messages", len(box))
 	}
+	if got, want := r.counted(), map[string]int{smtpd.ForwardQueued: 2, smtpd.ForwardLoop: 1}; !maps.Equal(got, want) {
+		t.Errorf("ObserveForward counted %v, want %v", got, want)
+	}
 }
 
 // Mail submitted by one account to another that forwards is forwarded
@@ -196,5 +226,32 @@ func TestForward_submission(t *testing.T) {
 	got := r.sink.got()
 	if len(got) != 1 || !strings.HasPrefix(got[0].body, "X-SkyDesk-Forwarded-For: "+hanako+"\r\nReceived: ") {
 		t.Fatalf("sink got %+v", got)
+	}
+}
+
+// ObserveForward hears of a message only once it is stored: a spam
+// message refused at DATA (it would overfill the mailbox it is kept in)
+// counts nothing, so its retry is not counted twice.
+func TestForward_refusedNotCounted(t *testing.T) {
+	r := newForwardRig(t, true)
+	r.forward(t, taro, "me@elsewhere.example", false)
+	if err := r.f.st.SetQuota(t.Context(), taro, 2000); err != nil {
+		t.Fatal(err)
+	}
+	w := r.f.dialMX(t)
+	w.must("MAIL FROM:<news@example.org>", 250)
+	w.must("RCPT TO:<"+taro+">", 250)
+	c, text := w.data(fwdMsg("big spam", "X-Spam-Flag: YES\r\n") + strings.Repeat("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n", 60))
+	isCode(t, c, text, 552, "5.2.2")
+	if got := r.counted(); len(got) != 0 {
+		t.Errorf("a refused message was counted: %v", got)
+	}
+	w.must("MAIL FROM:<news@example.org>", 250)
+	w.must("RCPT TO:<"+taro+">", 250)
+	if c, text := w.data(fwdMsg("small spam", "X-Spam-Flag: YES\r\n")); c != 250 {
+		t.Fatalf("DATA = %d %s", c, text)
+	}
+	if got, want := r.counted(), map[string]int{smtpd.ForwardSpam: 1}; !maps.Equal(got, want) {
+		t.Errorf("ObserveForward counted %v, want %v", got, want)
 	}
 }

@@ -124,9 +124,13 @@ type Options struct {
 	Logger     *slog.Logger
 	// Observe, if set, is told each outcome for metrics: "accepted", "queued", "spam", "unknown_rcpt", "relay_denied", "rcpt_limited",
 	// "sender_mismatch", "too_big", "temp_error", "spam_refused", "spam_deferred", "mailbox_full", "over_quota",
-	// "rate_limited", "busy", "forwarded",
-	// "forward_spam", "forward_no_relay", "forward_hop_limit", "forward_loop".
+	// "rate_limited", "busy", "forwarded".
 	Observe func(mode Mode, outcome string)
+	// ObserveForward, if set, is told what became of each forwarding
+	// mailbox's copy of a message (forward.go): ForwardQueued,
+	// ForwardSpam, ForwardLoop, ForwardHopLimit, ForwardUnconfirmed or
+	// ForwardNoRelay.
+	ObserveForward func(outcome string)
 	// Connected, if set, is told of each connection accepted under the cap,
 	// by listener: "smtps" (ServeTLS), "submission" (Serve) or "mx"
 	// (ServeMX).

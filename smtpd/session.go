@@ -337,7 +337,7 @@ func (s *session) Data(r io.Reader) error {
 	body, stream := sp.message(s.fixUp(m))
 	ctx, cancel := s.ctx()
 	defer cancel()
-	local, fwd := s.forwarding(ctx, m, spam)
+	local, fwd, kept := s.forwarding(ctx, m, spam)
 	_, qid, err := s.b.store.Accept(ctx, store.Accepted{Body: body, Stream: stream, Spam: spam, Local: local, From: s.user, Remote: s.rcptOut, Forwards: fwd})
 	if err != nil {
 		return s.acceptErr(err)
@@ -353,9 +353,7 @@ func (s *session) Data(r io.Reader) error {
 	if stream != nil {
 		size = stream.Size()
 	}
-	if len(fwd) > 0 {
-		s.note("forwarded")
-	}
+	s.forwarded(fwd, kept)
 	s.log.Info("message accepted", "from", printable(s.from), "local", len(local), "remote", len(s.rcptOut), "forwarded", len(fwd),
 		"size", size, "spam", spam, "queue_id", qid)
 	if qid != 0 && s.b.opts.Relay != nil {

@@ -57,6 +57,7 @@ func (a *app) smtpComponents() ([]component, error) {
 	if relay != nil {
 		o.Relay, o.SRS = relay, a.srs
 	}
+	o.ObserveForward = a.forwardMetric() // metrics_forward.go
 	// One group-committing store for every listener (smtpd.Batcher).
 	srv := smtpd.NewServer(smtpd.NewBatcher(a.store), a.auth, o)
 	a.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "skydeskd_smtp_bytes_in_flight",

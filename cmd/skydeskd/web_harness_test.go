@@ -69,8 +69,9 @@ func freeLoopbackAddr(t *testing.T) string {
 }
 
 // startWebApp starts the service on loopback ports (never the fixed
-// --dev ports) and stops it when the test ends.
-func startWebApp(t *testing.T) *webApp {
+// --dev ports) and stops it when the test ends; tune, if given, changes
+// the configuration first (such as an MX listener and a smarthost).
+func startWebApp(t *testing.T, tune ...func(*config.Config)) *webApp {
 	t.Helper()
 	t.Setenv("SKYDESKD_TEST_FAST_HASH", "1")
 	httpsAddr := freeLoopbackAddr(t)
@@ -79,6 +80,9 @@ func startWebApp(t *testing.T) *webApp {
 	cfg.Listen = config.Listen{HTTP: "127.0.0.1:0", HTTPS: httpsAddr, POP3S: "127.0.0.1:0"}
 	cfg.Provider.WebURL = "https://" + httpsAddr
 	cfg.Log = config.Log{Level: "info", Format: "json"}
+	for _, f := range tune {
+		f(cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
