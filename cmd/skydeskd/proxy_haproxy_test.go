@@ -101,10 +101,14 @@ func firstLine(t *testing.T, c net.Conn) string {
 	return l
 }
 
-// haproxyConfig fronts skydeskd's POP3S, MX and HTTP listeners. POP3S and
-// HTTP get PROXY v2, the MX v1; HAProxy connects from haproxySource, and
-// checks HTTP's /readyz. A stats page shows the check's outcome.
-func haproxyConfig(front, back map[string]string) string {
+// haproxyConfig fronts skydeskd's POP3S, MX and HTTP listeners (those
+// front names) on the nodes backs, balanced round-robin: server sN is
+// backs[N-1], left out of a backend whose listener its map lacks. POP3S
+// and HTTP get PROXY v2, the MX v1; HAProxy connects from haproxySource,
+// and checks HTTP's /readyz; a node's POP3S server tracks that check, so
+// a node found down gets no POP clients either. A stats page shows the
+// checks' outcome.
+func haproxyConfig(front map[string]string, backs ...map[string]string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `global
   maxconn 200
@@ -125,12 +129,23 @@ frontend stats
 		{"dns-tcp", "send-proxy-v2", ""},
 		{"http", "send-proxy-v2", "  option httpchk GET /readyz\n  http-check expect string ready\n"},
 	} {
-		checkArg := ""
-		if l.check != "" {
-			checkArg = " check inter 500ms rise 1 fall 1"
+		if front[l.name] == "" {
+			continue
 		}
-		fmt.Fprintf(&b, "frontend %[1]s_in\n  bind %[2]s\n  default_backend %[1]s\nbackend %[1]s\n%[5]s  server s1 %[3]s %[4]s source %[6]s%[7]s\n",
-			l.name, front[l.name], back[l.name], l.proxy, l.check, haproxySource, checkArg)
+		fmt.Fprintf(&b, "frontend %[1]s_in\n  bind %[2]s\n  default_backend %[1]s\nbackend %[1]s\n%[3]s", l.name, front[l.name], l.check)
+		for i, back := range backs {
+			if back[l.name] == "" {
+				continue
+			}
+			health := ""
+			switch {
+			case l.check != "":
+				health = " check inter 500ms rise 1 fall 1"
+			case l.name == "pop3s" && front["http"] != "" && back["http"] != "":
+				health = fmt.Sprintf(" track http/s%d", i+1)
+			}
+			fmt.Fprintf(&b, "  server s%d %s %s source %s%s\n", i+1, back[l.name], l.proxy, haproxySource, health)
+		}
 	}
 	return b.String()
 }
