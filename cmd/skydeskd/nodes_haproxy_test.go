@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/smtp"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,13 +81,11 @@ func trustNodes(t *testing.T, nodes ...node) *tls.Config {
 	return tc
 }
 
-// settingsOn is a cookie-keeping client of one node's settings pages.
-func settingsOn(t *testing.T, n node, tc *tls.Config, address, password string) *webBrowserless {
-	t.Helper()
-	w := &webApp{webURL: "https://" + n.addrs["https"], client: &http.Client{Timeout: 20 * time.Second,
+// pagesOf is node n's settings pages for webBrowserless.
+func pagesOf(n node, tc *tls.Config) *webApp {
+	return &webApp{webURL: "https://" + n.addrs["https"], client: &http.Client{Timeout: 20 * time.Second,
 		Transport:     &http.Transport{TLSClientConfig: tc},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-	return w.signedInClient(t, address, password)
 }
 
 // popRefused logs in directly and returns the refusal PASS got.
@@ -128,10 +128,10 @@ func haproxyServer(stats, backend, s string) string {
 func TestNodes_haproxy(t *testing.T) {
 	t.Parallel()
 	bin := buildBinary(t)
-	url := pgtest.URL(t)
+	dbURL := pgtest.URL(t)
 	var a, b node
-	a.dir, a.file = writeNodeConfig(t, url)
-	b.dir, b.file = writeNodeConfig(t, url)
+	a.dir, a.file = writeNodeConfig(t, dbURL)
+	b.dir, b.file = writeNodeConfig(t, dbURL)
 	for _, u := range []string{"taro", "hanako", "jiro"} {
 		nodeCLI(t, bin, a, u+"-password-1\n", "user", "add", u+"@skydesk.jp", "--password-stdin")
 		nodeCLI(t, bin, b, "", "pop", "set", u+"@skydesk.jp", "--access", "all", "--on-delete", "delete")
@@ -165,7 +165,7 @@ func TestNodes_haproxy(t *testing.T) {
 	})
 
 	t.Run("password change via A ends B's sessions and cached logins", func(t *testing.T) {
-		web := settingsOn(t, b, tc, "hanako@skydesk.jp", "hanako-password-1")
+		web := pagesOf(b, tc).signedInClient(t, "hanako@skydesk.jp", "hanako-password-1")
 		dialPOP3S(t, b.addrs["pop3s"], tc, "hanako@skydesk.jp", "hanako-password-1").quit() // now in B's login cache
 		out := nodeCLI(t, bin, a, "hanako-password-2\n", "user", "passwd", "hanako@skydesk.jp", "--password-stdin")
 		if !strings.Contains(out, "1 settings sessions ended") {
@@ -178,7 +178,31 @@ func TestNodes_haproxy(t *testing.T) {
 			t.Fatalf("old password on B after the change via A: %q", l)
 		}
 		dialPOP3S(t, b.addrs["pop3s"], tc, "hanako@skydesk.jp", "hanako-password-2").quit()
-		settingsOn(t, b, tc, "hanako@skydesk.jp", "hanako-password-2")
+		pagesOf(b, tc).signedInClient(t, "hanako@skydesk.jp", "hanako-password-2")
+	})
+
+	t.Run("settings pages need no sticky routing", func(t *testing.T) {
+		// One browser (cookies are per host, not port) meeting A and B
+		// in turn, as behind a balancer without stickiness: a form from
+		// one node is posted to the other.
+		jar, _ := cookiejar.New(nil)
+		onA := &webBrowserless{t: t, w: pagesOf(a, tc)}
+		onB := &webBrowserless{t: t, w: pagesOf(b, tc)}
+		onA.c, onB.c = onA.w.client, onB.w.client
+		onA.c.Jar, onB.c.Jar = jar, jar
+		onA.do("GET", "/settings", nil)
+		if code, page := onB.do("POST", "/settings/signin", url.Values{"csrf": {onA.csr}, "address": {"jiro@skydesk.jp"}, "password": {"jiro-password-1"}}); code != http.StatusSeeOther {
+			t.Fatalf("sign-in on B with A's form: %d\n%s", code, page)
+		}
+		if _, page := onA.do("GET", "/settings", nil); !strings.Contains(page, `id="account">jiro@skydesk.jp`) {
+			t.Fatalf("A does not know the session B signed in:\n%s", page)
+		}
+		if code, page := onB.do("POST", "/settings/signout", url.Values{"csrf": {onA.csr}}); code != http.StatusSeeOther {
+			t.Fatalf("sign-out on B with A's form: %d\n%s", code, page)
+		}
+		if _, page := onA.do("GET", "/settings", nil); strings.Contains(page, `id="account"`) {
+			t.Fatal("A still shows the session signed out on B")
+		}
 	})
 
 	t.Run("round-robin POP3S sees each client's address", func(t *testing.T) {
