@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
-	"net/smtp"
 	"net/url"
 	"os"
 	"os/exec"
@@ -19,7 +18,6 @@ import (
 	"time"
 
 	"github.com/skydesk/skydeskd/config"
-	"github.com/skydesk/skydeskd/internal/connlimit/connlimittest"
 	"github.com/skydesk/skydeskd/store/postgres/pgtest"
 )
 
@@ -148,14 +146,9 @@ func TestNodes_haproxy(t *testing.T) {
 	})
 
 	t.Run("mail taken by B's MX is fetched through A", func(t *testing.T) {
-		c, err := smtp.NewClient(connlimittest.Dial(t, clientB, front["mx"]), "localhost")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := transact(c, "sender@example.org", []string{"taro@skydesk.jp"}, "Subject: via B\r\n\r\nhello\r\n"); err != nil {
+		if err := mxVia(t, clientB, front["mx"], "taro@skydesk.jp", "Subject: via B\r\n\r\nhello\r\n"); err != nil {
 			t.Fatalf("delivery through HAProxy to B's MX: %v", err)
 		}
-		c.Close()
 		p := dialPOP3S(t, a.addrs["pop3s"], tc, "taro@skydesk.jp", "taro-password-1")
 		msgs := p.messages()
 		p.quit()

@@ -90,6 +90,17 @@ func popVia(t *testing.T, src, addr string, tc *tls.Config, user, pw string) *po
 	return p
 }
 
+// mxVia delivers one message through addr from the loopback address src.
+func mxVia(t *testing.T, src, addr, rcpt, body string) error {
+	t.Helper()
+	c, err := smtp.NewClient(connlimittest.Dial(t, src, addr), "localhost")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return transact(c, "sender@example.org", []string{rcpt}, body)
+}
+
 // firstLine reads the first line c is sent, within 10 s.
 func firstLine(t *testing.T, c net.Conn) string {
 	t.Helper()
@@ -200,14 +211,9 @@ proxy_protocol: {listeners: [pop3s, mx, http, dns_tcp], trusted: [%s/32]}
 		if l := firstLine(t, held); !strings.HasPrefix(l, "220 ") {
 			t.Fatalf("client A: %q", l)
 		}
-		c, err := smtp.NewClient(connlimittest.Dial(t, clientB, front["mx"]), "localhost")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := transact(c, "sender@example.org", []string{"alice@skydesk.jp"}, "Subject: via haproxy\r\n\r\nhello\r\n"); err != nil {
+		if err := mxVia(t, clientB, front["mx"], "alice@skydesk.jp", "Subject: via haproxy\r\n\r\nhello\r\n"); err != nil {
 			t.Fatalf("delivery from client B: %v", err)
 		}
-		c.Close()
 		if l := firstLine(t, connlimittest.Dial(t, clientA, front["mx"])); !strings.HasPrefix(l, "421 4.7.0 Too many connections from your network") {
 			t.Fatalf("client A's second connection: %q", l)
 		}
