@@ -112,13 +112,14 @@ func firstLine(t *testing.T, c net.Conn) string {
 	return l
 }
 
-// haproxyConfig fronts skydeskd's POP3S, MX and HTTP listeners (those
-// front names) on the nodes backs, balanced round-robin: server sN is
-// backs[N-1], left out of a backend whose listener its map lacks. POP3S
-// and HTTP get PROXY v2, the MX v1; HAProxy connects from haproxySource,
-// and checks HTTP's /readyz; a node's POP3S server tracks that check, so
-// a node found down gets no POP clients either. A stats page shows the
-// checks' outcome.
+// haproxyConfig fronts skydeskd's POP3S, MX, DNS-over-TCP and HTTP
+// listeners (those front names) on the nodes backs, balanced round-robin:
+// server sN is backs[N-1], left out of a backend whose listener its map
+// lacks. POP3S, DNS and HTTP get PROXY v2, the MX v1; HAProxy connects
+// from haproxySource, and checks HTTP's /readyz (every 500 ms; an answer
+// may take 5 s on a loaded machine, a refused connection marks the node
+// down at once); a node's POP3S server tracks that check, so a node found
+// down gets no POP clients either. A stats page shows the checks' outcome.
 func haproxyConfig(front map[string]string, backs ...map[string]string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `global
@@ -128,6 +129,7 @@ defaults
   timeout connect 5s
   timeout client 60s
   timeout server 60s
+  timeout check 5s
 frontend stats
   mode http
   bind %s
