@@ -118,11 +118,13 @@ func haproxyServer(stats, backend, s string) string {
 // sending the MX to node B, PROXY headers to every backend. Mail taken by
 // B's MX is fetched through A with the client's address in Received; a
 // password change via A ends B's settings session and B's cached POP
-// login at once; POP logins through the one frontend succeed on either
-// node, each logging the client's own address; a POP session on A makes
-// B answer IN-USE, and after kill -9 of A, B serves the maildrop once
-// the lease ends, with nothing deleted, while HAProxy's /readyz check
-// marks A down and sends every POP client to B.
+// login at once; a settings form one node served is accepted by the
+// other (no sticky routing); POP logins through the one frontend succeed
+// on either node, each logging the client's own address; a POP session
+// on A makes B answer IN-USE, and after kill -9 of A (a DELE sent, no
+// QUIT), B serves the maildrop once the lease ends, nothing deleted,
+// while HAProxy's /readyz check marks A down and sends every POP client
+// to B.
 func TestNodes_haproxy(t *testing.T) {
 	t.Parallel()
 	bin := buildBinary(t)
