@@ -101,7 +101,7 @@ type Options struct {
 	// listener redirects the pages there.
 	WebURL string
 	// Secret keys the CSRF tokens (at least 32 random bytes, kept in the
-	// data directory so tokens survive a restart of a replica).
+	// database so tokens survive a restart and hold on every node).
 	Secret []byte
 	// SessionIdle and SessionMax bound a signed-in session: it ends after
 	// SessionIdle without a request, and SessionMax after sign-in in any

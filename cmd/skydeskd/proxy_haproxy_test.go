@@ -90,6 +90,17 @@ func popVia(t *testing.T, src, addr string, tc *tls.Config, user, pw string) *po
 	return p
 }
 
+// mxVia delivers one message through addr from the loopback address src.
+func mxVia(t *testing.T, src, addr, rcpt, body string) error {
+	t.Helper()
+	c, err := smtp.NewClient(connlimittest.Dial(t, src, addr), "localhost")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return transact(c, "sender@example.org", []string{rcpt}, body)
+}
+
 // firstLine reads the first line c is sent, within 10 s.
 func firstLine(t *testing.T, c net.Conn) string {
 	t.Helper()
@@ -101,10 +112,15 @@ func firstLine(t *testing.T, c net.Conn) string {
 	return l
 }
 
-// haproxyConfig fronts skydeskd's POP3S, MX and HTTP listeners. POP3S and
-// HTTP get PROXY v2, the MX v1; HAProxy connects from haproxySource, and
-// checks HTTP's /readyz. A stats page shows the check's outcome.
-func haproxyConfig(front, back map[string]string) string {
+// haproxyConfig fronts skydeskd's POP3S, MX, DNS-over-TCP and HTTP
+// listeners (those front names) on the nodes backs, balanced round-robin:
+// server sN is backs[N-1], left out of a backend whose listener its map
+// lacks. POP3S, DNS and HTTP get PROXY v2, the MX v1; HAProxy connects
+// from haproxySource, and checks HTTP's /readyz (every 500 ms; an answer
+// may take 5 s on a loaded machine, a refused connection marks the node
+// down at once); a node's POP3S server tracks that check, so a node found
+// down gets no POP clients either. A stats page shows the checks' outcome.
+func haproxyConfig(front map[string]string, backs ...map[string]string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `global
   maxconn 200
@@ -113,6 +129,7 @@ defaults
   timeout connect 5s
   timeout client 60s
   timeout server 60s
+  timeout check 5s
 frontend stats
   mode http
   bind %s
@@ -125,12 +142,23 @@ frontend stats
 		{"dns-tcp", "send-proxy-v2", ""},
 		{"http", "send-proxy-v2", "  option httpchk GET /readyz\n  http-check expect string ready\n"},
 	} {
-		checkArg := ""
-		if l.check != "" {
-			checkArg = " check inter 500ms rise 1 fall 1"
+		if front[l.name] == "" {
+			continue
 		}
-		fmt.Fprintf(&b, "frontend %[1]s_in\n  bind %[2]s\n  default_backend %[1]s\nbackend %[1]s\n%[5]s  server s1 %[3]s %[4]s source %[6]s%[7]s\n",
-			l.name, front[l.name], back[l.name], l.proxy, l.check, haproxySource, checkArg)
+		fmt.Fprintf(&b, "frontend %[1]s_in\n  bind %[2]s\n  default_backend %[1]s\nbackend %[1]s\n%[3]s", l.name, front[l.name], l.check)
+		for i, back := range backs {
+			if back[l.name] == "" {
+				continue
+			}
+			health := ""
+			switch {
+			case l.check != "":
+				health = " check inter 500ms rise 1 fall 1"
+			case l.name == "pop3s" && front["http"] != "" && back["http"] != "":
+				health = fmt.Sprintf(" track http/s%d", i+1)
+			}
+			fmt.Fprintf(&b, "  server s%d %s %s source %s%s\n", i+1, back[l.name], l.proxy, haproxySource, health)
+		}
 	}
 	return b.String()
 }
@@ -185,14 +213,9 @@ proxy_protocol: {listeners: [pop3s, mx, http, dns_tcp], trusted: [%s/32]}
 		if l := firstLine(t, held); !strings.HasPrefix(l, "220 ") {
 			t.Fatalf("client A: %q", l)
 		}
-		c, err := smtp.NewClient(connlimittest.Dial(t, clientB, front["mx"]), "localhost")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := transact(c, "sender@example.org", []string{"alice@skydesk.jp"}, "Subject: via haproxy\r\n\r\nhello\r\n"); err != nil {
+		if err := mxVia(t, clientB, front["mx"], "alice@skydesk.jp", "Subject: via haproxy\r\n\r\nhello\r\n"); err != nil {
 			t.Fatalf("delivery from client B: %v", err)
 		}
-		c.Close()
 		if l := firstLine(t, connlimittest.Dial(t, clientA, front["mx"])); !strings.HasPrefix(l, "421 4.7.0 Too many connections from your network") {
 			t.Fatalf("client A's second connection: %q", l)
 		}

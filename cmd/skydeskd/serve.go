@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +43,8 @@ type app struct {
 	// adminFlags are the flags that point an admin command at this
 	// instance's store (" --config FILE" or " --data DIR"), for hints.
 	adminFlags string
+	// secrets are the keys every node shares (secrets.go).
+	secrets map[string][]byte
 	// ready is closed once every listener is bound (for tests).
 	ready chan struct{}
 }
@@ -130,6 +130,10 @@ func newApp(ctx context.Context, cfg *config.Config, dev bool, e env) (*app, err
 		return nil, err
 	}
 	a.store = s
+	if err := a.loadSecrets(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	logins := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "skydeskd_logins_total", Help: "Login attempts by service and outcome.",
 	}, []string{"service", "outcome"})
@@ -329,21 +333,4 @@ func (a *app) run(ctx context.Context, e env) error {
 	err = errors.Join(errs...)
 	a.log.Info("stopped", "err", err)
 	return err
-}
-
-// secretFile returns a random secret stored in the data directory (made
-// once, mode 0600), e.g. the session-cookie key of the settings page.
-func (a *app) secretFile(name string) ([]byte, error) {
-	p := filepath.Join(a.cfg.DataDir, name)
-	if b, err := os.ReadFile(p); err == nil && len(b) >= 32 {
-		return b[:32], nil
-	}
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		return nil, err
-	}
-	return b, nil
 }

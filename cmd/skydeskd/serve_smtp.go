@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"time"
 
@@ -91,13 +90,10 @@ func (a *app) smtpRelay() (*smtpd.Relay, error) {
 	if sh.TLS == "none" && sh.Username != "" && !loopbackHost(sh.Host) {
 		return nil, errors.New("smtp.smarthost: tls none with a username would send the password in clear; use implicit or starttls")
 	}
-	// Forwarding (smtpd/forward.go) rewrites senders under a key of the
-	// data directory (srs-key), so addresses stay valid across restarts.
-	key, err := a.secretFile("srs-key")
-	if err != nil {
-		return nil, fmt.Errorf("srs key: %w", err)
-	}
-	if a.srs, err = smtpd.NewSRS(key, nil); err != nil {
+	// Forwarding (smtpd/forward.go) rewrites senders under a key every
+	// node shares (srs-key, secrets.go), so addresses stay valid across
+	// restarts and whichever node's MX a bounce reaches.
+	if a.srs, err = smtpd.NewSRS(a.secret("srs-key"), nil); err != nil {
 		return nil, err
 	}
 	a.relay = smtpd.NewRelay(a.store, smtpd.RelayOptions{

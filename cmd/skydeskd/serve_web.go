@@ -1,21 +1,16 @@
 package main
 
 import (
-	"fmt"
 	"net/http"
 
 	"github.com/skydesk/skydeskd/webui"
 )
 
 // webPages returns the setup page and settings screen (package webui).
-// The CSRF key is a secret kept in the data directory; sessions live in
-// the store, so they survive a restart, and every credential change
+// The CSRF key is a secret every node shares (secrets.go); sessions live
+// in the store, so they survive a restart, and every credential change
 // (here or by an admin command such as `user passwd`) ends them.
 func (a *app) webPages() (*webui.Handler, error) {
-	secret, err := a.secretFile("web-secret")
-	if err != nil {
-		return nil, fmt.Errorf("web secret: %w", err)
-	}
 	p := a.cfg.Provider
 	return webui.New(webui.Options{
 		Resolver: a.resolver,
@@ -24,7 +19,7 @@ func (a *app) webPages() (*webui.Handler, error) {
 		Provider: p.Name,
 		HelpURL:  p.HelpURL,
 		WebURL:   p.WebURL,
-		Secret:   secret,
+		Secret:   a.secret("web-secret"),
 		Log:      a.log.With("service", "web"),
 		Location: p.Location(),
 		Discovered: func(address string) {

@@ -55,6 +55,16 @@ type proc struct {
 	cmd   *exec.Cmd
 	addrs map[string]string
 	done  chan error
+
+	mu   sync.Mutex
+	tail strings.Builder // the first 64 KiB of its log; under mu
+}
+
+// logged returns the first 64 KiB of what the process logged so far.
+func (p *proc) logged() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.tail.String()
 }
 
 // startProc runs the binary with args and waits (no sleeps) until the
@@ -73,10 +83,9 @@ func startProc(t *testing.T, bin string, want []string, args ...string) *proc {
 		t.Fatal(err)
 	}
 	p := &proc{cmd: cmd, done: make(chan error, 1)}
-	seen := map[string]string{} // guarded by mu
+	seen := map[string]string{} // guarded by p.mu
 	found := make(chan struct{})
-	var tail strings.Builder
-	var mu sync.Mutex
+	mu, tail := &p.mu, &p.tail
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
