@@ -103,12 +103,14 @@ type bounceQueue struct {
 	dsnTo []string
 }
 
-func (q *bounceQueue) QueueBounced(ctx context.Context, id int64, rcpts []string, to string, dsn []byte) error {
-	q.mu.Lock()
-	q.dsns = append(q.dsns, string(dsn))
-	q.dsnTo = append(q.dsnTo, to)
-	q.mu.Unlock()
-	return q.Store.QueueBounced(ctx, id, rcpts, to, dsn)
+func (q *bounceQueue) QueueSettle(ctx context.Context, id int64, holder string, r store.QueueResult) error {
+	if len(r.Bounced) > 0 {
+		q.mu.Lock()
+		q.dsns = append(q.dsns, string(r.DSN))
+		q.dsnTo = append(q.dsnTo, r.BounceTo)
+		q.mu.Unlock()
+	}
+	return q.Store.QueueSettle(ctx, id, holder, r)
 }
 
 type clock struct {
