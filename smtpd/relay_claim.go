@@ -38,20 +38,20 @@ func defaultWorker() string {
 // next tick: the claim may still hold, and QueueSettle decides.
 func (r *Relay) holdClaim(ctx context.Context, id int64, log *slog.Logger) (context.Context, func()) {
 	cctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	stop := make(chan struct{})
+	rctx, stop := context.WithCancel(cctx) // ends a renewal in flight at release
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		t := time.NewTicker(max(r.o.ClaimLease/3, time.Millisecond))
 		defer t.Stop()
 		for {
 			select {
-			case <-stop:
+			case <-rctx.Done():
 				return
 			case <-t.C:
 			}
-			ok, err := r.q.RenewQueueClaim(cctx, id, r.o.Worker, r.o.ClaimLease)
+			ok, err := r.q.RenewQueueClaim(rctx, id, r.o.Worker, r.o.ClaimLease)
 			switch {
-			case err != nil:
+			case err != nil && rctx.Err() == nil:
 				log.Warn("renewing the relay claim", "err", err)
 			case !ok:
 				cancel(store.ErrClaimLost)
@@ -60,7 +60,7 @@ func (r *Relay) holdClaim(ctx context.Context, id int64, log *slog.Logger) (cont
 		}
 	})
 	return cctx, func() {
-		close(stop)
+		stop()
 		wg.Wait()
 		cancel(nil)
 	}
