@@ -63,7 +63,7 @@ func (s *Store) ClaimQueue(ctx context.Context, now time.Time, holder string, le
 	}
 	at := s.now()
 	var out []QueuedMessage
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	if err := s.inTx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `UPDATE queue_messages SET claimed_by = ?, claim_until = ?
 			WHERE id IN (SELECT m.id FROM queue_messages m
 				WHERE (m.claim_until IS NULL OR m.claim_until <= ?)
@@ -79,8 +79,7 @@ func (s *Store) ClaimQueue(ctx context.Context, now time.Time, holder string, le
 		}
 		out, err = readQueued(ctx, tx, ids, now)
 		return err
-	})
-	if err != nil {
+	}); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -114,8 +113,10 @@ func (s *Store) QueueSettle(ctx context.Context, id int64, holder string, r Queu
 		if err != nil {
 			return fmt.Errorf("settling queued mail: %w", err)
 		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return errors.Join(ErrClaimLost, err)
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("settling queued mail: %w", err)
+		} else if n != 1 {
+			return ErrClaimLost
 		}
 		for _, rcpt := range r.Deferred {
 			if _, err := tx.ExecContext(ctx, `UPDATE queue_rcpts SET attempts = attempts + 1, next_attempt = ?, last_error = ?
