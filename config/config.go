@@ -154,6 +154,12 @@ type Smarthost struct {
 	Username    string `yaml:"username"`
 	Password    string `yaml:"password"`
 	RetryPeriod string `yaml:"retry_period"` // Go duration; bounce after this
+	// ClaimLease (Go duration) is how long a node's relay holds a queued
+	// message it is sending without renewing its claim (it renews every
+	// third of it): on several nodes, mail a node died sending is taken
+	// over by another this long after the node's last renewal, at most.
+	// Default 5m.
+	ClaimLease string `yaml:"claim_lease"`
 }
 
 // Spam configures the spam filter of the MX (not submission).
@@ -251,7 +257,7 @@ func Default() *Config {
 		},
 		SMTP: SMTP{Hostname: "smtp.skydesk.jp", MaxMessageSize: 50 << 20,
 			DefaultQuota: "1G", MaxBytesInFlight: "512M", MXMessagesPerMinute: 60, MXBytesPerMinute: "200M",
-			Smarthost: Smarthost{TLS: "implicit", RetryPeriod: "120h"}},
+			Smarthost: Smarthost{TLS: "implicit", RetryPeriod: "120h", ClaimLease: "5m"}},
 		Spam: Spam{Timeout: "10s", OnError: "accept"},
 		DNS: DNS{
 			Nameservers: []string{"ns1.skydesk.jp", "ns2.skydesk.jp"},

@@ -74,6 +74,7 @@ func TestValidationErrorsNameTheKey(t *testing.T) {
 		{"smtp:\n  smarthost:\n    host: relay.example.net\n    port: 0\n", "smtp.smarthost.port"},
 		{"smtp:\n  postmaster: postmaster\n", "smtp.postmaster"},
 		{"smtp:\n  smarthost:\n    host: relay.example.net\n    port: 465\n    tls: maybe\n", "smtp.smarthost.tls"},
+		{"smtp:\n  smarthost:\n    host: relay.example.net\n    port: 465\n    claim_lease: 0s\n", "smtp.smarthost.claim_lease"},
 		{"spam:\n  rspamd_url: 127.0.0.1:11333\n", "spam.rspamd_url"},
 		{"spam:\n  timeout: 0s\n", "spam.timeout"},
 		{"spam:\n  on_error: reject\n", "spam.on_error"},

@@ -126,6 +126,7 @@ func (c *Config) Validate() error {
 			bad("smtp.smarthost.tls", "%q is not implicit, starttls or none", sh.TLS)
 		}
 		dur("smtp.smarthost.retry_period", sh.RetryPeriod)
+		dur("smtp.smarthost.claim_lease", sh.ClaimLease)
 	}
 
 	if c.Spam.RspamdURL != "" {

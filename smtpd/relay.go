@@ -17,13 +17,15 @@ import (
 	"github.com/skydesk/skydeskd/store"
 )
 
-// Queue is the durable outbound queue (store/queue.go).
+// Queue is the durable outbound queue (store/queue.go), shared by the
+// relays of every node on a shared database: each message is claimed for
+// a lease before it is sent and settled by the claim's holder only
+// (store/queue_claim.go).
 type Queue interface {
-	DueQueue(ctx context.Context, now time.Time, limit int) ([]store.QueuedMessage, error)
+	ClaimQueue(ctx context.Context, now time.Time, holder string, lease time.Duration, limit int) ([]store.QueuedMessage, error)
+	RenewQueueClaim(ctx context.Context, id int64, holder string, lease time.Duration) (bool, error)
+	QueueSettle(ctx context.Context, id int64, holder string, r store.QueueResult) error
 	NextQueueAttempt(ctx context.Context) (time.Time, bool, error)
-	QueueDelivered(ctx context.Context, id int64, rcpts []string) error
-	QueueDeferred(ctx context.Context, id int64, rcpts []string, next time.Time, reason string) error
-	QueueBounced(ctx context.Context, id int64, rcpts []string, to string, dsn []byte) error
 }
 
 var _ Queue = (*store.Store)(nil)
@@ -51,13 +53,27 @@ type RelayOptions struct {
 	DialTimeout time.Duration
 	// SRS, if set, sends the DSN of a forwarded copy (its sender is an
 	// SRS0 address, forward_srs.go) to the forwarding account.
-	SRS    *SRS
-	Logger *slog.Logger
-	Now    func() time.Time
+	SRS *SRS
+	// Worker names this relay as a queue claim's holder; unique among
+	// every relay on the queue (default: host name, process id and a
+	// random part).
+	Worker string
+	// ClaimLease is how long a claimed message stays this relay's
+	// without a renewal (default 5 minutes): the relay renews it every
+	// third of it while sending, and a relay that died holds its message
+	// back from the others this long at most.
+	ClaimLease time.Duration
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // Relay sends queued mail through the smarthost, with retries, backoff and
-// DSN bounces after the retry period. One Relay per queue.
+// DSN bounces after the retry period. Any number of Relays, in one process
+// or on several nodes, can work one queue: each message is claimed by one
+// of them at a time. Delivery is at least once: a relay that dies after
+// the smarthost accepted a message and before recording it leaves the
+// message to be sent again by another once its claim lease ends, so the
+// smarthost may see a duplicate then (never a loss).
 type Relay struct {
 	q    Queue
 	o    RelayOptions
@@ -88,6 +104,12 @@ func NewRelay(q Queue, o RelayOptions) *Relay {
 	}
 	if o.Hostname == "" {
 		o.Hostname = "localhost"
+	}
+	if o.Worker == "" {
+		o.Worker = defaultWorker()
+	}
+	if o.ClaimLease < time.Millisecond {
+		o.ClaimLease = DefaultClaimLease
 	}
 	return &Relay{q: q, o: o, wake: make(chan struct{}, 1)}
 }
@@ -123,10 +145,12 @@ func (r *Relay) Run(ctx context.Context) {
 	}
 }
 
-// RunOnce tries every due message once.
+// RunOnce tries every due message once that no other relay has claimed,
+// claiming one at a time (a message waiting behind a long delivery here
+// stays free for another node's relay).
 func (r *Relay) RunOnce(ctx context.Context) error {
-	for {
-		due, err := r.q.DueQueue(ctx, r.o.Now(), 50)
+	for ctx.Err() == nil {
+		due, err := r.q.ClaimQueue(ctx, r.o.Now(), r.o.Worker, r.o.ClaimLease, 1)
 		if err != nil || len(due) == 0 {
 			return err
 		}
@@ -136,6 +160,7 @@ func (r *Relay) RunOnce(ctx context.Context) error {
 			}
 		}
 	}
+	return nil
 }
 
 // rcptResult is one recipient's outcome.
@@ -149,52 +174,70 @@ func permanent(err error) bool {
 	return errors.As(err, &se) && se.Code >= 500
 }
 
-// attempt sends m once and records every recipient's outcome.
+// attempt sends m once, holding its claim, and settles every recipient's
+// outcome. A claim lost meanwhile (this relay's lease ended and another
+// took the message over) aborts the send and records nothing.
 func (r *Relay) attempt(ctx context.Context, m store.QueuedMessage) error {
-	results := r.send(ctx, m)
-	var done, deferred, failed []string
-	var failedRes []rcptResult
-	reason := ""
-	now := r.o.Now()
-	expired := now.Sub(m.Created) >= r.o.RetryPeriod
-	for _, res := range results {
-		switch {
-		case res.err == nil:
-			done = append(done, res.rcpt)
-		case permanent(res.err) || expired:
-			failed = append(failed, res.rcpt)
-			failedRes = append(failedRes, res)
-		default:
-			deferred = append(deferred, res.rcpt)
-			reason = diagnostic(res.err)
-		}
-	}
 	log := r.o.Logger.With("queue_id", m.ID)
-	if len(done) > 0 {
-		if err := r.q.QueueDelivered(ctx, m.ID, done); err != nil {
-			return err
-		}
-		log.Info("relayed", "rcpts", len(done))
+	sendCtx, release := r.holdClaim(ctx, m.ID, log)
+	results := r.send(sendCtx, m)
+	release()
+	if errors.Is(context.Cause(sendCtx), store.ErrClaimLost) {
+		log.Warn("relay claim lost mid-delivery; another worker has the message")
+		return nil
 	}
-	if len(deferred) > 0 {
+	res, expired := r.outcome(m, results)
+	// Recorded even while shutting down: what the smarthost accepted must
+	// not be sent again.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	if err := r.q.QueueSettle(sctx, m.ID, r.o.Worker, res); errors.Is(err, store.ErrClaimLost) {
+		log.Warn("relay claim lost before the result was recorded; another worker has the message")
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if len(res.Delivered) > 0 {
+		log.Info("relayed", "rcpts", len(res.Delivered))
+	}
+	if len(res.Deferred) > 0 {
+		log.Warn("relay deferred", "rcpts", len(res.Deferred), "reason", res.Reason, "next", res.Next)
+	}
+	if len(res.Bounced) > 0 {
+		log.Warn("relay failed, bounced to sender", "rcpts", len(res.Bounced), "expired", expired)
+	}
+	return nil
+}
+
+// outcome sorts an attempt's results into what QueueSettle records.
+func (r *Relay) outcome(m store.QueuedMessage, results []rcptResult) (res store.QueueResult, expired bool) {
+	var failedRes []rcptResult
+	now := r.o.Now()
+	expired = now.Sub(m.Created) >= r.o.RetryPeriod
+	for _, rr := range results {
+		switch {
+		case rr.err == nil:
+			res.Delivered = append(res.Delivered, rr.rcpt)
+		case permanent(rr.err) || expired:
+			res.Bounced = append(res.Bounced, rr.rcpt)
+			failedRes = append(failedRes, rr)
+		default:
+			res.Deferred = append(res.Deferred, rr.rcpt)
+			res.Reason = diagnostic(rr.err)
+		}
+	}
+	if len(res.Deferred) > 0 {
 		attempts := 0
 		for _, rc := range m.Rcpts {
 			attempts = max(attempts, rc.Attempts)
 		}
-		next := now.Add(r.o.Backoff(attempts + 1))
-		if err := r.q.QueueDeferred(ctx, m.ID, deferred, next, reason); err != nil {
-			return err
-		}
-		log.Warn("relay deferred", "rcpts", len(deferred), "reason", reason, "next", next)
+		res.Next = now.Add(r.o.Backoff(attempts + 1))
 	}
-	if len(failed) > 0 {
-		dsn := buildDSN(r.o.Hostname, m, failedRes, now)
-		if err := r.q.QueueBounced(ctx, m.ID, failed, r.bounceTo(m.From), dsn); err != nil {
-			return err
-		}
-		log.Warn("relay failed, bounced to sender", "rcpts", len(failed), "expired", expired)
+	if len(res.Bounced) > 0 {
+		res.DSN = buildDSN(r.o.Hostname, m, failedRes, now)
+		res.BounceTo = r.bounceTo(m.From)
 	}
-	return nil
+	return res, expired
 }
 
 // bounceTo is where a failed message's DSN goes: its sender, or for a
@@ -229,6 +272,8 @@ func (r *Relay) send(ctx context.Context, m store.QueuedMessage) []rcptResult {
 		return all(errSmarthost)
 	}
 	defer c.Close()
+	// ctx ends when the claim is lost: stop before the final dot if we can.
+	defer context.AfterFunc(ctx, func() { c.Close() })()
 	if err := c.Mail(m.From, mailOptions(c, m)); err != nil {
 		return all(connErr(r.o.Logger, err))
 	}

@@ -27,6 +27,9 @@ type smarthost struct {
 	mu       sync.Mutex
 	received []relayed
 	authed   []string
+	// hold, if set, keeps the reply to each message's final dot back
+	// until it is closed; inData hears when a message waits on it.
+	hold, inData chan struct{}
 }
 
 type relayed struct {
@@ -84,6 +87,13 @@ func (s *smarthostSession) Data(r io.Reader) error {
 	s.h.mu.Lock()
 	s.h.received = append(s.h.received, relayed{s.from, s.rcpts, string(b), s.bodyType})
 	s.h.mu.Unlock()
+	if s.h.hold != nil {
+		select {
+		case s.h.inData <- struct{}{}:
+		default:
+		}
+		<-s.h.hold
+	}
 	return nil
 }
 func (s *smarthostSession) Reset()        { s.from, s.rcpts = "", nil }
@@ -103,12 +113,14 @@ type bounceQueue struct {
 	dsnTo []string
 }
 
-func (q *bounceQueue) QueueBounced(ctx context.Context, id int64, rcpts []string, to string, dsn []byte) error {
-	q.mu.Lock()
-	q.dsns = append(q.dsns, string(dsn))
-	q.dsnTo = append(q.dsnTo, to)
-	q.mu.Unlock()
-	return q.Store.QueueBounced(ctx, id, rcpts, to, dsn)
+func (q *bounceQueue) QueueSettle(ctx context.Context, id int64, holder string, r store.QueueResult) error {
+	if len(r.Bounced) > 0 {
+		q.mu.Lock()
+		q.dsns = append(q.dsns, string(r.DSN))
+		q.dsnTo = append(q.dsnTo, r.BounceTo)
+		q.mu.Unlock()
+	}
+	return q.Store.QueueSettle(ctx, id, holder, r)
 }
 
 type clock struct {
@@ -124,7 +136,10 @@ func (c *clock) add(d time.Duration) {
 }
 
 func startSmarthost(t *testing.T, tlsCfg *tls.Config) (*smarthost, int) {
-	h := &smarthost{}
+	return startSmarthostWith(t, tlsCfg, &smarthost{})
+}
+
+func startSmarthostWith(t *testing.T, tlsCfg *tls.Config, h *smarthost) (*smarthost, int) {
 	srv := smtp.NewServer(h)
 	srv.Domain = "relay.example"
 	srv.ErrorLog = nopLog{}

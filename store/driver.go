@@ -137,14 +137,27 @@ type Deliverer interface {
 	IsLocalDomain(domain string) bool
 }
 
-// Queue is the relay's outbound queue.
+// Queue is the relay's outbound queue, shared by every node's relay on a
+// shared database: a worker claims due messages for a lease, renews it
+// while a delivery takes long and settles each with its outcome, which
+// only the claim's holder can (store/queue_claim.go; delivery is at
+// least once: a worker that dies between the smarthost's reply and
+// QueueSettle leaves the message to be sent again).
 type Queue interface {
+	// ClaimQueue claims up to limit due, unclaimed messages (or ones whose
+	// claim ended) for holder for lease, oldest first; concurrent
+	// claimers never get the same message.
+	ClaimQueue(ctx context.Context, now time.Time, holder string, lease time.Duration, limit int) ([]QueuedMessage, error)
+	// RenewQueueClaim extends holder's claim; ok is false once lost.
+	RenewQueueClaim(ctx context.Context, id int64, holder string, lease time.Duration) (ok bool, err error)
+	// QueueSettle records an attempt's outcome and ends the claim, only
+	// while holder has it (ErrClaimLost otherwise, nothing changed).
+	QueueSettle(ctx context.Context, id int64, holder string, r QueueResult) error
+	// DueQueue only looks: due messages, claimed or not.
 	DueQueue(ctx context.Context, now time.Time, limit int) ([]QueuedMessage, error)
+	// NextQueueAttempt is when a message is next claimable.
 	NextQueueAttempt(ctx context.Context) (t time.Time, ok bool, err error)
 	QueueLen(ctx context.Context) (int, error)
-	QueueDelivered(ctx context.Context, id int64, rcpts []string) error
-	QueueDeferred(ctx context.Context, id int64, rcpts []string, next time.Time, reason string) error
-	QueueBounced(ctx context.Context, id int64, rcpts []string, to string, dsn []byte) error
 }
 
 // Driver is a whole store: every role above, plus the credential storage

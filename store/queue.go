@@ -204,46 +204,31 @@ type QueuedRcpt struct {
 }
 
 // DueQueue returns up to limit messages having a recipient due at now,
-// oldest first, with only their due recipients.
+// oldest first, with only their due recipients, claimed or not: a look
+// at the queue (tests, tools) that claims nothing. The relay uses
+// ClaimQueue.
 func (s *Store) DueQueue(ctx context.Context, now time.Time, limit int) ([]QueuedMessage, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT m.id, m.mail_from, m.created, r.rcpt, r.attempts, r.last_error
-		FROM queue_rcpts r JOIN queue_messages m ON m.id = r.message_id
-		WHERE r.message_id IN (SELECT DISTINCT message_id FROM queue_rcpts WHERE next_attempt <= ? ORDER BY message_id LIMIT ?)
-		AND r.next_attempt <= ? ORDER BY m.id, r.rcpt`, now.UnixNano(), limit, now.UnixNano())
+	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT message_id FROM queue_rcpts WHERE next_attempt <= ?
+		ORDER BY message_id LIMIT ?`, now.UnixNano(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("reading queue: %w", err)
 	}
-	defer rows.Close()
-	var out []QueuedMessage
-	for rows.Next() {
-		var id, created int64
-		var from string
-		var r QueuedRcpt
-		if err := rows.Scan(&id, &from, &created, &r.Address, &r.Attempts, &r.LastError); err != nil {
-			return nil, fmt.Errorf("reading queue: %w", err)
-		}
-		if len(out) == 0 || out[len(out)-1].ID != id {
-			out = append(out, QueuedMessage{ID: id, From: from, Created: time.Unix(0, created)})
-		}
-		m := &out[len(out)-1]
-		m.Rcpts = append(m.Rcpts, r)
-	}
-	if err := rows.Err(); err != nil {
+	ids, err := scanIDs(rows)
+	if err != nil {
 		return nil, fmt.Errorf("reading queue: %w", err)
 	}
-	for i := range out {
-		if err := s.r.QueryRowContext(ctx, `SELECT body FROM queue_messages WHERE id = ?`, out[i].ID).Scan(&out[i].Body); err != nil {
-			return nil, fmt.Errorf("reading queued body: %w", err)
-		}
-	}
-	return out, nil
+	return readQueued(ctx, s.r, ids, now)
 }
 
-// NextQueueAttempt returns when the earliest queued recipient is due; ok is
-// false for an empty queue.
+// NextQueueAttempt returns when a queued message is next claimable: the
+// earliest time a recipient is due and the message's claim (if any) has
+// ended; ok is false for an empty queue. A message claimed by a worker
+// that died counts from its claim's end, so a relay sleeping until then
+// takes it over on time.
 func (s *Store) NextQueueAttempt(ctx context.Context) (t time.Time, ok bool, err error) {
 	var next sql.NullInt64
-	if err := s.r.QueryRowContext(ctx, `SELECT min(next_attempt) FROM queue_rcpts`).Scan(&next); err != nil {
+	if err := s.r.QueryRowContext(ctx, `SELECT min(max(r.next_attempt, coalesce(m.claim_until, 0)))
+		FROM queue_rcpts r JOIN queue_messages m ON m.id = r.message_id`).Scan(&next); err != nil {
 		return time.Time{}, false, fmt.Errorf("reading queue: %w", err)
 	}
 	if !next.Valid {
@@ -257,47 +242,6 @@ func (s *Store) QueueLen(ctx context.Context) (int, error) {
 	var n int
 	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM queue_rcpts`).Scan(&n)
 	return n, err
-}
-
-// QueueDelivered removes recipients the smarthost accepted.
-func (s *Store) QueueDelivered(ctx context.Context, id int64, rcpts []string) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error { return dropRcpts(ctx, tx, id, rcpts) })
-}
-
-// QueueDeferred records a temporary failure: the recipients are tried
-// again at next.
-func (s *Store) QueueDeferred(ctx context.Context, id int64, rcpts []string, next time.Time, reason string) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, r := range rcpts {
-			if _, err := tx.ExecContext(ctx, `UPDATE queue_rcpts SET attempts = attempts + 1, next_attempt = ?, last_error = ?
-				WHERE message_id = ? AND rcpt = ?`, next.UnixNano(), reason, id, r); err != nil {
-				return fmt.Errorf("deferring: %w", err)
-			}
-		}
-		return nil
-	})
-}
-
-// QueueBounced removes failed recipients and, in the same transaction,
-// delivers the delivery status notification dsn to the sender's mailbox
-// (senders are always local: only authenticated submission queues mail).
-// A nil dsn, or a sender whose account is gone, drops the bounce.
-func (s *Store) QueueBounced(ctx context.Context, id int64, rcpts []string, to string, dsn []byte) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := dropRcpts(ctx, tx, id, rcpts); err != nil {
-			return err
-		}
-		if dsn == nil || to == "" {
-			return nil
-		}
-		// A bounce is delivered even to a full mailbox: it reports the
-		// sender's own mail and is small.
-		_, err := s.insertMessage(ctx, tx, to, BytesBody(dsn), false, false, s.now().UnixNano())
-		if errors.Is(err, ErrNotFound) {
-			return nil
-		}
-		return err
-	})
 }
 
 func dropRcpts(ctx context.Context, tx *sql.Tx, id int64, rcpts []string) error {

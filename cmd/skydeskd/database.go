@@ -22,6 +22,11 @@ type storeDriver interface {
 	WatchDomains(ctx context.Context, interval time.Duration, onErr func(error))
 	// CertBackend is the driver's certificate storage (ACME).
 	CertBackend() certs.Backend
+	// OnQueueChanged registers f (the relay's Wake) to run when mail was
+	// queued by another node (PostgreSQL: NOTIFY, heard while
+	// WatchDomains runs); SQLite: nothing, the accepting session wakes
+	// its own relay.
+	OnQueueChanged(f func())
 }
 
 // sqliteDriver and postgresDriver adapt the drivers' certificate storage

@@ -87,6 +87,10 @@ func (a *app) smtpRelay() (*smtpd.Relay, error) {
 	if err != nil {
 		return nil, err // Validate already refused it
 	}
+	lease, err := time.ParseDuration(sh.ClaimLease)
+	if err != nil {
+		return nil, err // Validate already refused it
+	}
 	if sh.TLS == "none" && sh.Username != "" && !loopbackHost(sh.Host) {
 		return nil, errors.New("smtp.smarthost: tls none with a username would send the password in clear; use implicit or starttls")
 	}
@@ -99,9 +103,17 @@ func (a *app) smtpRelay() (*smtpd.Relay, error) {
 	a.relay = smtpd.NewRelay(a.store, smtpd.RelayOptions{
 		Host: sh.Host, Port: sh.Port, TLS: sh.TLS, Username: sh.Username, Password: sh.Password,
 		RetryPeriod: period, Hostname: a.cfg.SMTP.Hostname, Logger: a.log.With("service", "smtp-relay"), SRS: a.srs,
+		ClaimLease: lease,
 	})
+	// Every node's relay works the shared queue: mail queued on another
+	// node wakes this one (PostgreSQL LISTEN/NOTIFY), not its poll timer.
+	a.store.OnQueueChanged(a.relay.Wake)
 	return a.relay, nil
 }
+
+// OnQueueChanged: one SQLite file is one node, whose accepting session
+// wakes its relay itself.
+func (sqliteDriver) OnQueueChanged(func()) {}
 
 // checkPostmaster warns once at start when the MX would refuse mail for
 // postmaster@ every local domain without a postmaster account of its own,

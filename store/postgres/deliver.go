@@ -132,6 +132,9 @@ func queueTx(ctx context.Context, tx pgx.Tx, from string, header []byte, body st
 			return 0, fmt.Errorf("queueing recipient: %w", err)
 		}
 	}
+	if err := notifyQueued(ctx, tx); err != nil {
+		return 0, err
+	}
 	return queueID, nil
 }
 

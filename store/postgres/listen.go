@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,9 +34,12 @@ const (
 // dedicated connection LISTENs to domainsChannel and refreshes on each
 // NOTIFY, so a domain added on another node (or by an admin command) is
 // answered here within the notification's delivery time; interval is the
-// safety-net poll beside it (SafetyPollInterval). A lost connection is
-// reported to onErr and reconnected with backoff; each (re)connection
-// refreshes once after LISTEN, so nothing committed meanwhile is missed.
+// safety-net poll beside it (SafetyPollInterval). The same connection
+// LISTENs to queueChannel and runs the OnQueueChanged hooks on each of its
+// notifications (one connection, dispatched by channel). A lost
+// connection is reported to onErr and reconnected with backoff; each
+// (re)connection refreshes once and runs the queue hooks once after
+// LISTEN, so nothing committed meanwhile is missed.
 func (s *Store) WatchDomains(ctx context.Context, interval time.Duration, onErr func(error)) {
 	go store.PollDomains(ctx, s, interval, onErr)
 	report := func(err error) {
@@ -64,8 +68,8 @@ func (s *Store) WatchDomains(ctx context.Context, interval time.Duration, onErr 
 	}
 }
 
-// listenDomains runs one listening connection until it fails or ctx
-// ends; connected reports whether LISTEN succeeded.
+// listenDomains runs one listening connection, for every channel, until
+// it fails or ctx ends; connected reports whether LISTEN succeeded.
 func (s *Store) listenDomains(ctx context.Context, report func(error)) (connected bool, err error) {
 	cfg := s.pool.Config().ConnConfig.Copy()
 	cfg.RuntimeParams["application_name"] = ListenerName
@@ -74,17 +78,57 @@ func (s *Store) listenDomains(ctx context.Context, report func(error)) (connecte
 		return false, fmt.Errorf("domain listener: connecting: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+domainsChannel); err != nil {
-		return false, fmt.Errorf("domain listener: LISTEN: %w", err)
+	handlers := map[string]func(){
+		domainsChannel: func() {
+			if _, err := s.RefreshDomains(ctx); err != nil {
+				report(err)
+			}
+		},
+		queueChannel: s.listen.queueChanged,
+	}
+	for ch := range handlers {
+		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
+			return false, fmt.Errorf("domain listener: LISTEN %s: %w", ch, err)
+		}
+	}
+	// Catch up after LISTEN (a change committed before it sent no
+	// notification this connection hears), then follow each NOTIFY.
+	for _, h := range handlers {
+		h()
 	}
 	for {
-		// Refresh after LISTEN (a change committed before it sent no
-		// notification this connection hears) and after each NOTIFY.
-		if _, err := s.RefreshDomains(ctx); err != nil {
-			report(err)
-		}
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
 			return true, fmt.Errorf("domain listener: %w", err)
 		}
+		if h := handlers[n.Channel]; h != nil {
+			h()
+		}
+	}
+}
+
+// listenHooks are the functions run on notifications of channels other
+// than the domain list's (whose handler refreshes the snapshot).
+type listenHooks struct {
+	mu    sync.Mutex
+	queue []func()
+}
+
+// OnQueueChanged registers f to run when mail was queued on any node (a
+// NOTIFY on queueChannel, sent by the queueing transaction's commit) and
+// after each (re)connection of the listener, which may have missed some;
+// WatchDomains runs the listener. f must not block (a relay's Wake).
+func (s *Store) OnQueueChanged(f func()) {
+	s.listen.mu.Lock()
+	defer s.listen.mu.Unlock()
+	s.listen.queue = append(s.listen.queue, f)
+}
+
+func (h *listenHooks) queueChanged() {
+	h.mu.Lock()
+	fs := h.queue
+	h.mu.Unlock()
+	for _, f := range fs {
+		f()
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/skydesk/skydeskd/store"
 	"github.com/skydesk/skydeskd/store/postgres"
 	"github.com/skydesk/skydeskd/store/postgres/pgtest"
 )
@@ -83,4 +84,33 @@ func TestWatchDomains_notify(t *testing.T) {
 	}
 	// Heard by the new connection.
 	waitFor("add on the new connection", "example.org", true, add("example.org"), time.Second)
+}
+
+// Mail queued through one node wakes the other's OnQueueChanged hooks by
+// NOTIFY on the same listening connection as the domain changes, within a
+// second (the relay's Wake in serve).
+func TestWatchDomains_queueNotify(t *testing.T) {
+	url := pgtest.URL(t)
+	a, b := open(t, url), open(t, url)
+	woke := make(chan struct{}, 16)
+	b.OnQueueChanged(func() { woke <- struct{}{} })
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); b.WatchDomains(ctx, time.Hour, nil) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-woke: // the catch-up run after LISTEN
+	case <-time.After(10 * time.Second):
+		t.Fatal("the queue hooks did not run after LISTEN")
+	}
+	start := time.Now()
+	if _, _, err := a.Accept(t.Context(), store.Accepted{Body: []byte("x"), From: "taro@skydesk.jp", Remote: []string{"far@example.org"}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-woke:
+		t.Logf("node B woken %v after node A began queueing", time.Since(start))
+	case <-time.After(time.Second):
+		t.Fatal("node B's queue hook did not run within 1 s of mail queued on node A")
+	}
 }

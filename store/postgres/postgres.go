@@ -53,6 +53,7 @@ type Store struct {
 	refreshMu        sync.Mutex
 	onDomainsChanged []func()
 	obKey            store.OnboardingKey
+	listen           listenHooks // listen.go
 }
 
 var _ store.Driver = (*Store)(nil)

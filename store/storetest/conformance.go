@@ -39,6 +39,8 @@ func Run(t *testing.T, open Opener) {
 		{"Accept", testAccept},
 		{"AcceptBatch", testAcceptBatch},
 		{"Queue", testQueue},
+		{"QueueClaims", testQueueClaims},
+		{"QueueClaimRace", testQueueClaimRace},
 		{"Sessions", testSessions},
 		{"ChunkedBodies", testChunkedBodies},
 		{"Quota", testQuota},

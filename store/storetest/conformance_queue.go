@@ -98,27 +98,48 @@ func testQueue(t *testing.T, d store.Driver) {
 		string(due[0].Body) != "Subject: x\r\n\r\nbody\r\n" || due[0].Created.IsZero() {
 		t.Fatalf("DueQueue = %+v, %v", due, err)
 	}
+	// DueQueue only looks; the relay claims, settles, and claims again.
+	const holder, lease = "node1/relay", time.Minute
+	claim := func(at time.Time) []store.QueuedMessage {
+		t.Helper()
+		got, err := d.ClaimQueue(ctx, at, holder, lease, 10)
+		if err != nil {
+			t.Fatalf("ClaimQueue: %v", err)
+		}
+		return got
+	}
+	if due := claim(time.Now().Add(time.Second)); len(due) != 1 || due[0].ID != qid || len(due[0].Rcpts) != 2 || string(due[0].Body) != "Subject: x\r\n\r\nbody\r\n" {
+		t.Fatalf("ClaimQueue = %+v", due)
+	}
 	later := time.Now().Add(time.Hour)
-	if err := d.QueueDeferred(ctx, qid, []string{"a@example.org"}, later, "451 busy"); err != nil {
+	if err := d.QueueSettle(ctx, qid, holder, store.QueueResult{Deferred: []string{"a@example.org"}, Next: later, Reason: "451 busy"}); err != nil {
 		t.Fatal(err)
 	}
-	due, _ = d.DueQueue(ctx, time.Now().Add(time.Second), 10)
+	if next, ok, err := d.NextQueueAttempt(ctx); !ok || err != nil || time.Until(next) > time.Second {
+		t.Errorf("NextQueueAttempt = %v, %v, %v; want b@ due now", next, ok, err)
+	}
+	due = claim(time.Now().Add(time.Second))
 	if len(due) != 1 || len(due[0].Rcpts) != 1 || due[0].Rcpts[0].Address != "b@example.org" {
 		t.Fatalf("after deferring a@: %+v", due)
 	}
-	due, _ = d.DueQueue(ctx, later.Add(time.Second), 10)
-	if len(due) != 1 || len(due[0].Rcpts) != 2 {
-		t.Fatalf("DueQueue after the retry time: %+v", due)
-	}
-	for _, r := range due[0].Rcpts {
-		if r.Address == "a@example.org" && (r.Attempts != 1 || r.LastError != "451 busy") {
-			t.Errorf("deferred recipient %+v: want 1 attempt, the last error", r)
-		}
-	}
-	if err := d.QueueDelivered(ctx, qid, []string{"b@example.org"}); err != nil {
+	if err := d.QueueSettle(ctx, qid, holder, store.QueueResult{Delivered: []string{"b@example.org"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.QueueBounced(ctx, qid, []string{"a@example.org"}, "taro@skydesk.jp", []byte("Subject: bounce\n\nx\n")); err != nil {
+	if next, ok, err := d.NextQueueAttempt(ctx); !ok || err != nil || next.Sub(later).Abs() > time.Millisecond {
+		t.Errorf("NextQueueAttempt = %v, %v, %v; want a@'s retry time %v", next, ok, err, later)
+	}
+	if due := claim(time.Now().Add(time.Second)); len(due) != 0 {
+		t.Fatalf("claimed %+v before the retry time", due)
+	}
+	due = claim(later.Add(time.Second))
+	if len(due) != 1 || len(due[0].Rcpts) != 1 {
+		t.Fatalf("ClaimQueue after the retry time: %+v", due)
+	}
+	if r := due[0].Rcpts[0]; r.Address != "a@example.org" || r.Attempts != 1 || r.LastError != "451 busy" {
+		t.Errorf("deferred recipient %+v: want 1 attempt, the last error", r)
+	}
+	if err := d.QueueSettle(ctx, qid, holder, store.QueueResult{Bounced: []string{"a@example.org"},
+		BounceTo: "taro@skydesk.jp", DSN: []byte("Subject: bounce\n\nx\n")}); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := d.QueueLen(ctx); n != 0 {
@@ -134,7 +155,11 @@ func testQueue(t *testing.T, d store.Driver) {
 	}
 	// A bounce to a sender whose account is gone is dropped, not an error.
 	_, qid, _ = d.Accept(ctx, store.Accepted{Body: []byte("x"), From: "taro@skydesk.jp", Remote: []string{"c@example.org"}})
-	if err := d.QueueBounced(ctx, qid, []string{"c@example.org"}, "gone@skydesk.jp", []byte("x")); err != nil {
+	claim(time.Now().Add(time.Second))
+	if err := d.QueueSettle(ctx, qid, holder, store.QueueResult{Bounced: []string{"c@example.org"}, BounceTo: "gone@skydesk.jp", DSN: []byte("x")}); err != nil {
 		t.Fatal(err)
+	}
+	if n, _ := d.QueueLen(ctx); n != 0 {
+		t.Fatalf("queue has %d entries after the dropped bounce", n)
 	}
 }
