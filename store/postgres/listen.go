@@ -45,7 +45,7 @@ func (s *Store) WatchDomains(ctx context.Context, interval time.Duration, onErr 
 	}
 	backoff := listenBackoffMin
 	for ctx.Err() == nil {
-		connected, err := s.listenDomains(ctx, report)
+		connected, err := s.listenDomains(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -65,8 +65,8 @@ func (s *Store) WatchDomains(ctx context.Context, interval time.Duration, onErr 
 }
 
 // listenDomains runs one listening connection until it fails or ctx
-// ends; connected reports whether LISTEN succeeded.
-func (s *Store) listenDomains(ctx context.Context, report func(error)) (connected bool, err error) {
+// ends; connected reports whether it got in sync (LISTEN, then a refresh).
+func (s *Store) listenDomains(ctx context.Context) (connected bool, err error) {
 	cfg := s.pool.Config().ConnConfig.Copy()
 	cfg.RuntimeParams["application_name"] = ListenerName
 	conn, err := pgx.ConnectConfig(ctx, cfg)
@@ -79,9 +79,12 @@ func (s *Store) listenDomains(ctx context.Context, report func(error)) (connecte
 	}
 	for {
 		// Refresh after LISTEN (a change committed before it sent no
-		// notification this connection hears) and after each NOTIFY.
+		// notification this connection hears) and after each NOTIFY. A
+		// failed one (the pool still on a restarted server's dead
+		// connections) is retried by reconnecting: waiting here could
+		// miss that change until the safety-net poll.
 		if _, err := s.RefreshDomains(ctx); err != nil {
-			report(err)
+			return false, err
 		}
 		if _, err := conn.WaitForNotification(ctx); err != nil {
 			return true, fmt.Errorf("domain listener: %w", err)
