@@ -52,13 +52,17 @@ type OutageLog struct {
 	mu      sync.Mutex
 	last    time.Time
 	dropped int
+	now     func() time.Time // nil: time.Now (tests set it)
 }
 
 // Warn logs err (an IsUnavailable error met while doing what) unless a
 // line was written less than OutageLogInterval ago.
 func (o *OutageLog) Warn(log *slog.Logger, what string, err error) {
-	now := time.Now()
 	o.mu.Lock()
+	now := time.Now()
+	if o.now != nil {
+		now = o.now()
+	}
 	if !o.last.IsZero() && now.Sub(o.last) < OutageLogInterval {
 		o.dropped++
 		o.mu.Unlock()
