@@ -22,6 +22,12 @@
 // keeps a snapshot of the hosted domains, refreshed when another node's
 // change arrives by LISTEN/NOTIFY (listen.go). Still per process: the
 // login throttle and cache.
+//
+// A database that cannot be used (refused, restarting, a broken
+// connection, no answer within QueryTimeout) fails each call with an
+// error that errors.Is store.ErrUnavailable (errors.go), which the
+// protocols answer as temporary; the pool reconnects by itself at the
+// first query after the database returns.
 package postgres
 
 import (
