@@ -212,14 +212,16 @@ func (c *Conn) login(user, pass string) bool {
 		return c.failed()
 	}
 	if err := c.sess.Login(c.ctx, user, pass); err != nil {
-		if pe, ok := wireError(err); ok {
+		pe, ok := wireError(err)
+		if ok && pe.Code != "SYS/TEMP" {
 			// One line per refusal for operators (fail2ban and the like);
 			// never the password.
 			c.log.Info("login refused", "user", user, "code", pe.Code, "tls", c.tls)
 		}
 		c.reply(err)
-		if errors.Is(err, ErrInUse) {
-			// Not a credential failure: the client may retry.
+		if errors.Is(err, ErrInUse) || pe.Code == "SYS/TEMP" {
+			// Not a credential failure (the maildrop is locked, or the
+			// server is in trouble, RFC 3206 §4): the client may retry.
 			return true
 		}
 		return c.failed()

@@ -30,7 +30,7 @@ func (p *session) Open(ctx context.Context, n int) (io.ReadCloser, error) {
 	b, err := readBody(ctx, p.st, p.account, id, 0, size, (*buf)[:0])
 	if err != nil {
 		bodyPool.Put(buf)
-		return nil, err
+		return nil, p.b.temp("reading a message", err)
 	}
 	*buf = b
 	return &pooledBody{Reader: bytes.NewReader(b), buf: buf}, nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/skydesk/skydeskd/popd"
+	"github.com/skydesk/skydeskd/store"
 )
 
 // DefaultLeaseTTL is Options.LeaseTTL unless set: a node that dies keeps
@@ -75,6 +76,8 @@ func (b *Backend) renew(ctx context.Context, r *renewer, accountID int64, holder
 		ok, err := b.opts.Leases.RenewLease(cctx, accountID, holder, ttl)
 		cancel()
 		switch {
+		case store.IsUnavailable(err) && ctx.Err() == nil:
+			b.outage.Warn(b.opts.Logger, "renewing maildrop leases", err)
 		case err != nil && ctx.Err() == nil:
 			b.opts.Logger.Warn("renewing maildrop lease", "account", accountID, "err", err)
 		case err == nil && !ok:
@@ -96,5 +99,43 @@ func (b *Backend) release(accountID int64, holder string, r *renewer) error {
 	b.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 	defer cancel()
-	return b.opts.Leases.ReleaseLease(ctx, accountID, holder)
+	err := b.opts.Leases.ReleaseLease(ctx, accountID, holder)
+	if store.IsUnavailable(err) {
+		b.outage.Warn(b.opts.Logger, "releasing the maildrop lease", err)
+		go b.releaseLater(accountID, holder)
+		return nil
+	}
+	return err
+}
+
+// Retries of a lease release the database refused.
+const (
+	releaseRetryMin = 100 * time.Millisecond
+	releaseRetryMax = 2 * time.Second
+)
+
+// releaseLater gives up a lease once the database is back, so the
+// account's first login after an outage is not answered IN-USE until the
+// lease runs out. It stops when the release is done or refused for
+// another reason, or after LeaseTTL, when the lease has expired anyway
+// (the last renewal was no later than the release).
+func (b *Backend) releaseLater(accountID int64, holder string) {
+	end := time.Now().Add(b.opts.LeaseTTL)
+	wait := releaseRetryMin
+	for {
+		if time.Now().Add(wait).After(end) {
+			return
+		}
+		time.Sleep(wait) // the backoff between retries, not synchronisation
+		ctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
+		err := b.opts.Leases.ReleaseLease(ctx, accountID, holder)
+		cancel()
+		if !store.IsUnavailable(err) {
+			if err != nil {
+				b.opts.Logger.Warn("releasing the maildrop lease after an outage", "account", accountID, "err", err)
+			}
+			return
+		}
+		wait = min(2*wait, releaseRetryMax)
+	}
 }

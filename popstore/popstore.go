@@ -71,6 +71,8 @@ type Backend struct {
 
 	mu   sync.Mutex
 	held map[int64]int // sessions of this process holding each account's lease
+
+	outage store.OutageLog
 }
 
 var _ popd.Backend = (*Backend)(nil)
@@ -152,11 +154,11 @@ func (p *session) Login(ctx context.Context, username, password string) error {
 		if errors.As(err, &ae) {
 			return authError(ae)
 		}
-		return fmt.Errorf("POP3 login: %w", err)
+		return p.b.temp("POP3 login", fmt.Errorf("POP3 login: %w", err))
 	}
 	st, err := p.st.MaildropSettings(ctx, l.Account.ID)
 	if err != nil {
-		return err
+		return p.b.temp("reading POP settings", err)
 	}
 	if st.Access == store.POPDisabled {
 		return &popd.Error{Code: "SYS/PERM", Text: "POP access is disabled for this account: enable it in the settings " +
@@ -164,7 +166,7 @@ func (p *session) Login(ctx context.Context, username, password string) error {
 	}
 	lease, err := p.b.acquire(ctx, l.Account.ID, p.holder)
 	if err != nil {
-		return err
+		return p.b.temp("taking the maildrop lease", err)
 	}
 	p.account, p.settings, p.lease = l.Account.ID, st, lease
 	return nil
@@ -194,7 +196,7 @@ func authError(ae *store.AuthError) *popd.Error {
 func (p *session) Messages(ctx context.Context) ([]popd.Message, error) {
 	list, err := p.st.ListMaildrop(ctx, p.account, p.settings)
 	if err != nil {
-		return nil, err
+		return nil, p.b.temp("listing the maildrop", err)
 	}
 	out := make([]popd.Message, len(list))
 	p.ids, p.sizes = make([]int64, len(list)), make([]int64, len(list))
@@ -218,7 +220,7 @@ func (p *session) Expunge(ctx context.Context, nums []int) error {
 		// a session that cannot finish as one that applies nothing).
 		return errLeaseLost
 	}
-	return p.st.Expunge(ctx, p.account, ids)
+	return p.b.temp("removing deleted messages", p.st.Expunge(ctx, p.account, ids))
 }
 
 // Retrieved implements popd.RetrievedSession.
@@ -243,6 +245,11 @@ func (p *session) Logout() error {
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	err := p.st.RecordPOPSession(ctx, p.account, ps)
 	cancel()
+	if store.IsUnavailable(err) {
+		// Only the "last POP access" record is lost: no line per session.
+		p.b.outage.Warn(p.b.opts.Logger, "recording the POP session", err)
+		err = nil
+	}
 	if rerr := p.b.release(p.account, p.holder, p.lease); rerr != nil && err == nil {
 		err = rerr
 	} else if err != nil {
@@ -250,4 +257,19 @@ func (p *session) Logout() error {
 	}
 	p.account, p.lease = 0, nil
 	return err
+}
+
+// errUnavailable answers any command the store could not serve because
+// the database is away (store.IsUnavailable): RFC 3206 §4 SYS/TEMP, so
+// the client keeps its password and tries again later.
+var errUnavailable = &popd.Error{Code: "SYS/TEMP", Text: "mail storage is temporarily unavailable, try again shortly"}
+
+// temp returns errUnavailable for an unavailable database, logged at
+// most once in a while (store.OutageLog), and err itself otherwise.
+func (b *Backend) temp(what string, err error) error {
+	if !store.IsUnavailable(err) {
+		return err
+	}
+	b.outage.Warn(b.opts.Logger, what, err)
+	return errUnavailable
 }

@@ -54,6 +54,18 @@ func wrapErr(log *slog.Logger, what string, err error) error {
 	return errTempFail
 }
 
+// storeErr is wrapErr for the store's errors: an unavailable database
+// (store.IsUnavailable) is the same 451 4.3.0 (RFC 3463 §3.5: the sender
+// keeps the message and retries), logged at Warn at most once in a while
+// per server (store.OutageLog) rather than at Error per command.
+func (s *session) storeErr(what string, err error) error {
+	if store.IsUnavailable(err) {
+		s.b.outage.Warn(s.b.log, what, err)
+		return errTempFail
+	}
+	return wrapErr(s.log, what, err)
+}
+
 // authReply renders the store's refusal as an RFC 4954 reply: 535 5.7.8
 // with the store's one wording of the hint (store.AuthError.Hint, shared
 // with POP3), or a temporary 454 4.7.0 while the lock lasts. None of them

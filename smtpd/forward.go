@@ -71,6 +71,10 @@ func (s *session) forwarding(ctx context.Context, m message, spam bool) (local [
 		case errors.Is(err, store.ErrNotFound):
 			local = append(local, box)
 			continue
+		case store.IsUnavailable(err):
+			s.b.outage.Warn(s.b.log, "reading forwarding: kept", err) // storing fails too: 451
+			local = append(local, box)
+			continue
 		case err != nil:
 			s.log.Error("reading forwarding: kept", "mailbox", box, "err", err)
 			local = append(local, box)
@@ -160,7 +164,7 @@ func (s *session) srsMailbox(ctx context.Context, local, domain string) (string,
 	}
 	exists, err := s.b.store.AccountExists(ctx, acct)
 	if err != nil {
-		return "", wrapErr(s.log, "checking recipient", err)
+		return "", s.storeErr("checking recipient", err)
 	}
 	if !exists {
 		s.note("unknown_rcpt")

@@ -119,7 +119,7 @@ func (r *rates) data(addr netip.Addr, n int64) error {
 func (s *session) rcptQuota(ctx context.Context, box string) error {
 	u, err := s.b.store.MailboxUsage(ctx, box)
 	if err != nil {
-		return wrapErr(s.log, "reading quota", err)
+		return s.storeErr("reading quota", err)
 	}
 	if u.Full() {
 		s.log.Info("mailbox full", "rcpt", box, "used", u.Used, "quota", u.Quota)
@@ -137,5 +137,5 @@ func (s *session) acceptErr(err error) error {
 		s.note("over_quota")
 		return errOverQuota
 	}
-	return s.fail(wrapErr(s.log, "storing message", err))
+	return s.fail(s.storeErr("storing message", err))
 }

@@ -56,6 +56,8 @@ type backend struct {
 	postmaster string
 	// rcpt limits the MX's refused recipients; nil on submission.
 	rcpt *rcptLimiter
+	// outage logs the store's unavailability once in a while.
+	outage store.OutageLog
 }
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
@@ -151,8 +153,12 @@ func (s *session) login(username, password string) error {
 		return authReply(ae)
 	}
 	if err != nil {
-		s.log.Error("login", "err", err)
-		return errAuthTemp
+		if store.IsUnavailable(err) {
+			s.b.outage.Warn(s.b.log, "login", err)
+		} else {
+			s.log.Error("login", "err", err)
+		}
+		return errAuthTemp // RFC 4954 §6: 454 4.7.0, try again later
 	}
 	s.user = l.Account.Address
 	s.log = s.log.With("user", s.user)
@@ -258,7 +264,7 @@ func (s *session) rcpt(to string) error {
 func (s *session) mailbox(ctx context.Context, addr, local string) (string, error) {
 	ok, err := s.b.store.AccountExists(ctx, addr)
 	if err != nil {
-		return "", wrapErr(s.log, "checking recipient", err)
+		return "", s.storeErr("checking recipient", err)
 	}
 	if ok {
 		return addr, nil
@@ -271,7 +277,7 @@ func (s *session) mailbox(ctx context.Context, addr, local string) (string, erro
 	}
 	ok, err = s.b.store.AccountExists(ctx, pm)
 	if err != nil {
-		return "", wrapErr(s.log, "checking postmaster account", err)
+		return "", s.storeErr("checking postmaster account", err)
 	}
 	if !ok {
 		// The client gets the plain 550 of any unknown recipient: how

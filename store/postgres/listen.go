@@ -49,7 +49,7 @@ func (s *Store) WatchDomains(ctx context.Context, interval time.Duration, onErr 
 	}
 	backoff := listenBackoffMin
 	for ctx.Err() == nil {
-		connected, err := s.listenDomains(ctx, report)
+		connected, err := s.listenDomains(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -69,8 +69,9 @@ func (s *Store) WatchDomains(ctx context.Context, interval time.Duration, onErr 
 }
 
 // listenDomains runs one listening connection, for every channel, until
-// it fails or ctx ends; connected reports whether LISTEN succeeded.
-func (s *Store) listenDomains(ctx context.Context, report func(error)) (connected bool, err error) {
+// it fails or ctx ends; connected reports whether it got in sync (LISTEN,
+// then a refresh).
+func (s *Store) listenDomains(ctx context.Context) (connected bool, err error) {
 	cfg := s.pool.Config().ConnConfig.Copy()
 	cfg.RuntimeParams["application_name"] = ListenerName
 	conn, err := pgx.ConnectConfig(ctx, cfg)
@@ -78,13 +79,15 @@ func (s *Store) listenDomains(ctx context.Context, report func(error)) (connecte
 		return false, fmt.Errorf("domain listener: connecting: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	handlers := map[string]func(){
-		domainsChannel: func() {
-			if _, err := s.RefreshDomains(ctx); err != nil {
-				report(err)
-			}
+	// A failed refresh (the pool still on a restarted server's dead
+	// connections) is retried by reconnecting: waiting here could miss
+	// that change until the safety-net poll.
+	handlers := map[string]func() error{
+		domainsChannel: func() error {
+			_, err := s.RefreshDomains(ctx)
+			return err
 		},
-		queueChannel: s.listen.queueChanged,
+		queueChannel: func() error { s.listen.queueChanged(); return nil },
 	}
 	for ch := range handlers {
 		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
@@ -94,7 +97,9 @@ func (s *Store) listenDomains(ctx context.Context, report func(error)) (connecte
 	// Catch up after LISTEN (a change committed before it sent no
 	// notification this connection hears), then follow each NOTIFY.
 	for _, h := range handlers {
-		h()
+		if err := h(); err != nil {
+			return false, err
+		}
 	}
 	for {
 		n, err := conn.WaitForNotification(ctx)
@@ -102,7 +107,9 @@ func (s *Store) listenDomains(ctx context.Context, report func(error)) (connecte
 			return true, fmt.Errorf("domain listener: %w", err)
 		}
 		if h := handlers[n.Channel]; h != nil {
-			h()
+			if err := h(); err != nil {
+				return true, err
+			}
 		}
 	}
 }

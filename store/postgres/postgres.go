@@ -22,6 +22,12 @@
 // keeps a snapshot of the hosted domains, refreshed when another node's
 // change arrives by LISTEN/NOTIFY (listen.go). Still per process: the
 // login throttle and cache.
+//
+// A database that cannot be used (refused, restarting, a broken
+// connection, no answer within QueryTimeout) fails each call with an
+// error that errors.Is store.ErrUnavailable (errors.go), which the
+// protocols answer as temporary; the pool reconnects by itself at the
+// first query after the database returns.
 package postgres
 
 import (
@@ -45,7 +51,7 @@ var migrations embed.FS
 
 // Store is the PostgreSQL-backed store. It is safe for concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
+	pool boundedPool // every statement bounded and classified (errors.go)
 	now  func() time.Time
 	opts store.Options
 
@@ -79,11 +85,14 @@ func Open(ctx context.Context, url string, opts store.Options) (*Store, error) {
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = DefaultMaxConns
 	}
+	if !strings.Contains(url, "connect_timeout") {
+		cfg.ConnConfig.ConnectTimeout = connectTimeout
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
+		return nil, fmt.Errorf("connecting to PostgreSQL: %w", classify(err))
 	}
-	s := &Store{pool: pool, now: time.Now, opts: opts}
+	s := &Store{pool: boundedPool{Pool: pool, timeout: QueryTimeout}, now: time.Now, opts: opts}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -101,7 +110,7 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Ping checks that the database answers.
+// Ping checks that the database answers; a failure is store.ErrUnavailable.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("pinging PostgreSQL: %w", err)
@@ -116,7 +125,7 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) migrate(ctx context.Context) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("connecting to PostgreSQL: %w", err)
+		return fmt.Errorf("connecting to PostgreSQL: %w", classify(err))
 	}
 	defer conn.Release()
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(migrationLock)); err != nil {
@@ -176,14 +185,24 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// inTx runs f in a transaction, committing if f returns nil.
+// inTx runs f in a transaction, committing if f returns nil. The
+// transaction, each of its statements included, ends by QueryTimeout
+// (unless ctx ends sooner), and a failure of the database is
+// store.ErrUnavailable.
 func (s *Store) inTx(ctx context.Context, f func(tx pgx.Tx) error) error {
-	tx, err := s.pool.Begin(ctx)
+	ctx, cancel := s.pool.bound(ctx)
+	defer cancel()
+	return classify(s.runTx(ctx, f))
+}
+
+func (s *Store) runTx(ctx context.Context, f func(tx pgx.Tx) error) error {
+	tx, err := s.pool.Pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("beginning transaction: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if err := f(tx); err != nil {
+	deadline, _ := ctx.Deadline() // bound set one
+	if err := f(boundedTx{Tx: tx, deadline: deadline}); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {

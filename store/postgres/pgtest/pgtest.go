@@ -2,6 +2,8 @@
 // into a temporary directory, pg_ctl on a free loopback port with its unix
 // socket in that directory, one database per caller, and the cluster
 // stopped and removed when the test ends. No system service is used.
+// Cluster.Stop and Cluster.Start take the server away and bring it back
+// on the same port and data, for database-outage tests.
 //
 // The binaries are found on PATH or under /usr/lib/postgresql/*/bin
 // (Debian). Without them a test is skipped, except in CI (CI=true), where
@@ -21,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,6 +38,9 @@ type Cluster struct {
 	port int
 	run  []string // prefix that runs a program as the cluster's owner
 	n    atomic.Int64
+
+	mu      sync.Mutex
+	stopped bool // by Stop, until Start
 }
 
 // startTimeout bounds pg_ctl's own readiness wait (pg_ctl -w polls the
@@ -135,22 +141,62 @@ func start(bin string) (*Cluster, error) {
 		if c.port, err = freePort(); err != nil {
 			break
 		}
-		opts := strings.Join([]string{"-c listen_addresses=127.0.0.1", "-c port=" + strconv.Itoa(c.port),
-			"-c unix_socket_directories=" + dir, "-c fsync=off", "-c synchronous_commit=off",
-			"-c full_page_writes=off", "-c max_connections=300"}, " ")
-		var out []byte
-		out, err = c.cmd("pg_ctl", "start", "-w", "-t", strconv.Itoa(int(startTimeout/time.Second)),
-			"-D", c.data(), "-l", c.log(), "-o", opts).CombinedOutput()
-		if err == nil {
+		if err = c.serverStart(); err == nil {
 			return c, nil
 		}
-		err = fmt.Errorf("pg_ctl start: %w: %s; log: %s", err, out, c.logTail())
 		if try == 2 {
 			break
 		}
 	}
 	os.RemoveAll(dir)
 	return nil, err
+}
+
+// serverStart runs the server on c.port and returns once it accepts
+// connections.
+func (c *Cluster) serverStart() error {
+	opts := strings.Join([]string{"-c listen_addresses=127.0.0.1", "-c port=" + strconv.Itoa(c.port),
+		"-c unix_socket_directories=" + c.dir, "-c fsync=off", "-c synchronous_commit=off",
+		"-c full_page_writes=off", "-c max_connections=300"}, " ")
+	out, err := c.cmd("pg_ctl", "start", "-w", "-t", strconv.Itoa(int(startTimeout/time.Second)),
+		"-D", c.data(), "-l", c.log(), "-o", opts).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pg_ctl start: %w: %s; log: %s", err, out, c.logTail())
+	}
+	return nil
+}
+
+// Stop shuts the server down as an operator would (pg_ctl stop -m fast:
+// sessions are ended with SQLSTATE 57P01 and committed work is flushed,
+// so nothing acknowledged is lost even with synchronous_commit off) and
+// keeps the data directory and port for Start: a database outage in a
+// test. It returns once the server has exited.
+func (c *Cluster) Stop(t testing.TB) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		t.Fatal("pgtest: Stop of a stopped cluster")
+	}
+	if out, err := c.cmd("pg_ctl", "stop", "-w", "-m", "fast", "-D", c.data()).CombinedOutput(); err != nil {
+		t.Fatalf("pg_ctl stop: %v: %s", err, out)
+	}
+	c.stopped = true
+}
+
+// Start starts a stopped cluster again on the same port and data
+// directory and returns once it accepts connections.
+func (c *Cluster) Start(t testing.TB) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.stopped {
+		t.Fatal("pgtest: Start of a running cluster")
+	}
+	if err := c.serverStart(); err != nil {
+		t.Fatalf("restarting PostgreSQL on port %d: %v", c.port, err)
+	}
+	c.stopped = false
 }
 
 // runAsPostgres makes the cluster's programs run as the postgres user in
@@ -194,9 +240,13 @@ func (c *Cluster) logTail() string {
 // stop shuts the server down at once (the data is thrown away) and
 // removes the directory.
 func (c *Cluster) stop() error {
-	out, err := c.cmd("pg_ctl", "stop", "-w", "-m", "immediate", "-D", c.data()).CombinedOutput()
-	if err != nil {
-		err = fmt.Errorf("pg_ctl stop: %w: %s", err, out)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var err error
+	if !c.stopped {
+		if out, serr := c.cmd("pg_ctl", "stop", "-w", "-m", "immediate", "-D", c.data()).CombinedOutput(); serr != nil {
+			err = fmt.Errorf("pg_ctl stop: %w: %s", serr, out)
+		}
 	}
 	return errors.Join(err, os.RemoveAll(c.dir))
 }
