@@ -13,6 +13,7 @@ import (
 
 	"github.com/skydesk/skydeskd/internal/connlimit"
 	"github.com/skydesk/skydeskd/internal/httpfront"
+	"github.com/skydesk/skydeskd/store"
 )
 
 // httpServer returns a server with bounded reads and writes.
@@ -40,11 +41,18 @@ func (a *app) opsMux(next http.Handler) http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	ready := a.readiness()
+	// Balancers poll every second or two: one line per OutageLogInterval
+	// during an outage, not one per poll.
+	var quiet store.OutageLog
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 		defer cancel()
 		if err := ready(ctx); err != nil {
-			a.log.Warn("not ready", "err", err)
+			if store.IsUnavailable(err) {
+				quiet.Warn(a.log, "readiness check", err)
+			} else {
+				a.log.Warn("not ready", "err", err)
+			}
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}
