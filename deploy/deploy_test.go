@@ -130,7 +130,7 @@ func TestCompose(t *testing.T) {
 			t.Errorf("%s does not wait for PostgreSQL", n)
 		}
 		addr := s.Networks["backend"].IPv4
-		if got := len(regexp.MustCompile(`(?m)^\s+server \S+ ` + regexp.QuoteMeta(addr) + `:\d+$`).FindAllString(cfg, -1)); got != 7 {
+		if got := len(regexp.MustCompile(`(?m)^\s+server \S+ `+regexp.QuoteMeta(addr)+`:\d+$`).FindAllString(cfg, -1)); got != 7 {
 			t.Errorf("%s (%s) is a server of %d backends, want 7", n, addr, got)
 		}
 	}
