@@ -81,6 +81,11 @@ DNS:
   dns check DOMAIN [--resolver ADDR]
 Certificates (ACME):
   cert list                     name, issuer, not-after, last error
+Moving to PostgreSQL (stop the node first):
+  migrate --from sqlite:PATH --to postgres:URL
+                                copies the SQLite store (file or data directory) into a new
+                                PostgreSQL database, verifies counts and every message's
+                                SHA-256, and refuses a target that holds data
 
 Every command takes --config FILE or --data DIR (default /var/lib/skydeskd).
 `
@@ -129,6 +134,8 @@ func dispatch(ctx context.Context, args []string, e env) error {
 		return cmdDNS(ctx, rest, e)
 	case "cert":
 		return cmdCert(ctx, rest, e)
+	case "migrate":
+		return cmdMigrate(ctx, rest, e)
 	}
 	return usagef("unknown command %q", cmd)
 }
