@@ -18,10 +18,11 @@
 // bodies in bytea, chunked beyond store.ChunkSize, quotas and usage, kept
 // under the account row's lock (quota.go), the relay queue, settings
 // sessions, certificates and their locks, the last POP session, the
-// onboarding records and the POP3 maildrop leases (leases.go). Each node
-// keeps a snapshot of the hosted domains, refreshed when another node's
-// change arrives by LISTEN/NOTIFY (listen.go). Still per process: the
-// login throttle and cache.
+// onboarding records, the POP3 maildrop leases (leases.go) and the
+// failed-login throttle's counts (throttle.go). Each node keeps a
+// snapshot of the hosted domains, refreshed when another node's change
+// arrives by LISTEN/NOTIFY (listen.go). Still per process: the login
+// cache.
 package postgres
 
 import (
