@@ -166,6 +166,6 @@ func (k *throttleKind[K]) failuresOf(key K) int {
 // The three kinds' key spellings: a kind letter, then the key; a
 // prefix's text holds no NUL, so the pair's user part (the rest) is
 // never ambiguous.
-func netKey(p netip.Prefix) string { return "n\x00" + p.String() }
+func netKey(p netip.Prefix) string  { return "n\x00" + p.String() }
 func pairKeyOf(k pairKey) string    { return "p\x00" + k.net.String() + "\x00" + k.user }
 func accountKey(user string) string { return "a\x00" + user }
