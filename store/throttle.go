@@ -13,6 +13,8 @@ import (
 // account across every network. Only the first two ever lock: an
 // attacker's guesses from many addresses lock those addresses, never the
 // account's owner elsewhere. The account count only delays failures.
+// The counts live in the driver's ThrottleCounters: shared by every node
+// on PostgreSQL, in process memory on SQLite (throttle_auth.go).
 type ThrottlePolicy struct {
 	// FreeFailures failed attempts per pair or account cost nothing extra.
 	FreeFailures int

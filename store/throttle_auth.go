@@ -135,11 +135,13 @@ func (t *throttles) fail(ctx context.Context, netw netip.Prefix, pk pairKey) (nP
 	return nPair, nAccount, locked
 }
 
-// succeed forgets the pair's failures after a verified login.
+// succeed forgets the pair's failures after a verified login; the
+// cached logins that follow within cachedClearEvery need not again.
 func (t *throttles) succeed(ctx context.Context, pk pairKey) {
 	keys := []string{t.pair.key(pk)}
 	_ = t.local.ClearThrottle(ctx, keys)
 	if t.shared != nil {
+		t.cleared.Put(keys[0], struct{}{}, cachedClearEvery)
 		t.sharedFailed(ctx, t.shared.ClearThrottle(ctx, keys))
 	}
 }
