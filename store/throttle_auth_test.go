@@ -186,3 +186,32 @@ func BenchmarkLoginFailed(b *testing.B) {
 		}
 	}
 }
+
+// The leaky-bucket arithmetic on buckets another node wrote: a clock a
+// little ahead never makes a level grow, and a lock ended by either
+// clock starts the key afresh.
+func TestBucketRule_otherNodesClocks(t *testing.T) {
+	r := newBucketRule(10, 15*time.Minute, 0, 10, time.Hour) // drains 10 an hour
+	now := time.Unix(1_800_000_000, 0)
+	for _, tc := range []struct {
+		name string
+		b    ThrottleBucket
+		want float64
+	}{
+		{"written an hour ago", ThrottleBucket{Level: 6, At: now.Add(-time.Hour / 2)}, 1},
+		{"written by a clock 2 s ahead", ThrottleBucket{Level: 6, At: now.Add(2 * time.Second)}, 6},
+		{"lock ended", ThrottleBucket{At: now.Add(-time.Hour), Until: now}, 0},
+	} {
+		if got := r.drained(tc.b, now); got.Level != tc.want || got.At.Before(now) {
+			t.Errorf("%s: drained %+v; want level %v, at no earlier than now", tc.name, got, tc.want)
+		}
+	}
+	b, n, locked := r.fail(ThrottleBucket{Level: 8.6, At: now}, now)
+	if n != 10 || !locked || !b.Until.Equal(now.Add(15*time.Minute)) || !b.Expires.Equal(b.Until) || b.Level != 0 {
+		t.Errorf("10th failure: %+v, %d, %v; want locked for 15 minutes, emptied", b, n, locked)
+	}
+	b, n, locked = r.fail(ThrottleBucket{}, now)
+	if n != 1 || locked || !b.Expires.Equal(now.Add(6*time.Minute+time.Second)) {
+		t.Errorf("first failure: %+v, %d, %v; want 1, expiring once drained (6 min) + 1 s", b, n, locked)
+	}
+}

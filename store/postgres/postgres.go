@@ -9,7 +9,8 @@
 //
 // Its schema is embedded (migrations/*.sql), one file per SQLite migration
 // with the same version number, so a version means the same tables on both
-// drivers. Whichever process opens the database first (a node or an admin
+// drivers; 0011 (the shared login throttle) has no SQLite twin, since
+// SQLite counts in process memory. Whichever process opens the database first (a node or an admin
 // command) applies pending migrations under a PostgreSQL advisory lock;
 // the others wait for it and find nothing left to do.
 //
