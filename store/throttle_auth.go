@@ -75,11 +75,14 @@ func (t *throttles) sharedFailed(ctx context.Context, err error) bool {
 	return true
 }
 
-// state reads keys' buckets: shared, or the local copy if shared fails.
+// state reads keys' buckets: shared (kept in the local copy too, so a
+// lock another node set outlasts an outage here), or the local copy if
+// shared fails.
 func (t *throttles) state(ctx context.Context, keys []string) []ThrottleBucket {
 	if t.shared != nil {
 		bs, err := t.shared.ThrottleState(ctx, keys)
-		if !t.sharedFailed(ctx, err) {
+		if !t.sharedFailed(ctx, err) && len(bs) == len(keys) {
+			t.mirror(keys, bs)
 			return bs
 		}
 	}
@@ -98,13 +101,18 @@ func (t *throttles) update(ctx context.Context, keys []string, f func([]Throttle
 			return stored
 		})
 		if !t.sharedFailed(ctx, err) && len(stored) == len(keys) {
-			t.local.mu.Lock()
-			t.local.put(keys, stored)
-			t.local.mu.Unlock()
+			t.mirror(keys, stored)
 			return
 		}
 	}
 	_ = t.local.UpdateThrottle(ctx, now, keys, f) // in memory: never fails
+}
+
+// mirror keeps the shared buckets of keys in the local copy.
+func (t *throttles) mirror(keys []string, bs []ThrottleBucket) {
+	t.local.mu.Lock()
+	t.local.put(keys, bs)
+	t.local.mu.Unlock()
 }
 
 // lockedFor returns how long the client network, or the pair of it and

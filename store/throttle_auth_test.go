@@ -131,6 +131,27 @@ func TestThrottle_sharedCountersDownFallBack(t *testing.T) {
 	}
 }
 
+// A lock another node set, read here once, holds through an outage of
+// the shared counters.
+func TestThrottle_lockSeenHoldsThroughOutage(t *testing.T) {
+	f, c, _ := newSharedFixture(t)
+	other, err := NewAuthenticator(f.s, AuthOptions{Policy: f.a.th.policy, HashParams: TestHashParams, Now: f.clock.now, Counters: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.sleep = f.a.sleep
+	for range 5 {
+		_, _ = other.Login(context.Background(), LoginRequest{Username: "taro@skydesk.jp", Password: "guess", Remote: ip1, Service: ServicePOP3})
+	}
+	if _, err := f.login("taro@skydesk.jp", "right-password", ServicePOP3, ip1); reason(err) != AuthLocked {
+		t.Fatalf("after the other node's 5 failures: %v; want locked", err)
+	}
+	c.down.Store(true)
+	if _, err := f.login("taro@skydesk.jp", "right-password", ServicePOP3, ip1); reason(err) != AuthLocked {
+		t.Fatalf("the same, the counters down: %v; want still locked", err)
+	}
+}
+
 // A cached login clears the pair's shared count at most once a minute:
 // the cached path adds no write per login.
 func TestThrottle_cachedLoginClearsSharedRarely(t *testing.T) {
