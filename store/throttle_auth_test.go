@@ -68,15 +68,22 @@ func newSharedFixture(t *testing.T) (*authFixture, *flakyCounters, *bytes.Buffer
 	return f, c, &logs
 }
 
+// otherNode is a second Authenticator over the same shared counters.
+func (f *authFixture) otherNode(t *testing.T, c ThrottleCounters) *Authenticator {
+	t.Helper()
+	a, err := NewAuthenticator(f.s, AuthOptions{Policy: f.a.th.policy, HashParams: TestHashParams, Now: f.clock.now, Counters: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.sleep = f.a.sleep
+	return a
+}
+
 // The shared counts are what the Authenticator reads and writes: a
 // failure recorded there by another node counts here.
 func TestThrottle_sharedCountsAreRead(t *testing.T) {
 	f, c, _ := newSharedFixture(t)
-	other, err := NewAuthenticator(f.s, AuthOptions{Policy: f.a.th.policy, HashParams: TestHashParams, Now: f.clock.now, Counters: c})
-	if err != nil {
-		t.Fatal(err)
-	}
-	other.sleep = f.a.sleep
+	other := f.otherNode(t, c)
 	for range 4 {
 		_, err := other.Login(context.Background(), LoginRequest{Username: "taro@skydesk.jp", Password: "guess", Remote: ip1, Service: ServicePOP3})
 		if reason(err) != AuthBadCredentials {
@@ -135,11 +142,7 @@ func TestThrottle_sharedCountersDownFallBack(t *testing.T) {
 // the shared counters.
 func TestThrottle_lockSeenHoldsThroughOutage(t *testing.T) {
 	f, c, _ := newSharedFixture(t)
-	other, err := NewAuthenticator(f.s, AuthOptions{Policy: f.a.th.policy, HashParams: TestHashParams, Now: f.clock.now, Counters: c})
-	if err != nil {
-		t.Fatal(err)
-	}
-	other.sleep = f.a.sleep
+	other := f.otherNode(t, c)
 	for range 5 {
 		_, _ = other.Login(context.Background(), LoginRequest{Username: "taro@skydesk.jp", Password: "guess", Remote: ip1, Service: ServicePOP3})
 	}
