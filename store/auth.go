@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"time"
@@ -106,6 +107,13 @@ type AuthOptions struct {
 	// account's normalised address (onboarding figures: a first login
 	// after a discovery). It runs before Login returns; keep it cheap.
 	LoggedIn func(svc Service, address string)
+	// Counters store the throttle's counts; nil means the Credentials'
+	// own if they implement ThrottleCounters (every Driver does), else
+	// process memory.
+	Counters ThrottleCounters
+	// Logger is told when shared counters fail and the throttle counts in
+	// process memory meanwhile (once per outage); nil discards.
+	Logger *slog.Logger
 }
 
 // NewAuthenticator returns the credential checker for this store, with
@@ -128,8 +136,14 @@ func NewAuthenticator(c Credentials, o AuthOptions) (*Authenticator, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Counters == nil {
+		o.Counters, _ = c.(ThrottleCounters)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 	a := &Authenticator{
-		c: c, now: o.Now, url: o.SettingsURL, th: newThrottles(o.Policy, o.Now),
+		c: c, now: o.Now, url: o.SettingsURL, th: newThrottles(o.Policy, o.Now, o.Counters, o.Logger),
 		ttl: CacheTTL, cache: cache.New[[32]byte, cacheEntry](maxCacheEntries, o.Now), observe: o.Observe, in: o.LoggedIn,
 		sleep: func(ctx context.Context, d time.Duration) error {
 			t := time.NewTimer(d)
@@ -194,12 +208,12 @@ func (a *Authenticator) Login(ctx context.Context, req LoginRequest) (Login, err
 	ck := a.cacheKey(req.Service, userKey, req.Password)
 	if useCache {
 		if l, ok := a.cached(ctx, ck, row); ok {
-			a.th.pair.succeed(pairKey{netw, userKey})
+			a.th.succeedCached(ctx, pairKey{netw, userKey})
 			a.succeeded(req.Service, l)
 			return l, nil
 		}
 	}
-	if e := a.lockedOut(req.Service, netw, userKey); e != nil {
+	if e := a.lockedOut(ctx, req.Service, netw, userKey); e != nil {
 		return Login{}, e
 	}
 	if !found {
@@ -217,7 +231,7 @@ func (a *Authenticator) Login(ctx context.Context, req LoginRequest) (Login, err
 	if err != nil {
 		return Login{}, err
 	}
-	a.th.pair.succeed(pairKey{netw, userKey})
+	a.th.succeed(ctx, pairKey{netw, userKey})
 	if useCache {
 		a.remember(ck, row, login.AppPassword)
 	}
@@ -373,8 +387,8 @@ func (a *Authenticator) verifyTOTP(ctx context.Context, req LoginRequest, row Cr
 
 // lockedOut refuses an attempt while its client network, or the pair of
 // that network and the account, is locked.
-func (a *Authenticator) lockedOut(svc Service, netw netip.Prefix, userKey string) *AuthError {
-	d := max(a.th.net.locked(netw), a.th.pair.locked(pairKey{netw, userKey}))
+func (a *Authenticator) lockedOut(ctx context.Context, svc Service, netw netip.Prefix, userKey string) *AuthError {
+	d := a.th.lockedFor(ctx, netw, pairKey{netw, userKey})
 	if d > 0 {
 		a.note(svc, "locked")
 		return &AuthError{Reason: AuthLocked, RetryAfter: d, SettingsURL: a.url}
@@ -390,10 +404,8 @@ func (a *Authenticator) lockedOut(svc Service, netw netip.Prefix, userKey string
 func (a *Authenticator) failed(ctx context.Context, req LoginRequest, netw netip.Prefix, userKey string, e *AuthError) error {
 	e.SettingsURL = a.url
 	a.note(req.Service, reasonLabel(e.Reason))
-	_, locked := a.th.net.fail(netw)
-	n, locked2 := a.th.pair.fail(pairKey{netw, userKey})
-	n2, _ := a.th.account.fail(userKey)
-	if locked || locked2 {
+	n, n2, locked := a.th.fail(ctx, netw, pairKey{netw, userKey})
+	if locked {
 		// The lock slows what follows; this answer need not wait.
 		a.note(req.Service, "lock_engaged")
 		return e

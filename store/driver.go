@@ -120,6 +120,28 @@ type Onboarding interface {
 	OnboardingStats(ctx context.Context, since, now time.Time) ([]OnboardingCount, error)
 }
 
+// ThrottleCounters store the failed-login throttle's leaky buckets
+// (ThrottleBucket) by key; the Authenticator does the arithmetic
+// (throttle.go), so every driver counts alike. A driver shared by several
+// nodes makes failures on any node add up to one count: keys are stored
+// as keyed hashes (OnboardingKey.ThrottleKeyHash), never as raw
+// addresses, and rows past their Expires are deleted as others are
+// written, so their number stays bounded. The SQLite driver keeps them in
+// process memory (MemoryCounters).
+type ThrottleCounters interface {
+	// ThrottleState reads keys' buckets, in the order of keys; a key
+	// without one reads as the zero bucket.
+	ThrottleState(ctx context.Context, keys []string) ([]ThrottleBucket, error)
+	// UpdateThrottle reads keys' buckets, passes them to update and stores
+	// what it returns (one per key, in order), as one atomic step: no
+	// other update of these keys, on any node, comes between the read and
+	// the write. update is pure and is called once per successful call.
+	// now is the caller's clock, for the deletion of expired rows.
+	UpdateThrottle(ctx context.Context, now time.Time, keys []string, update func([]ThrottleBucket) []ThrottleBucket) error
+	// ClearThrottle forgets keys' buckets (a successful login).
+	ClearThrottle(ctx context.Context, keys []string) error
+}
+
 // Deliverer stores incoming mail (SMTP, `skydeskd deliver`). A message
 // given as a Body (Delivery.Stream, Accepted.Stream) is written in pieces
 // of at most ChunkSize and read back the same way by AppendBody, so no
@@ -162,7 +184,8 @@ type Queue interface {
 
 // Driver is a whole store: every role above, plus the credential storage
 // the Authenticator works over, the settings screen's sessions
-// (sessions.go) and the POP3 maildrop leases (leases.go).
+// (sessions.go), the POP3 maildrop leases (leases.go) and the failed-login
+// throttle's counts.
 type Driver interface {
 	HostedDomains
 	Accounts
@@ -175,6 +198,7 @@ type Driver interface {
 	Sessions
 	Onboarding
 	Leases
+	ThrottleCounters
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	Close() error

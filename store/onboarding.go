@@ -48,6 +48,17 @@ func (k *OnboardingKey) Hash(ctx context.Context, address string, read func(cont
 	if err != nil {
 		return nil, err
 	}
+	key, err := k.load(ctx, read)
+	if err != nil {
+		return nil, err
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(a.String()))
+	return m.Sum(nil), nil
+}
+
+// load returns the key, read and checked on first use.
+func (k *OnboardingKey) load(ctx context.Context, read func(context.Context) (string, error)) ([]byte, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.key == nil {
@@ -64,9 +75,7 @@ func (k *OnboardingKey) Hash(ctx context.Context, address string, read func(cont
 		}
 		k.key = b
 	}
-	m := hmac.New(sha256.New, k.key)
-	m.Write([]byte(a.String()))
-	return m.Sum(nil), nil
+	return k.key, nil
 }
 
 func (s *Store) addrHash(ctx context.Context, address string) ([]byte, error) {

@@ -48,6 +48,7 @@ type Store struct {
 	onDomainsChanged []func()
 	md               maildropStmts
 	obKey            OnboardingKey
+	counters         *MemoryCounters // the login throttle's (throttle_store.go)
 }
 
 // Options configure a Store.
@@ -104,6 +105,7 @@ func OpenFile(ctx context.Context, path string, opts Options) (*Store, error) {
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
 	s := &Store{w: w, r: r, path: path, now: time.Now, opts: opts}
+	s.counters = NewMemoryCounters(func() time.Time { return s.now() })
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err

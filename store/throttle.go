@@ -1,11 +1,9 @@
 package store
 
 import (
+	"context"
 	"net/netip"
-	"sync"
 	"time"
-
-	"github.com/skydesk/skydeskd/internal/cache"
 )
 
 // ThrottlePolicy says how failed logins slow down and where they lock.
@@ -15,6 +13,8 @@ import (
 // account across every network. Only the first two ever lock: an
 // attacker's guesses from many addresses lock those addresses, never the
 // account's owner elsewhere. The account count only delays failures.
+// The counts live in the driver's ThrottleCounters: shared by every node
+// on PostgreSQL, in process memory on SQLite (throttle_auth.go).
 type ThrottlePolicy struct {
 	// FreeFailures failed attempts per pair or account cost nothing extra.
 	FreeFailures int
@@ -91,120 +91,83 @@ type pairKey struct {
 	user string
 }
 
-// bucket is one key's leaky bucket.
-type bucket struct {
-	level float64   // failures not yet drained
-	at    time.Time // when level was last drained
-	until time.Time // locked until
-}
-
-// throttle counts failures per key in a leaky bucket that drains by
-// lockAfter per window. With lockAfter > 0 a full bucket locks the key
-// for lockFor and empties; with lockAfter == 0 the key never locks and
-// its level stops at ceiling. Memory is bounded by the one bounded cache
-// (internal/cache): an entry expires when its bucket is empty and
-// unlocked, and a full cache evicts.
-type throttle[K comparable] struct {
-	mu        sync.Mutex // serialises each read-modify-write
-	keys      *cache.Cache[K, bucket]
-	now       func() time.Time
+// bucketRule is the leaky-bucket arithmetic of one kind of key, the one
+// place it lives whatever stores the buckets (ThrottleCounters): the
+// level drains by perSecond; with lockAfter > 0 a full bucket locks the
+// key for lockFor and empties; with lockAfter == 0 the key never locks and
+// its level stops at ceiling.
+type bucketRule struct {
 	lockAfter int
 	lockFor   time.Duration
 	ceiling   float64
 	perSecond float64 // drain rate
 }
 
-const maxThrottleKeys = 100_000
-
-func newThrottle[K comparable](now func() time.Time, lockAfter int, lockFor time.Duration, ceiling int, drain int, window time.Duration) *throttle[K] {
-	return &throttle[K]{keys: cache.New[K, bucket](maxThrottleKeys, now), now: now,
-		lockAfter: lockAfter, lockFor: lockFor, ceiling: float64(ceiling),
+func newBucketRule(lockAfter int, lockFor time.Duration, ceiling, drain int, window time.Duration) bucketRule {
+	return bucketRule{lockAfter: lockAfter, lockFor: lockFor, ceiling: float64(ceiling),
 		perSecond: float64(max(drain, 1)) / window.Seconds()}
 }
 
-// locked returns how long the key stays locked (0: not locked).
-func (t *throttle[K]) locked(key K) time.Duration {
-	b, ok := t.keys.Get(key)
-	if !ok {
-		return 0
+// drained is b at now: the level leaked since b.At, and a fresh bucket
+// once a lock has expired. Time never runs backwards here: a bucket
+// written by a node whose clock is ahead drains nothing until now passes
+// its At (nodes' clocks are NTP-close; a throttle counts in minutes).
+func (r bucketRule) drained(b ThrottleBucket, now time.Time) ThrottleBucket {
+	if !b.Until.IsZero() && !now.Before(b.Until) {
+		return ThrottleBucket{At: now}
 	}
-	return max(0, b.until.Sub(t.now()))
-}
-
-// drained is b at now: the level leaked since b.at, and a fresh bucket
-// once a lock has expired.
-func (t *throttle[K]) drained(b bucket, now time.Time) bucket {
-	if !b.until.IsZero() && !now.Before(b.until) {
-		return bucket{at: now}
+	b.Level = max(0, b.Level-max(0, now.Sub(b.At).Seconds())*r.perSecond)
+	if b.At.Before(now) {
+		b.At = now
 	}
-	b.level = max(0, b.level-now.Sub(b.at).Seconds()*t.perSecond)
-	b.at = now
 	return b
 }
 
-// fail records a failure and returns the key's count with it and whether
-// the key is now locked.
-func (t *throttle[K]) fail(key K) (n int, locked bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	b, _ := t.keys.Get(key)
-	b = t.drained(b, now)
-	b.level++
-	if t.ceiling > 0 {
-		b.level = min(b.level, t.ceiling)
+// fail adds a failure at now to b and returns the new bucket, the key's
+// count with this failure (rounded) and whether the key is now locked.
+func (r bucketRule) fail(b ThrottleBucket, now time.Time) (ThrottleBucket, int, bool) {
+	b = r.drained(b, now)
+	b.Level++
+	if r.ceiling > 0 {
+		b.Level = min(b.Level, r.ceiling)
 	}
 	// Rounded: the leak between failures seconds apart must not keep the
 	// lockAfter-th failure from locking.
-	n = int(b.level + 0.5)
-	if t.lockAfter > 0 && n >= t.lockAfter {
-		b = bucket{at: now, until: now.Add(t.lockFor)}
+	n := int(b.Level + 0.5)
+	locked := false
+	if r.lockAfter > 0 && n >= r.lockAfter {
+		b = ThrottleBucket{At: now, Until: now.Add(r.lockFor)}
 		locked = true
 	}
-	ttl := time.Duration(b.level/t.perSecond*float64(time.Second)) + time.Second
-	ttl = max(ttl, b.until.Sub(now))
-	t.keys.Put(key, b, ttl)
-	return n, locked
+	b.Expires = b.At.Add(time.Duration(b.Level/r.perSecond*float64(time.Second)) + time.Second)
+	if b.Until.After(b.Expires) {
+		b.Expires = b.Until
+	}
+	return b, n, locked
 }
 
-// succeed forgets a key's failures. The usual key has none: a read lock
-// then suffices (every cached login passes here).
-func (t *throttle[K]) succeed(key K) {
-	if _, ok := t.keys.Get(key); ok {
-		t.keys.Delete(key)
-	}
+// lockLeft is how long b keeps its key locked after now (0: not locked).
+func lockLeft(b ThrottleBucket, now time.Time) time.Duration {
+	return max(0, b.Until.Sub(now))
+}
+
+// throttleKind is one of the three counts: its rule and how its keys
+// are spelt for the counters (a kind letter, then the key).
+type throttleKind[K any] struct {
+	bucketRule
+	th  *throttles
+	key func(K) string
 }
 
 // failuresOf returns the key's current count, rounded (for tests).
-func (t *throttle[K]) failuresOf(key K) int {
-	b, ok := t.keys.Get(key)
-	if !ok {
-		return 0
-	}
-	return int(t.drained(b, t.now()).level + 0.5)
+func (k *throttleKind[K]) failuresOf(key K) int {
+	bs := k.th.state(context.Background(), []string{k.key(key)})
+	return int(k.drained(bs[0], k.th.now()).Level + 0.5)
 }
 
-// throttles are the Authenticator's three counts.
-type throttles struct {
-	policy  ThrottlePolicy
-	net     *throttle[netip.Prefix]
-	pair    *throttle[pairKey]
-	account *throttle[string]
-}
-
-func newThrottles(p ThrottlePolicy, now func() time.Time) *throttles {
-	p = p.withDefaults()
-	return &throttles{
-		policy:  p,
-		net:     newThrottle[netip.Prefix](now, p.NetworkLockAfter, p.LockFor, 0, p.NetworkLockAfter, p.Window),
-		pair:    newThrottle[pairKey](now, p.LockAfter, p.LockFor, 0, p.LockAfter, p.Window),
-		account: newThrottle[string](now, 0, 0, p.LockAfter, p.LockAfter, p.Window),
-	}
-}
-
-// clear forgets every count (tests).
-func (t *throttles) clear() {
-	t.net.keys.Clear()
-	t.pair.keys.Clear()
-	t.account.keys.Clear()
-}
+// The three kinds' key spellings: a kind letter, then the key; a
+// prefix's text holds no NUL, so the pair's user part (the rest) is
+// never ambiguous.
+func netKey(p netip.Prefix) string  { return "n\x00" + p.String() }
+func pairKeyOf(k pairKey) string    { return "p\x00" + k.net.String() + "\x00" + k.user }
+func accountKey(user string) string { return "a\x00" + user }

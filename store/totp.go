@@ -160,7 +160,7 @@ func (a *Authenticator) DisableTwoStep(ctx context.Context, req LoginRequest) er
 		return err
 	}
 	netw, userKey := a.network(req.Remote), addr.String()
-	if e := a.lockedOut(req.Service, netw, userKey); e != nil {
+	if e := a.lockedOut(ctx, req.Service, netw, userKey); e != nil {
 		return e
 	}
 	row, err := a.c.Credentials(ctx, userKey)
@@ -178,7 +178,7 @@ func (a *Authenticator) DisableTwoStep(ctx context.Context, req LoginRequest) er
 	if err != nil {
 		return err
 	}
-	a.th.pair.succeed(pairKey{netw, userKey})
+	a.th.succeed(ctx, pairKey{netw, userKey})
 	a.note(req.Service, "ok")
 	return a.c.SetTwoStep(ctx, userKey, false)
 }

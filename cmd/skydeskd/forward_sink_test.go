@@ -36,7 +36,7 @@ func withSink(s *benchsink.Sink) func(*config.Config) {
 		host, port, _ := net.SplitHostPort(s.Addr)
 		p, _ := strconv.Atoi(port)
 		c.Listen.MX = "127.0.0.1:0"
-		c.SMTP.Smarthost = config.Smarthost{Host: host, Port: p, TLS: "none", RetryPeriod: "1h"}
+		c.SMTP.Smarthost = config.Smarthost{Host: host, Port: p, TLS: "none", RetryPeriod: "1h", ClaimLease: "5m"}
 	}
 }
 

@@ -152,7 +152,7 @@ func newApp(ctx context.Context, cfg *config.Config, dev bool, e env) (*app, err
 	}
 	a.auth, err = store.NewAuthenticator(s, store.AuthOptions{Policy: policy, SettingsURL: settingsURL(cfg), HashParams: hp, Observe: func(svc store.Service, outcome string) {
 		logins.WithLabelValues(string(svc), outcome).Inc()
-	}, LoggedIn: a.onboarding.LoggedIn})
+	}, LoggedIn: a.onboarding.LoggedIn, Logger: a.log.With("component", "auth")})
 	if err != nil {
 		s.Close()
 		return nil, err

@@ -9,7 +9,8 @@
 //
 // Its schema is embedded (migrations/*.sql), one file per SQLite migration
 // with the same version number, so a version means the same tables on both
-// drivers. Whichever process opens the database first (a node or an admin
+// drivers; 0011 (the shared login throttle) has no SQLite twin, since
+// SQLite counts in process memory. Whichever process opens the database first (a node or an admin
 // command) applies pending migrations under a PostgreSQL advisory lock;
 // the others wait for it and find nothing left to do.
 //
@@ -18,10 +19,12 @@
 // bodies in bytea, chunked beyond store.ChunkSize, quotas and usage, kept
 // under the account row's lock (quota.go), the relay queue, settings
 // sessions, certificates and their locks, the last POP session, the
-// onboarding records and the POP3 maildrop leases (leases.go). Each node
-// keeps a snapshot of the hosted domains, refreshed when another node's
-// change arrives by LISTEN/NOTIFY (listen.go). Still per process: the
-// login throttle and cache.
+// onboarding records, the POP3 maildrop leases (leases.go) and the
+// failed-login throttle's counts (throttle.go). Each node keeps a
+// snapshot of the hosted domains, refreshed when another node's change
+// arrives by LISTEN/NOTIFY (listen.go). Still per process: the login
+// cache (a credential change voids it on every node through the shared
+// credential generation).
 //
 // A database that cannot be used (refused, restarting, a broken
 // connection, no answer within QueryTimeout) fails each call with an

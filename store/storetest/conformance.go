@@ -47,6 +47,8 @@ func Run(t *testing.T, open Opener) {
 		{"POPExtras", testPOPExtras},
 		{"Forwarding", testForwarding},
 		{"Leases", testLeases},
+		{"ThrottleCounters", testThrottleCounters},
+		{"ThrottleNodes", testThrottleNodes},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := open(t)
