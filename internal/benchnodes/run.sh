@@ -99,9 +99,16 @@ proxy_protocol: {listeners: [pop3s, smtps], trusted: [127.0.0.3/32]}
 $2
 EOF
   "$W/skydeskd" serve --config "$W/$1/skydeskd.yaml" > "$W/$1/serve.log" 2>&1 &
-  PIDS+=($!)
+  local pid=$!
+  PIDS+=("$pid")
   waitport "$pop"; waitport "$smtp"
-  eval "${1^^}_POP=127.0.0.1:$pop ${1^^}_SMTP=127.0.0.1:$smtp"
+  eval "${1^^}_POP=127.0.0.1:$pop ${1^^}_SMTP=127.0.0.1:$smtp ${1^^}_PID=$pid"
+}
+
+# rss NAME PID: the node's resident memory now and at its peak (/proc).
+rss() {
+  printf '  %-14s RSS %s, peak %s\n' "$1" "$(awk '/^VmRSS/ {print $2, $3}' /proc/"$2"/status)" \
+    "$(awk '/^VmHWM/ {print $2, $3}' /proc/"$2"/status)" | tee -a "$W/rss.txt"
 }
 
 RES=$W/results.tsv
@@ -128,12 +135,14 @@ measure() {
 echo "== (1) one node on SQLite"
 node sqlite ""
 measure sqlite "$SQLITE_POP" "$SQLITE_SMTP" "$W/users.txt" sink@skydesk.jp
-kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+rss sqlite "$SQLITE_PID"
+kill "$SQLITE_PID"; wait "$SQLITE_PID" 2>/dev/null || true
 
 echo "== (2) one node on PostgreSQL"
 DB="database: {driver: postgres, url: \"$PGURL\"}"
 node pga "$DB"
 measure pg-1node "$PGA_POP" "$PGA_SMTP" "$W/users.txt" sink@skydesk.jp
+rss "pg node A" "$PGA_PID"
 
 echo "== (3) two nodes on PostgreSQL behind HAProxy (PROXY v2)"
 node pgb "$DB"
@@ -164,6 +173,8 @@ haproxy -db -f "$W/haproxy.cfg" > "$W/haproxy.log" 2>&1 &
 PIDS+=($!)
 waitport "${HP_POP##*:}"; waitport "${HP_SMTP##*:}"
 measure pg-2nodes-hap "$HP_POP" "$HP_SMTP" "$W/users.txt" sink@skydesk.jp
+rss "pg node A" "$PGA_PID"
+rss "pg node B" "$PGB_PID"
 
 echo "== (4) Dovecot (pop3s 10995, submissions 10465 relaying to the rig's sink)"
 for s in sink dovecot; do
@@ -185,6 +196,7 @@ awk -F'\t' '
       printf "\n"
     }
   }' "$RES"
+echo "Resident memory of our nodes after their loads:"; cat "$W/rss.txt"
 echo "(pop3s-retr: msg/s; pop3s-login: sessions/s; smtps-1/10: msg/s; Ne: failed sessions. POP failures on ours are"
 echo " IN-USE refusals: 16 sessions over 16 accounts collide and skydeskd locks the maildrop (RFC 1939 §8), Dovecot by"
 echo " default does not. Our accounts use argon2id with a verified-login cache, the rig's Dovecot {PLAIN} passwords;"
