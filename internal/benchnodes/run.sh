@@ -142,7 +142,7 @@ echo "== (2) one node on PostgreSQL"
 DB="database: {driver: postgres, url: \"$PGURL\"}"
 node pga "$DB"
 measure pg-1node "$PGA_POP" "$PGA_SMTP" "$W/users.txt" sink@skydesk.jp
-rss "pg node A" "$PGA_PID"
+rss "pg A alone" "$PGA_PID"
 
 echo "== (3) two nodes on PostgreSQL behind HAProxy (PROXY v2)"
 node pgb "$DB"
