@@ -4,7 +4,7 @@ DATA     ?= ./data
 BIN      ?= bin/skydeskd
 FUZZTIME ?= 10s
 
-.PHONY: run test build bench bench-http fuzz fuzz-smtp lint golden docker clean
+.PHONY: run test build bench bench-http bench-scale bench-nodes fuzz fuzz-smtp lint golden docker clean
 
 run: ## the quick start: 127.0.0.1 only, self-signed cert, demo data
 	$(GO) run ./cmd/skydeskd serve --dev --data $(DATA)
@@ -21,6 +21,12 @@ bench:
 
 bench-http: ## wrk vs nginx on the autoconfig endpoints (issue 3); RIG = a set-up copy of ../shared/bench
 	RIG=$(or $(RIG),/tmp/skydesk-bench) internal/httpfront/testdata/wrk-vs-nginx.sh
+
+bench-scale: ## issue 14: 10k domains, 1M accounts on a throwaway PostgreSQL: domain add → DNS, cold/cached login, node memory
+	SKYDESK_SCALE=1 $(GO) test -count=1 -timeout 60m -run '^TestScale$$' -v ./cmd/skydeskd
+
+bench-nodes: ## issue 14: POP3S/SMTPS on SQLite, PostgreSQL (1 node, 2 behind HAProxy) and Dovecot; RIG = a set-up copy of ../shared/bench
+	RIG=$(or $(RIG),/tmp/skydesk-bench) internal/benchnodes/run.sh
 
 fuzz: ## each fuzz target for $(FUZZTIME)
 	@for pkg in $$($(GO) list ./...); do \
