@@ -59,15 +59,25 @@ func Start(t testing.TB) *Sink {
 	if target == "" {
 		target = startStandIn(t)
 	}
+	s := &Sink{Origin: origin, changed: make(chan struct{})}
+	s.Addr = serve(t, func(c net.Conn) { s.proxy(c, target) }, s.Release)
+	t.Logf("benchsink: %s at %s", origin, s.Addr)
+	return s
+}
+
+// serve accepts loopback connections for t, each handled by handle on
+// its own goroutine; at t's end it stops, runs release (so no handler
+// stays blocked) and waits for the handlers. It returns the address.
+func serve(t testing.TB, handle func(net.Conn), release func()) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Sink{Addr: ln.Addr().String(), Origin: origin, changed: make(chan struct{})}
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
 		ln.Close()
-		s.Release()
+		release()
 		wg.Wait()
 	})
 	wg.Add(1)
@@ -81,12 +91,11 @@ func Start(t testing.TB) *Sink {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s.proxy(c, target)
+				handle(c)
 			}()
 		}
 	}()
-	t.Logf("benchsink: %s at %s", origin, s.Addr)
-	return s
+	return ln.Addr().String()
 }
 
 // Hold makes the proxy keep back every final reply to DATA until Release:

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -92,31 +91,7 @@ func runSink(t testing.TB, bin string) string {
 // startStandIn serves the sink's dialogue in process (same replies as
 // tools/mailload/sink.go), for checkouts without the rig.
 func startStandIn(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				standIn(c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return serve(t, standIn, func() {})
 }
 
 func standIn(c net.Conn) {
