@@ -100,8 +100,9 @@ type Options struct {
 	// QR code encodes WebURL + the profile path, and the plain-HTTP
 	// listener redirects the pages there.
 	WebURL string
-	// Secret keys the CSRF tokens (at least 32 random bytes, kept in the
-	// database so tokens survive a restart and hold on every node).
+	// Secret keys the CSRF tokens and, with each session's id, its
+	// scratch (at least 32 random bytes, the same on every node, so
+	// tokens and scratch survive a restart and hold on every node).
 	Secret []byte
 	// SessionIdle and SessionMax bound a signed-in session: it ends after
 	// SessionIdle without a request, and SessionMax after sign-in in any
@@ -169,7 +170,7 @@ func New(o Options) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{o: o, r: r, webURL: strings.TrimRight(o.WebURL, "/"),
-		sessions: newSessionStore(o.Store, o.SessionIdle, o.SessionMax, o.Now)}
+		sessions: newSessionStore(o.Store, o.Secret, o.SessionIdle, o.SessionMax, o.Now)}
 	h.qr, h.pages = cache.New[[2]string, template.HTML](qrCacheEntries, nil), cache.New[pageKey, []byte](pageCacheEntries, nil)
 	h.mux = h.routes()
 	return h, nil
