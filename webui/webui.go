@@ -18,7 +18,9 @@
 // http.CrossOriginProtection (Fetch Metadata, then Origin against Host)
 // and carry CSRF tokens bound to an HttpOnly cookie (session.go);
 // sessions live in the store under a __Host- cookie, bound to the
-// account's credential generation, and creating an app password or
+// account's credential generation, with their one-time notices and
+// pending two-step secrets sealed next to them (scratch.go, so no node
+// needs sticky routing), and creating an app password or
 // turning two-step off needs a recent sign-in (reauth.go). The plain-HTTP
 // listener (a request without TLS) never serves a page: it redirects to
 // Options.WebURL, so passwords and session cookies never travel in clear
