@@ -185,3 +185,32 @@ func TestScratch_enrolBoundToGeneration(t *testing.T) {
 		t.Errorf("the setup outlived the sign-out: %v", err)
 	}
 }
+
+// BenchmarkScratch_flash measures what a form and the view it redirects
+// to pay for the flash on SQLite: seal and store it (an upsert), then
+// take and open it (a DELETE … RETURNING).
+func BenchmarkScratch_flash(b *testing.B) {
+	env := newWebEnv(b, store.ThrottlePolicy{})
+	acc, err := env.st.AddAccount(b.Context(), store.NewAccount{Address: "taro@skydesk.jp", Password: "correct horse"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	id, err := env.web.sessions.create(b.Context(), acc, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, ok, err := env.web.sessions.get(b.Context(), id)
+	if !ok || err != nil {
+		b.Fatal(ok, err)
+	}
+	f := &flash{newApp: "phone", newSecret: "abcd efgh ijkl mnop"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := env.web.sessions.setFlash(b.Context(), s, f); err != nil {
+			b.Fatal(err)
+		}
+		if got, err := env.web.sessions.takeFlash(b.Context(), s); err != nil || got == nil || got.newSecret != f.newSecret {
+			b.Fatal(got, err)
+		}
+	}
+}
