@@ -79,6 +79,40 @@ type Sessions interface {
 	// ExpireSessions deletes the sessions last seen before seenBefore or
 	// created before createdBefore, returning how many.
 	ExpireSessions(ctx context.Context, seenBefore, createdBefore time.Time) (int64, error)
+
+	// The session's scratch (sessions_scratch.go): a few short-lived
+	// entries, one per kind, that end with the session.
+
+	// PutScratch stores the session's entry of kind (1-16 octets),
+	// replacing any, with no failures counted; sealed (at most
+	// MaxScratchSealed octets) is opaque to the store. ErrNotFound if
+	// there is no such session.
+	PutScratch(ctx context.Context, key SessionKey, kind string, sealed []byte, expires time.Time) error
+	// GetScratch reads the entry of kind; ErrNotFound if there is none
+	// or it has expired (now at or past Expires).
+	GetScratch(ctx context.Context, key SessionKey, kind string, now time.Time) (Scratch, error)
+	// TakeScratch reads and deletes the entry of kind in one statement:
+	// of requests racing for it, on any node, one gets it. ErrNotFound
+	// as GetScratch (an expired entry is deleted too).
+	TakeScratch(ctx context.Context, key SessionKey, kind string, now time.Time) (Scratch, error)
+	// FailScratch counts one failed use of the entry of kind, if it is
+	// still the one sealed (not replaced meanwhile), and returns the
+	// failures counted so far; ErrNotFound otherwise. The count is kept
+	// by the store, so nodes sharing it share one limit.
+	FailScratch(ctx context.Context, key SessionKey, kind string, sealed []byte) (int, error)
+	// DeleteScratch deletes the entry of kind; none is no error.
+	DeleteScratch(ctx context.Context, key SessionKey, kind string) error
+}
+
+// MaxScratchSealed bounds a scratch entry's sealed value.
+const MaxScratchSealed = 4096
+
+// Scratch is one entry of a session's scratch as PutScratch left it.
+// Times are kept to the second.
+type Scratch struct {
+	Sealed   []byte
+	Expires  time.Time
+	Failures int
 }
 
 var _ Sessions = (*Store)(nil)

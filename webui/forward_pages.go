@@ -51,7 +51,7 @@ func (h *Handler) forwardView(ctx context.Context, l web.Lang, address string) (
 func (h *Handler) setForward(w http.ResponseWriter, r *http.Request, s signedIn) {
 	fs, ok := h.forwardStore()
 	if !ok {
-		h.done(w, s, &flash{errKey: "fwd_err_no_relay"})
+		h.done(w, r, s, &flash{errKey: "fwd_err_no_relay"})
 		return
 	}
 	keep := r.PostForm.Get("keep") != "no"
@@ -59,10 +59,10 @@ func (h *Handler) setForward(w http.ResponseWriter, r *http.Request, s signedIn)
 		Keep: keep, WebURL: h.webURL, Relay: h.o.Relay, Now: h.o.Now()})
 	switch {
 	case errors.Is(err, ErrNoRelay):
-		h.done(w, s, &flash{errKey: "fwd_err_no_relay"})
+		h.done(w, r, s, &flash{errKey: "fwd_err_no_relay"})
 		return
 	case errors.Is(err, store.ErrBadSetting):
-		h.done(w, s, &flash{errKey: "fwd_err_target"})
+		h.done(w, r, s, &flash{errKey: "fwd_err_target"})
 		return
 	case err != nil:
 		h.internalError(w, r, "setting forwarding", s.address, err)
@@ -76,14 +76,14 @@ func (h *Handler) setForward(w http.ResponseWriter, r *http.Request, s signedIn)
 	if queued {
 		saved = "fwd_saved_pending"
 	}
-	h.done(w, s, &flash{saved: []string{saved}})
+	h.done(w, r, s, &flash{saved: []string{saved}})
 }
 
 // offForward turns forwarding off.
 func (h *Handler) offForward(w http.ResponseWriter, r *http.Request, s signedIn) {
 	fs, ok := h.forwardStore()
 	if !ok {
-		h.done(w, s, &flash{saved: []string{"fwd_saved_off"}})
+		h.done(w, r, s, &flash{saved: []string{"fwd_saved_off"}})
 		return
 	}
 	if err := fs.DisableForward(r.Context(), s.address); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -91,7 +91,7 @@ func (h *Handler) offForward(w http.ResponseWriter, r *http.Request, s signedIn)
 		return
 	}
 	h.o.Log.Info("forwarding off", "user", s.address)
-	h.done(w, s, &flash{saved: []string{"fwd_saved_off"}})
+	h.done(w, r, s, &flash{saved: []string{"fwd_saved_off"}})
 }
 
 // forwardConfirm is the link's page. GET only shows what would be

@@ -50,7 +50,7 @@ func (h *Handler) savePOP(w http.ResponseWriter, r *http.Request, s signedIn) {
 	if choice == accessSinceDay {
 		d, err := store.ParsePOPDay(strings.TrimSpace(form.Get("since_day")), h.o.Location, h.o.Now())
 		if errors.Is(err, store.ErrBadSetting) {
-			h.done(w, s, &flash{errKey: "err_pop_day"})
+			h.done(w, r, s, &flash{errKey: "err_pop_day"})
 			return
 		}
 		day, choice = &d, string(store.POPSince)
@@ -59,7 +59,7 @@ func (h *Handler) savePOP(w http.ResponseWriter, r *http.Request, s signedIn) {
 	onDelete, err2 := store.ParseOnDelete(form.Get("on_delete"))
 	spam := form.Get("spam")
 	if err != nil || err2 != nil || (spam != "include" && spam != "exclude") {
-		h.done(w, s, &flash{errKey: "err_bad_form"})
+		h.done(w, r, s, &flash{errKey: "err_bad_form"})
 		return
 	}
 	include := spam == "include"
@@ -92,7 +92,7 @@ func (h *Handler) savePOP(w http.ResponseWriter, r *http.Request, s signedIn) {
 		saved = append(saved, "saved_delete_"+string(onDelete))
 	}
 	if len(saved) == 0 {
-		h.done(w, s, &flash{saved: []string{"saved_nothing"}})
+		h.done(w, r, s, &flash{saved: []string{"saved_nothing"}})
 		return
 	}
 	if _, err := h.o.Store.SetPOP(ctx, address, u); err != nil {
@@ -100,5 +100,5 @@ func (h *Handler) savePOP(w http.ResponseWriter, r *http.Request, s signedIn) {
 		return
 	}
 	h.o.Log.Info("POP settings changed", "user", address, "changes", strings.Join(saved, ","))
-	h.done(w, s, &flash{saved: saved})
+	h.done(w, r, s, &flash{saved: saved})
 }

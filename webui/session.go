@@ -8,10 +8,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
-	"sync"
 	"time"
 
-	"github.com/skydesk/skydeskd/internal/cache"
 	"github.com/skydesk/skydeskd/store"
 )
 
@@ -27,14 +25,10 @@ import (
 // screen is re-bound to the new generation (RebindSession), and every
 // other session of the account ends.
 //
-// What a session shows once or holds for minutes stays in this process's
-// memory (scratch): the flash after a form (it can carry a new app
-// password in clear) and a two-step secret awaiting its confirming code.
-// Neither may reach the disk or a backup, and losing them on a restart
-// costs a message or a restarted setup, nothing more. Several nodes need
-// sticky routing for the few seconds between a form and the page it
-// redirects to, or these kept encrypted under a key derived from the
-// cookie's id, which the store never sees.
+// What a session shows once or holds for minutes (its scratch: the flash
+// after a form, a pending two-step secret) is kept in the store too,
+// sealed under a key the store never holds (scratch.go), so any node may
+// serve the page a form redirects to.
 const (
 	// sessionCookie: the __Host- prefix makes browsers refuse it unless
 	// it is Secure, host-only and Path=/ (RFC 6265bis §4.1.3.2).
@@ -42,9 +36,6 @@ const (
 	// preCookie binds the sign-in form's CSRF token before there is a
 	// session.
 	preCookie = "__Host-skydesk-pre"
-	// maxScratch bounds the in-memory flashes and pending secrets; the
-	// stalest go first.
-	maxScratch = 50_000
 	// touchEvery is how stale the stored last-seen time may get before a
 	// request writes it again: a page view is then one read, and the
 	// idle timeout is kept to this much.
@@ -74,15 +65,6 @@ type flash struct {
 	arg                 int
 }
 
-// scratch is what a session keeps in memory only (see above).
-type scratch struct {
-	flash *flash
-	// enrol is the two-step enrolment waiting for its confirming code
-	// (twostep.go); at most one per session.
-	enrol *enrolment
-	seen  time.Time
-}
-
 // signedIn is a live session as a request sees it.
 type signedIn struct {
 	id        string // the cookie value: binds the CSRF tokens
@@ -93,17 +75,18 @@ type signedIn struct {
 	authAt    time.Time // sign-in or last re-authentication
 }
 
+// sessionStore keeps the sessions and their scratch in the store.
 type sessionStore struct {
 	db        store.Sessions
 	idle, max time.Duration
 	now       func() time.Time
-
-	mu sync.Mutex
-	m  *cache.Cache[store.SessionKey, *scratch] // under mu: entries are changed in place
+	// secret is the web secret every node shares: with the session id it
+	// keys the scratch entries (scratch.go).
+	secret []byte
 }
 
-func newSessionStore(db store.Sessions, idle, max time.Duration, now func() time.Time) *sessionStore {
-	return &sessionStore{db: db, m: cache.New[store.SessionKey, *scratch](maxScratch, now), idle: idle, max: max, now: now}
+func newSessionStore(db store.Sessions, secret []byte, idle, max time.Duration, now func() time.Time) *sessionStore {
+	return &sessionStore{db: db, secret: secret, idle: idle, max: max, now: now}
 }
 
 func randomToken() string {
@@ -142,7 +125,6 @@ func (s *sessionStore) get(ctx context.Context, id string) (signedIn, bool, erro
 	key := sessionKey(id)
 	ws, err := s.db.GetSession(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
-		s.dropScratch(key)
 		return signedIn{}, false, nil
 	}
 	if err != nil {
@@ -160,100 +142,9 @@ func (s *sessionStore) get(ctx context.Context, id string) (signedIn, bool, erro
 	return signedIn{id: id, key: key, address: ws.Address, accountID: ws.AccountID, gen: ws.Generation, authAt: ws.AuthAt}, true, nil
 }
 
-// delete ends a session.
+// delete ends a session, and with it its scratch.
 func (s *sessionStore) delete(ctx context.Context, key store.SessionKey) error {
-	s.dropScratch(key)
 	return s.db.DeleteSession(ctx, key)
-}
-
-// update changes the session's scratch under the lock, making it if
-// needed.
-func (s *sessionStore) update(key store.SessionKey, change func(*scratch)) {
-	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	x, ok := s.m.Get(key)
-	if !ok {
-		x = &scratch{}
-	}
-	x.seen = now
-	change(x)
-	// Kept as long as the session may idle: a full cache drops expired
-	// scratch first, then one at random.
-	s.m.Put(key, x, s.idle)
-}
-
-func (s *sessionStore) dropScratch(key store.SessionKey) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m.Delete(key)
-}
-
-func (s *sessionStore) setFlash(key store.SessionKey, f *flash) {
-	s.update(key, func(x *scratch) { x.flash = f })
-}
-
-// takeFlash returns the pending flash and drops it.
-func (s *sessionStore) takeFlash(key store.SessionKey) *flash {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	x, _ := s.m.Get(key)
-	if x == nil {
-		return nil
-	}
-	f := x.flash
-	x.flash = nil
-	return f
-}
-
-// startEnrol keeps key pending in the session for enrolLifetime, replacing
-// any earlier pending key.
-func (s *sessionStore) startEnrol(id store.SessionKey, key store.TOTPKey) {
-	expires := s.now().Add(enrolLifetime)
-	s.update(id, func(x *scratch) { x.enrol = &enrolment{key: key, expires: expires} })
-}
-
-// pendingEnrol returns the session's pending key and how many wrong codes
-// it still allows. An expired one is dropped.
-func (s *sessionStore) pendingEnrol(id store.SessionKey) (key store.TOTPKey, left int, ok bool) {
-	now := s.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	x, _ := s.m.Get(id)
-	if x == nil || x.enrol == nil {
-		return store.TOTPKey{}, 0, false
-	}
-	if !now.Before(x.enrol.expires) {
-		x.enrol = nil
-		return store.TOTPKey{}, 0, false
-	}
-	return x.enrol.key, maxEnrolFailures - x.enrol.wrong, true
-}
-
-// enrolFailed counts a wrong confirming code for the pending key and
-// reports whether that used up its tries (the key is then dropped).
-func (s *sessionStore) enrolFailed(id store.SessionKey, key store.TOTPKey) (discarded bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	x, _ := s.m.Get(id)
-	if x == nil || x.enrol == nil || x.enrol.key != key {
-		return true
-	}
-	x.enrol.wrong++
-	if x.enrol.wrong >= maxEnrolFailures {
-		x.enrol = nil
-		return true
-	}
-	return false
-}
-
-// endEnrol drops the pending key.
-func (s *sessionStore) endEnrol(id store.SessionKey) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if x, _ := s.m.Get(id); x != nil {
-		x.enrol = nil
-	}
 }
 
 // csrfToken is HMAC-SHA256(secret, purpose, binding) where binding is the

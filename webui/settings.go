@@ -154,12 +154,17 @@ func (h *Handler) settings(w http.ResponseWriter, r *http.Request) {
 	for _, a := range apps {
 		d.Apps = append(d.Apps, web.AppPassword{Name: a.Name, Created: web.FormatTime(l, a.Created), LastUsed: web.FormatTime(l, a.LastUsed)})
 	}
-	if f := h.sessions.takeFlash(s.key); f != nil {
+	f, err := h.sessions.takeFlash(ctx, s)
+	if err != nil {
+		h.internalError(w, r, "reading the flash", address, err)
+		return
+	}
+	if f != nil {
 		d.Saved, d.Error, d.NewApp, d.NewSecret = f.saved, f.errKey, f.newApp, f.newSecret
 		d.TwoStepNotice, d.TwoStepError, d.TwoStepArg = f.twoStep, f.twoStepErr, f.arg
 	}
 	if !acc.TwoStep {
-		if d.Setup, err = h.twoStepSetup(l, s.key); err != nil {
+		if d.Setup, err = h.twoStepSetup(ctx, l, s); err != nil {
 			h.o.Log.Error("showing two-step setup", "user", address, "err", err)
 			h.fail(w, l, http.StatusInternalServerError, "error_internal")
 			return
@@ -260,9 +265,19 @@ func (h *Handler) signOut(w http.ResponseWriter, r *http.Request, s signedIn) {
 }
 
 // done stores the outcome for the next view and redirects there.
-func (h *Handler) done(w http.ResponseWriter, s signedIn, f *flash) {
-	h.sessions.setFlash(s.key, f)
-	redirect(w, http.StatusSeeOther, "/settings")
+func (h *Handler) done(w http.ResponseWriter, r *http.Request, s signedIn, f *flash) {
+	h.doneTo(w, r, s, f, "/settings")
+}
+
+// doneTo is done redirecting to anchor. A flash the store cannot keep
+// fails the request: the owner sees the change went wrong rather than a
+// silent page (for a new app password, its only showing).
+func (h *Handler) doneTo(w http.ResponseWriter, r *http.Request, s signedIn, f *flash, anchor string) {
+	if err := h.sessions.setFlash(r.Context(), s, f); err != nil {
+		h.internalError(w, r, "keeping the flash", s.address, err)
+		return
+	}
+	redirect(w, http.StatusSeeOther, anchor)
 }
 
 // changed follows a credential change this session made (the account's
@@ -281,12 +296,13 @@ func (h *Handler) changed(w http.ResponseWriter, r *http.Request, s signedIn, f 
 		redirect(w, http.StatusSeeOther, "/settings")
 		return
 	}
-	h.sessions.setFlash(s.key, f)
-	redirect(w, http.StatusSeeOther, anchor)
+	s.gen++ // re-bound: its scratch is sealed to the new generation
+	h.doneTo(w, r, s, f, anchor)
 }
 
 // createApp makes an app password; its secret is shown on the next view
-// only (it is not stored anywhere but in the flash, in memory). It needs
+// only, on whichever node (it is kept nowhere but in the flash, sealed
+// under a key the store never holds, scratch.go). It needs
 // a recent sign-in or the password again (recentAuth).
 func (h *Handler) createApp(w http.ResponseWriter, r *http.Request, s signedIn) {
 	address := s.address
@@ -297,10 +313,10 @@ func (h *Handler) createApp(w http.ResponseWriter, r *http.Request, s signedIn) 
 	secret, err := h.o.Store.CreateAppPassword(r.Context(), address, name)
 	switch {
 	case errors.Is(err, store.ErrBadName):
-		h.done(w, s, &flash{errKey: "err_app_name"})
+		h.done(w, r, s, &flash{errKey: "err_app_name"})
 		return
 	case errors.Is(err, store.ErrExists):
-		h.done(w, s, &flash{errKey: "err_app_exists"})
+		h.done(w, r, s, &flash{errKey: "err_app_exists"})
 		return
 	case err != nil:
 		h.internalError(w, r, "creating app password", address, err)
@@ -316,7 +332,7 @@ func (h *Handler) revokeApp(w http.ResponseWriter, r *http.Request, s signedIn) 
 	err := h.o.Store.RevokeAppPassword(r.Context(), address, name)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		h.done(w, s, &flash{errKey: "err_app_not_found"})
+		h.done(w, r, s, &flash{errKey: "err_app_not_found"})
 		return
 	case err != nil:
 		h.internalError(w, r, "revoking app password", address, err)

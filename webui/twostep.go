@@ -1,6 +1,7 @@
 package webui
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -12,8 +13,9 @@ import (
 
 // The owner turns two-step verification on and off on the settings
 // screen. Turning it on is two requests: "start" makes a secret that is
-// kept only in the server-side session (the accounts table is untouched,
-// so an abandoned setup changes nothing), the page shows it as a QR code
+// kept only in the session's scratch (sealed in the store, scratch.go, so
+// the confirming code may reach any node; the accounts table is
+// untouched, so an abandoned setup changes nothing), the page shows it as a QR code
 // and in base32, and "confirm" commits it with a code from the
 // authenticator app, which proves the app saved the secret: two-step on
 // with a secret the app never saved would lock the owner out of this
@@ -22,7 +24,7 @@ import (
 const (
 	// enrolLifetime bounds how long a pending secret waits for its code:
 	// enough to install an authenticator app, short enough that a
-	// forgotten tab does not keep a secret in memory.
+	// forgotten tab does not keep a secret pending.
 	enrolLifetime = 10 * time.Minute
 	// maxEnrolFailures wrong confirming codes drop the pending secret; the
 	// owner starts again. A wrong code is usually a mistyped one or a
@@ -34,22 +36,14 @@ const (
 	twoStepAnchor = "/settings#two-step"
 )
 
-// enrolment is a pending two-step secret (one per session).
-type enrolment struct {
-	key     store.TOTPKey
-	expires time.Time
-	wrong   int
-}
-
 // twoStepDone stores the section's outcome and returns to it.
-func (h *Handler) twoStepDone(w http.ResponseWriter, s signedIn, f *flash) {
-	h.sessions.setFlash(s.key, f)
-	redirect(w, http.StatusSeeOther, twoStepAnchor)
+func (h *Handler) twoStepDone(w http.ResponseWriter, r *http.Request, s signedIn, f *flash) {
+	h.doneTo(w, r, s, f, twoStepAnchor)
 }
 
 // startTwoStep makes a new pending secret for the signed-in account.
 func (h *Handler) startTwoStep(w http.ResponseWriter, r *http.Request, s signedIn) {
-	id, address := s.key, s.address
+	address := s.address
 	acc, err := h.o.Store.GetAccount(r.Context(), address)
 	if errors.Is(err, store.ErrNotFound) {
 		redirect(w, http.StatusSeeOther, "/settings") // removed meanwhile: the screen signs out
@@ -60,7 +54,7 @@ func (h *Handler) startTwoStep(w http.ResponseWriter, r *http.Request, s signedI
 		return
 	}
 	if acc.TwoStep {
-		h.twoStepDone(w, s, &flash{twoStepErr: "err_twostep_already_on"})
+		h.twoStepDone(w, r, s, &flash{twoStepErr: "err_twostep_already_on"})
 		return
 	}
 	key, err := h.o.Store.NewTOTPKey(address)
@@ -68,47 +62,73 @@ func (h *Handler) startTwoStep(w http.ResponseWriter, r *http.Request, s signedI
 		h.internalError(w, r, "making a TOTP secret", address, err)
 		return
 	}
-	h.sessions.startEnrol(id, key)
+	if err := h.sessions.startEnrol(r.Context(), s, key); err != nil {
+		h.internalError(w, r, "keeping the two-step setup", address, err)
+		return
+	}
 	h.o.Log.Info("two-step setup started", "user", address)
-	h.twoStepDone(w, s, nil)
+	h.twoStepDone(w, r, s, nil)
 }
 
 // confirmTwoStep commits the pending secret with a code of it.
 func (h *Handler) confirmTwoStep(w http.ResponseWriter, r *http.Request, s signedIn) {
-	id, address := s.key, s.address
-	key, _, ok := h.sessions.pendingEnrol(id)
-	if !ok {
-		h.twoStepDone(w, s, &flash{twoStepErr: "err_twostep_no_setup"})
+	address := s.address
+	p, ok, err := h.sessions.pendingEnrol(r.Context(), s)
+	if err != nil {
+		h.internalError(w, r, "reading the two-step setup", address, err)
 		return
 	}
-	err := h.o.Store.ConfirmTOTP(r.Context(), address, key.Secret, r.PostForm.Get("code"))
+	if !ok {
+		h.twoStepDone(w, r, s, &flash{twoStepErr: "err_twostep_no_setup"})
+		return
+	}
+	err = h.o.Store.ConfirmTOTP(r.Context(), address, p.key.Secret, r.PostForm.Get("code"))
 	switch {
 	case errors.Is(err, store.ErrBadCode):
-		if h.sessions.enrolFailed(id, key) {
-			h.o.Log.Info("two-step setup dropped after wrong codes", "user", address)
-			h.twoStepDone(w, s, &flash{twoStepErr: "err_twostep_setup_dropped"})
+		left, err := h.sessions.enrolFailed(r.Context(), s, p)
+		if err != nil {
+			h.internalError(w, r, "counting a wrong setup code", address, err)
 			return
 		}
-		_, left, _ := h.sessions.pendingEnrol(id)
-		h.twoStepDone(w, s, &flash{twoStepErr: "err_twostep_setup_code", arg: left})
+		if left == 0 {
+			h.o.Log.Info("two-step setup dropped after wrong codes", "user", address)
+			h.twoStepDone(w, r, s, &flash{twoStepErr: "err_twostep_setup_dropped"})
+			return
+		}
+		h.twoStepDone(w, r, s, &flash{twoStepErr: "err_twostep_setup_code", arg: left})
 		return
 	case errors.Is(err, store.ErrTwoStepOn):
-		h.sessions.endEnrol(id)
-		h.twoStepDone(w, s, &flash{twoStepErr: "err_twostep_already_on"})
+		if !h.endEnrol(w, r, s) {
+			return
+		}
+		h.twoStepDone(w, r, s, &flash{twoStepErr: "err_twostep_already_on"})
 		return
 	case err != nil:
 		h.internalError(w, r, "confirming two-step", address, err)
 		return
 	}
-	h.sessions.endEnrol(id)
+	if !h.endEnrol(w, r, s) {
+		return
+	}
 	h.o.Log.Info("two-step verification turned on", "user", address, "remote", remoteAddr(r).String())
 	h.changed(w, r, s, &flash{twoStep: "twostep_now_on"}, twoStepAnchor)
 }
 
 // cancelTwoStep drops the pending secret.
 func (h *Handler) cancelTwoStep(w http.ResponseWriter, r *http.Request, s signedIn) {
-	h.sessions.endEnrol(s.key)
-	h.twoStepDone(w, s, &flash{twoStep: "twostep_setup_cancelled"})
+	if h.endEnrol(w, r, s) {
+		h.twoStepDone(w, r, s, &flash{twoStep: "twostep_setup_cancelled"})
+	}
+}
+
+// endEnrol drops the pending secret, failing the request if the store
+// cannot.
+func (h *Handler) endEnrol(w http.ResponseWriter, r *http.Request, s signedIn) bool {
+	if err := h.sessions.endEnrol(r.Context(), s); err != nil {
+		h.internalError(w, r, "ending the two-step setup", s.address, err)
+		return false
+	}
+	return true
 }
 
 // offTwoStep turns two-step verification off with a current code. A
@@ -134,16 +154,16 @@ func (h *Handler) offTwoStep(w http.ResponseWriter, r *http.Request, s signedIn)
 		h.o.Log.Info("two-step off refused", "user", address, "remote", remoteAddr(r).String(), "reason", ae.Error())
 		switch ae.Reason {
 		case store.AuthLocked:
-			h.twoStepDone(w, s, &flash{twoStepErr: "err_twostep_locked", arg: ae.RetryMinutes()})
+			h.twoStepDone(w, r, s, &flash{twoStepErr: "err_twostep_locked", arg: ae.RetryMinutes()})
 			return
 		case store.AuthNoAuthenticator:
-			h.twoStepDone(w, s, &flash{twoStepErr: "err_twostep_no_authenticator"})
+			h.twoStepDone(w, r, s, &flash{twoStepErr: "err_twostep_no_authenticator"})
 			return
 		}
-		h.twoStepDone(w, s, &flash{twoStepErr: "err_twostep_off_code"})
+		h.twoStepDone(w, r, s, &flash{twoStepErr: "err_twostep_off_code"})
 		return
 	case errors.Is(err, store.ErrTwoStepOff):
-		h.twoStepDone(w, s, &flash{twoStep: "twostep_now_off"})
+		h.twoStepDone(w, r, s, &flash{twoStep: "twostep_now_off"})
 		return
 	case errors.Is(err, store.ErrNotFound):
 		redirect(w, http.StatusSeeOther, "/settings")
@@ -158,12 +178,13 @@ func (h *Handler) offTwoStep(w http.ResponseWriter, r *http.Request, s signedIn)
 
 // twoStepSetup is the pending enrolment as the page shows it, or nil.
 // The QR code is drawn per view and not cached: it carries the secret,
-// which must not outlive the session.
-func (h *Handler) twoStepSetup(l web.Lang, id store.SessionKey) (*web.TwoStepSetup, error) {
-	key, _, ok := h.sessions.pendingEnrol(id)
-	if !ok {
-		return nil, nil
+// which must not outlive the setup.
+func (h *Handler) twoStepSetup(ctx context.Context, l web.Lang, s signedIn) (*web.TwoStepSetup, error) {
+	p, ok, err := h.sessions.pendingEnrol(ctx, s)
+	if !ok || err != nil {
+		return nil, err
 	}
+	key := p.key
 	label, err := h.r.T(l, "twostep_qr_label")
 	if err != nil {
 		return nil, err

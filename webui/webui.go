@@ -18,7 +18,9 @@
 // http.CrossOriginProtection (Fetch Metadata, then Origin against Host)
 // and carry CSRF tokens bound to an HttpOnly cookie (session.go);
 // sessions live in the store under a __Host- cookie, bound to the
-// account's credential generation, and creating an app password or
+// account's credential generation, with their one-time notices and
+// pending two-step secrets sealed next to them (scratch.go, so no node
+// needs sticky routing), and creating an app password or
 // turning two-step off needs a recent sign-in (reauth.go). The plain-HTTP
 // listener (a request without TLS) never serves a page: it redirects to
 // Options.WebURL, so passwords and session cookies never travel in clear
@@ -100,8 +102,9 @@ type Options struct {
 	// QR code encodes WebURL + the profile path, and the plain-HTTP
 	// listener redirects the pages there.
 	WebURL string
-	// Secret keys the CSRF tokens (at least 32 random bytes, kept in the
-	// database so tokens survive a restart and hold on every node).
+	// Secret keys the CSRF tokens and, with each session's id, its
+	// scratch (at least 32 random bytes, the same on every node, so
+	// tokens and scratch survive a restart and hold on every node).
 	Secret []byte
 	// SessionIdle and SessionMax bound a signed-in session: it ends after
 	// SessionIdle without a request, and SessionMax after sign-in in any
@@ -169,7 +172,7 @@ func New(o Options) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{o: o, r: r, webURL: strings.TrimRight(o.WebURL, "/"),
-		sessions: newSessionStore(o.Store, o.SessionIdle, o.SessionMax, o.Now)}
+		sessions: newSessionStore(o.Store, o.Secret, o.SessionIdle, o.SessionMax, o.Now)}
 	h.qr, h.pages = cache.New[[2]string, template.HTML](qrCacheEntries, nil), cache.New[pageKey, []byte](pageCacheEntries, nil)
 	h.mux = h.routes()
 	return h, nil

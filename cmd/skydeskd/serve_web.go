@@ -9,7 +9,11 @@ import (
 // webPages returns the setup page and settings screen (package webui).
 // The CSRF key is a secret every node shares (secrets.go); sessions live
 // in the store, so they survive a restart, and every credential change
-// (here or by an admin command such as `user passwd`) ends them.
+// (here or by an admin command such as `user passwd`) ends them. With a
+// session's id the same secret keys its scratch (the notice after a form,
+// a new app password in it, a pending two-step secret), which the store
+// keeps sealed next to the session (webui/scratch.go): behind a balancer
+// any node serves the page a form redirects to, no sticky routing.
 func (a *app) webPages() (*webui.Handler, error) {
 	p := a.cfg.Provider
 	return webui.New(webui.Options{

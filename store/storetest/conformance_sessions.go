@@ -49,6 +49,7 @@ func testSessions(t *testing.T, d store.Driver) {
 		{"Generation", testSessionGeneration},
 		{"ChangePassword", testChangePassword},
 		{"Limits", testSessionLimits},
+		{"Scratch", testSessionScratch},
 	} {
 		t.Run(p.name, func(t *testing.T) { p.f(t, d) })
 	}
