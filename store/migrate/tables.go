@@ -52,6 +52,7 @@ var skipped = map[string]string{
 	"schema_migrations": "the target records its own migrations, checked to be the same version",
 	"pop_leases":        "POP3 in-use leases of the stopped node; sessions on the new database take their own",
 	"cert_locks":        "ACME order locks of the stopped node; the next order takes its own",
+	"web_scratch":       "one-time notices and pending two-step set-ups, minutes old, sealed to their sessions",
 }
 
 // sourceTables lists the SQLite database's own tables (not SQLite's
