@@ -97,7 +97,7 @@ func (h *smarthost) got() []relayed {
 
 // bounceQueue records the DSNs the relay hands to the store.
 type bounceQueue struct {
-	*store.Store
+	store.Driver
 	mu    sync.Mutex
 	dsns  []string
 	dsnTo []string
@@ -108,7 +108,7 @@ func (q *bounceQueue) QueueBounced(ctx context.Context, id int64, rcpts []string
 	q.dsns = append(q.dsns, string(dsn))
 	q.dsnTo = append(q.dsnTo, to)
 	q.mu.Unlock()
-	return q.Store.QueueBounced(ctx, id, rcpts, to, dsn)
+	return q.Driver.QueueBounced(ctx, id, rcpts, to, dsn)
 }
 
 type clock struct {
@@ -160,7 +160,7 @@ func TestRelay_smarthost(t *testing.T) {
 	cert := storetest.Certificate(t)
 	h, port := startSmarthost(t, cert.ServerTLS())
 	clk := &clock{t: time.Now().Add(time.Minute)} // after the submission below
-	q := &bounceQueue{Store: f.st.Store}
+	q := &bounceQueue{Driver: f.st.Driver}
 	relay := smtpd.NewRelay(q, smtpd.RelayOptions{
 		Host: "127.0.0.1", Port: port, TLS: "implicit", Username: "relay-user", Password: "relay-secret",
 		RetryPeriod: 24 * time.Hour, TLSConfig: trusting(cert), Logger: testLogger(t), Hostname: "smtp.skydesk.jp", Now: clk.now,
@@ -255,7 +255,7 @@ func TestRelay_unreachable(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()                                     // nothing listens there now
 	clk := &clock{t: time.Now().Add(time.Minute)} // after the submission below
-	q := &bounceQueue{Store: f.st.Store}
+	q := &bounceQueue{Driver: f.st.Driver}
 	relay := smtpd.NewRelay(q, smtpd.RelayOptions{Host: "127.0.0.1", Port: port, TLS: "starttls",
 		RetryPeriod: time.Hour, Now: clk.now, DialTimeout: 5 * time.Second})
 	w := f.login(t, taro, taroPW)
@@ -285,7 +285,7 @@ func TestRelay_runWakesAndStops(t *testing.T) {
 	f := newFixture(t, fixtureOpts{relay: handRelay{}})
 	cert := storetest.Certificate(t)
 	h, port := startSmarthost(t, cert.ServerTLS())
-	relay := smtpd.NewRelay(f.st.Store, smtpd.RelayOptions{Host: "127.0.0.1", Port: port, TLS: "implicit",
+	relay := smtpd.NewRelay(f.st.Driver, smtpd.RelayOptions{Host: "127.0.0.1", Port: port, TLS: "implicit",
 		Username: "relay-user", Password: "relay-secret", TLSConfig: trusting(cert), Logger: testLogger(t)})
 	ctx, cancel := context.WithCancel(t.Context())
 	stopped := make(chan struct{})
