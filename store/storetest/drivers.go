@@ -50,6 +50,7 @@ var shared struct {
 	cluster *pgtest.Cluster
 	err     error // starting failed; not retried
 	byKey   map[string]string
+	main    bool // Main runs the tests: a cluster started will be stopped
 }
 
 // DatabaseFor returns the URL of the PostgreSQL database of key (a data
@@ -64,6 +65,9 @@ func DatabaseFor(key string) (string, error) {
 	defer shared.mu.Unlock()
 	if url, ok := shared.byKey[key]; ok {
 		return url, nil
+	}
+	if !shared.main {
+		return "", fmt.Errorf("%s=postgres: the test package's TestMain must be storetest.Main (it stops the cluster)", DatabaseEnv)
 	}
 	if shared.cluster == nil && shared.err == nil {
 		shared.cluster, shared.err = pgtest.StartProcess()
@@ -89,6 +93,9 @@ func DatabaseFor(key string) (string, error) {
 // and then stops the cluster, if one was started, so no PostgreSQL
 // outlives the test process.
 func Main(m *testing.M) {
+	shared.mu.Lock()
+	shared.main = true
+	shared.mu.Unlock()
 	code := m.Run()
 	shared.mu.Lock()
 	c := shared.cluster
