@@ -102,7 +102,7 @@ func Main(m *testing.M) {
 	shared.cluster, shared.err = nil, errors.New("tests are over")
 	shared.mu.Unlock()
 	if c != nil {
-		if err := c.Stop(); err != nil {
+		if err := c.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, "stopping PostgreSQL:", err)
 			code = max(code, 1)
 		}

@@ -64,7 +64,7 @@ func Start(t testing.TB) *Cluster {
 }
 
 // StartProcess initialises and starts a cluster that lives until the
-// caller's Stop: one cluster shared by a whole test process, stopped by its
+// caller's Close: one cluster shared by a whole test process, stopped by its
 // TestMain (storetest.Main). Unlike Start it never skips: the caller asked
 // for PostgreSQL.
 func StartProcess() (*Cluster, error) {
@@ -75,8 +75,9 @@ func StartProcess() (*Cluster, error) {
 	return start(bin)
 }
 
-// Stop shuts the cluster down at once and removes its directory.
-func (c *Cluster) Stop() error { return c.stop() }
+// Close shuts a cluster of StartProcess down at once (its data is thrown
+// away) and removes its directory.
+func (c *Cluster) Close() error { return c.stop() }
 
 // URL starts a cluster and returns the URL of a new, empty database in it.
 func URL(t testing.TB) string {
