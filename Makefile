@@ -9,9 +9,13 @@ FUZZTIME ?= 10s
 run: ## the quick start: 127.0.0.1 only, self-signed cert, demo data
 	$(GO) run ./cmd/skydeskd serve --dev --data $(DATA)
 
-test: ## the whole suite (CI runs this through .ci/run); the memory test runs without -race
+# The packages whose tests open a store: run again on PostgreSQL by `test`.
+STORE_PKGS ?= ./popstore ./smtpd ./certs ./webui ./autoconfig ./cmd/skydeskd
+
+test: ## the whole suite (CI runs this through .ci/run); the memory test runs without -race; then the store users again on PostgreSQL
 	$(GO) test -race -shuffle=on -timeout 20m ./...
 	$(GO) test -count=1 -run '^TestMX_bigMessagesKeepMemoryFlat$$' -v ./smtpd
+	SKYDESK_TEST_DATABASE=postgres $(GO) test -race -shuffle=on -timeout 20m $(STORE_PKGS)
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/skydeskd

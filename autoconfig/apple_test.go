@@ -98,7 +98,7 @@ func resolveT(t testing.TB, addr string) (profiles.Profile, profiles.Address) {
 // every format; an unknown domain gets the same answer whatever the
 // local part.
 func TestNoMailboxEnumeration(t *testing.T) {
-	st := storetest.New(t)
+	st := storetest.NewDriver(t)
 	storetest.AddUser(t, st, "taro@example.co.jp", "correct horse battery staple")
 	ts := newTestServer(t, profiles.NewResolver(testSettings, st), nil)
 	targets := []struct{ method, target, body string }{

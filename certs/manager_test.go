@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -22,6 +21,8 @@ import (
 	"github.com/skydesk/skydeskd/certs"
 	"github.com/skydesk/skydeskd/internal/pebbletest"
 	"github.com/skydesk/skydeskd/store"
+	"github.com/skydesk/skydeskd/store/postgres"
+	"github.com/skydesk/skydeskd/store/storetest"
 )
 
 // serviceName is the one service host name in these tests.
@@ -117,14 +118,20 @@ type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 
-func openStore(t *testing.T, path string) *store.Store {
+// openCerts opens the certificate storage of the store in dir: SQLite,
+// or PostgreSQL under storetest.DatabaseEnv (the same dir, the same
+// database: two nodes sharing it).
+func openCerts(t *testing.T, dir string) certs.Backend {
 	t.Helper()
-	s, err := store.OpenFile(context.Background(), path, store.Options{PersonalDomain: "svc.test"})
-	if err != nil {
-		t.Fatal(err)
+	switch s := storetest.Open(t, dir, store.Options{PersonalDomain: "svc.test"}).(type) {
+	case *store.Store:
+		return s.Certs()
+	case *postgres.Store:
+		return s.Certs()
+	default:
+		t.Fatalf("no certificate storage in %T", s)
+		return nil
 	}
-	t.Cleanup(func() { s.Close() })
-	return s
 }
 
 // eventually polls cond every 50ms until it holds or d passes.
@@ -179,9 +186,9 @@ func TestManager_Pebble(t *testing.T) {
 	ls := bind(t)
 	pb := pebbletest.Start(t, pebbletest.Options{HTTPPort: port(ls.http), TLSPort: port(ls.https)})
 	root := pb.RootFile(t)
-	st := openStore(t, filepath.Join(t.TempDir(), "a.db"))
+	st := openCerts(t, t.TempDir())
 	var o orders
-	m := startNode(t, pb, st.Certs(), ls, true, &o, nodeOptions{})
+	m := startNode(t, pb, st, ls, true, &o, nodeOptions{})
 	p := port(ls.https)
 
 	pb.AddA(t, serviceName, "127.0.0.1")
@@ -204,7 +211,7 @@ func TestManager_Pebble(t *testing.T) {
 		var sts []certs.Status
 		eventually(t, 10*time.Second, "pre-check failure recorded", func() bool {
 			var err error
-			sts, err = certs.Inspect(context.Background(), st.Certs(), []string{"autoconfig.late.test", "autodiscover.late.test"})
+			sts, err = certs.Inspect(context.Background(), st, []string{"autoconfig.late.test", "autodiscover.late.test"})
 			return err == nil && sts[0].LastError != "" && sts[1].LastError != ""
 		})
 		if o.count("autoconfig.late.test")+o.count("autodiscover.late.test") != 0 {
@@ -227,7 +234,7 @@ func TestManager_Pebble(t *testing.T) {
 		if o.count("evil.test") != 0 {
 			t.Fatal("evil.test was ordered")
 		}
-		sts, err := certs.Inspect(context.Background(), st.Certs(), []string{"evil.test"})
+		sts, err := certs.Inspect(context.Background(), st, []string{"evil.test"})
 		if err != nil || !sts[0].NotAfter.IsZero() {
 			t.Fatalf("evil.test in storage: %+v %v", sts, err)
 		}
@@ -258,10 +265,10 @@ func TestManager_Pebble(t *testing.T) {
 func TestManager_TwoNodes(t *testing.T) {
 	ls := bind(t)
 	pb := pebbletest.Start(t, pebbletest.Options{HTTPPort: port(ls.http), TLSPort: port(ls.https)})
-	path := filepath.Join(t.TempDir(), "shared.db")
+	dir := t.TempDir()
 	var o orders
-	a := startNode(t, pb, openStore(t, path).Certs(), ls, true, &o, nodeOptions{})
-	b := startNode(t, pb, openStore(t, path).Certs(), ls, false, &o, nodeOptions{})
+	a := startNode(t, pb, openCerts(t, dir), ls, true, &o, nodeOptions{})
+	b := startNode(t, pb, openCerts(t, dir), ls, false, &o, nodeOptions{})
 	names := []string{serviceName, "autoconfig.two.test", "autodiscover.two.test"}
 	for _, n := range names {
 		pb.AddA(t, n, "127.0.0.1")
@@ -285,7 +292,7 @@ func TestManager_Renewal(t *testing.T) {
 	ls := bind(t)
 	pb := pebbletest.Start(t, pebbletest.Options{HTTPPort: port(ls.http), TLSPort: port(ls.https), Validity: 30 * time.Second})
 	var o orders
-	m := startNode(t, pb, openStore(t, filepath.Join(t.TempDir(), "r.db")).Certs(), ls, true, &o, nodeOptions{renewal: 0.5})
+	m := startNode(t, pb, openCerts(t, t.TempDir()), ls, true, &o, nodeOptions{renewal: 0.5})
 	pb.AddA(t, serviceName, "127.0.0.1")
 	var first *x509.Certificate
 	eventually(t, 30*time.Second, "first certificate", func() bool {
@@ -305,12 +312,12 @@ func TestManager_Renewal(t *testing.T) {
 }
 
 func TestNew_badKeyType(t *testing.T) {
-	st := openStore(t, filepath.Join(t.TempDir(), "k.db"))
+	st := openCerts(t, t.TempDir())
 	ok := func(context.Context, string) error { return nil }
-	if _, err := certs.New(certs.Options{KeyType: "dsa", Backend: st.Certs(), Check: ok}); err == nil {
+	if _, err := certs.New(certs.Options{KeyType: "dsa", Backend: st, Check: ok}); err == nil {
 		t.Fatal("key type dsa accepted")
 	}
-	if _, err := certs.New(certs.Options{KeyType: "rsa2048", Backend: st.Certs(), Check: ok}); err != nil {
+	if _, err := certs.New(certs.Options{KeyType: "rsa2048", Backend: st, Check: ok}); err != nil {
 		t.Fatal(err)
 	}
 }

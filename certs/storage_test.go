@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -14,7 +13,7 @@ import (
 
 func TestStorage_listAndStat(t *testing.T) {
 	ctx := context.Background()
-	s := certs.NewStorage(openStore(t, filepath.Join(t.TempDir(), "s.db")).Certs())
+	s := certs.NewStorage(openCerts(t, t.TempDir()))
 	for _, k := range []string{"certificates/ca/a.test/a.test.crt", "certificates/ca/a.test/a.test.json", "certificates/ca/b.test/b.test.crt", "acme/users/x"} {
 		if err := s.Store(ctx, k, []byte("v")); err != nil {
 			t.Fatal(err)
@@ -56,9 +55,9 @@ func TestStorage_listAndStat(t *testing.T) {
 // first's lock and gets it once it is released.
 func TestStorage_lock(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "l.db")
-	a := certs.NewStorage(openStore(t, path).Certs())
-	b := certs.NewStorage(openStore(t, path).Certs())
+	dir := t.TempDir()
+	a := certs.NewStorage(openCerts(t, dir))
+	b := certs.NewStorage(openCerts(t, dir))
 	if err := a.Lock(ctx, "issue_cert_x"); err != nil {
 		t.Fatal(err)
 	}

@@ -61,12 +61,12 @@ func (d *outageDriver) RecordPOPSession(ctx context.Context, id int64, ps store.
 // MaxAuthFailures. A session that ends during the outage gives its
 // maildrop lease up once the database is back, not a TTL later.
 func TestOutage_temporaryAndLeaseReleasedAfter(t *testing.T) {
-	d := &outageDriver{Driver: storetest.New(t)}
+	d := &outageDriver{Driver: storetest.NewDriver(t)}
 	f := newPOPNode(t, d, store.AuthOptions{Policy: lenient}, popstore.Options{LeaseTTL: time.Minute})
 	const user, pass = "taro@skydesk.jp", "right-password"
 	storetest.AddUser(t, d.Driver, user, pass)
-	setPOP(t, d.Driver.(*store.Store), user, store.POPAll, false, store.KeepOnServer)
-	deliver(t, d.Driver.(*store.Store), user, false, "Subject: one\r\n\r\nbody\r\n")
+	setPOP(t, d.Driver, user, store.POPAll, false, store.KeepOnServer)
+	deliver(t, d.Driver, user, false, "Subject: one\r\n\r\nbody\r\n")
 
 	d.down.Store(true)
 	c := f.dial(t)

@@ -25,10 +25,10 @@ var ctx = context.Background()
 
 const settingsURL = "https://autoconfig.skydesk.jp/settings"
 
-// popFixture is the POP3 backend over a SQLite store behind a real
+// popFixture is the POP3 backend over a store (SQLite, or PostgreSQL under storetest.DatabaseEnv) behind a real
 // popd.Server on 127.0.0.1:0 with implicit TLS.
 type popFixture struct {
-	s      *store.Store
+	s      store.Driver
 	md     *popstore.Backend
 	addr   string
 	client *tls.Config
@@ -44,12 +44,12 @@ var lenient = store.ThrottlePolicy{FreeFailures: 1000, LockAfter: 2000, LockFor:
 
 func newPOPFixture(t testing.TB) *popFixture {
 	t.Helper()
-	return newPOPFixtureOn(t, storetest.New(t), store.AuthOptions{Policy: lenient})
+	return newPOPFixtureOn(t, storetest.NewDriver(t), store.AuthOptions{Policy: lenient})
 }
 
 // newPOPFixtureOn starts another server on s: a second skydeskd process
 // sharing the database has its own Backend.
-func newPOPFixtureOn(t testing.TB, s *store.Store, o store.AuthOptions) *popFixture {
+func newPOPFixtureOn(t testing.TB, s store.Driver, o store.AuthOptions) *popFixture {
 	t.Helper()
 	f := newPOPNode(t, s, o, popstore.Options{})
 	f.s = s
@@ -168,7 +168,7 @@ func (f *popFixture) listing(t *testing.T, user, pass string) []string {
 	return uids
 }
 
-func deliver(t testing.TB, s *store.Store, rcpt string, spam bool, body string) string {
+func deliver(t testing.TB, s store.Driver, rcpt string, spam bool, body string) string {
 	t.Helper()
 	uids, err := s.Deliver(ctx, store.Delivery{Recipients: []string{rcpt}, Body: []byte(body), Spam: spam})
 	if err != nil {
@@ -177,7 +177,7 @@ func deliver(t testing.TB, s *store.Store, rcpt string, spam bool, body string) 
 	return strconv.FormatInt(uids[0], 10)
 }
 
-func setPOP(t testing.TB, s *store.Store, addr string, access store.POPAccess, spam bool, onDelete store.OnDelete) {
+func setPOP(t testing.TB, s store.Driver, addr string, access store.POPAccess, spam bool, onDelete store.OnDelete) {
 	t.Helper()
 	u := store.POPUpdate{IncludeSpam: &spam, OnDelete: &onDelete}
 	if access != "" {
@@ -384,7 +384,7 @@ func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) 
 func TestMaildrop_throttling(t *testing.T) {
 	var mu sync.Mutex
 	outcomes := map[string]int{}
-	f := newPOPFixtureOn(t, storetest.New(t), store.AuthOptions{Policy: fastThrottle, Observe: func(svc store.Service, o string) {
+	f := newPOPFixtureOn(t, storetest.NewDriver(t), store.AuthOptions{Policy: fastThrottle, Observe: func(svc store.Service, o string) {
 		mu.Lock()
 		outcomes[string(svc)+"/"+o]++
 		mu.Unlock()

@@ -15,27 +15,27 @@ import (
 
 // countingStore counts transactions.
 type countingStore struct {
-	*store.Store
+	store.Driver
 	txs, batched atomic.Int64
 }
 
 func (c *countingStore) Accept(ctx context.Context, a store.Accepted) ([]int64, int64, error) {
 	c.txs.Add(1)
-	return c.Store.Accept(ctx, a)
+	return c.Driver.Accept(ctx, a)
 }
 
 func (c *countingStore) AcceptBatch(ctx context.Context, b []store.Accepted) ([]store.AcceptResult, error) {
 	c.txs.Add(1)
 	c.batched.Add(int64(len(b)))
-	return c.Store.AcceptBatch(ctx, b)
+	return c.Driver.AcceptBatch(ctx, b)
 }
 
 // Concurrent messages share commits; each caller gets its own result, and
 // a failing message does not fail its batch neighbours.
 func TestBatcher_groupCommit(t *testing.T) {
-	s := storetest.New(t)
+	s := storetest.NewDriver(t)
 	storetest.AddUser(t, s, taro, taroPW)
-	cs := &countingStore{Store: s}
+	cs := &countingStore{Driver: s}
 	b := smtpd.NewBatcher(cs)
 	const n = 64
 	var wg sync.WaitGroup
@@ -77,9 +77,9 @@ func TestBatcher_groupCommit(t *testing.T) {
 // With batches of one, every message is its own commit and the committer
 // role is handed from waiter to waiter until the queue is empty.
 func TestBatcher_handOff(t *testing.T) {
-	s := storetest.New(t)
+	s := storetest.NewDriver(t)
 	storetest.AddUser(t, s, taro, taroPW)
-	cs := &countingStore{Store: s}
+	cs := &countingStore{Driver: s}
 	b := smtpd.NewBatcher(cs)
 	b.MaxBatch = 1
 	const n = 16

@@ -51,7 +51,7 @@ func newForwardRig(t *testing.T, withRelay bool) *forwardRig {
 	f := newFixture(t, fo)
 	cert := storetest.Certificate(t)
 	h, port := startSmarthost(t, cert.ServerTLS())
-	relay := smtpd.NewRelay(f.st.Store, smtpd.RelayOptions{
+	relay := smtpd.NewRelay(f.st.Driver, smtpd.RelayOptions{
 		Host: "127.0.0.1", Port: port, TLS: "implicit", Username: "relay-user", Password: "relay-secret",
 		TLSConfig: trusting(cert), Logger: testLogger(t), Hostname: "smtp.skydesk.jp", SRS: srs,
 		Now: func() time.Time { return time.Now().Add(time.Minute) },

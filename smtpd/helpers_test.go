@@ -35,13 +35,13 @@ const (
 // recordingStore is the real store, remembering what Accept was given
 // (the spam verdict is checked through it).
 type recordingStore struct {
-	*store.Store
+	store.Driver
 	mu       sync.Mutex
 	accepted []store.Accepted
 }
 
 func (r *recordingStore) Accept(ctx context.Context, a store.Accepted) ([]int64, int64, error) {
-	uids, q, err := r.Store.Accept(ctx, a)
+	uids, q, err := r.Driver.Accept(ctx, a)
 	if err == nil {
 		r.mu.Lock()
 		r.accepted = append(r.accepted, a)
@@ -96,7 +96,7 @@ type fixtureOpts struct {
 	// log replaces the test logger (to check what was logged).
 	log *slog.Logger
 	// store, if set, is the store to use (else a new one).
-	store *store.Store
+	store store.Driver
 	// tune, if set, changes the Options last.
 	tune func(*smtpd.Options)
 	// scanner is Options.Scanner (rspamd on the MX).
@@ -114,7 +114,7 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 	t.Helper()
 	s := fo.store
 	if s == nil {
-		s = storetest.New(t)
+		s = storetest.NewDriver(t)
 	}
 	storetest.AddUser(t, s, taro, taroPW)
 	storetest.AddUser(t, s, hanako, hanakoPW)
@@ -123,7 +123,7 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 		fo.policy = store.ThrottlePolicy{FreeFailures: 100, LockAfter: 1000, LockFor: time.Minute,
 			BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, Window: time.Hour}
 	}
-	auth, err := s.NewAuthenticator(store.AuthOptions{Policy: fo.policy})
+	auth, err := store.NewAuthenticator(s, store.AuthOptions{Policy: fo.policy, HashParams: store.TestHashParams})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func newFixture(t testing.TB, fo fixtureOpts) *fixture {
 	if fo.maxSize == 0 {
 		fo.maxSize = 64 << 10
 	}
-	f := &fixture{st: &recordingStore{Store: s}, auth: auth, maxSize: fo.maxSize, certFile: cert.CertFile, cert: cert, tb: t,
+	f := &fixture{st: &recordingStore{Driver: s}, auth: auth, maxSize: fo.maxSize, certFile: cert.CertFile, cert: cert, tb: t,
 		clientTLS: &tls.Config{RootCAs: pool, ServerName: "smtp.skydesk.jp", MinVersion: tls.VersionTLS12}}
 	o := smtpd.Options{Hostname: "smtp.skydesk.jp", TLSConfig: cert.ServerTLS(), MaxMessageSize: fo.maxSize,
 		Relay: fo.relay, Logger: testLogger(t), Postmaster: fo.postmaster, Scanner: fo.scanner,

@@ -224,7 +224,7 @@ func (w *watchedRelay) Run(ctx context.Context) {
 // Shutdown, which returns only once the worker has stopped: mail queued
 // by submission goes out to the smarthost with nobody calling RunOnce.
 func TestServer_relayWorkerStartStop(t *testing.T) {
-	s := storetest.New(t)
+	s := storetest.NewDriver(t)
 	cert := storetest.Certificate(t)
 	h, port := startSmarthost(t, cert.ServerTLS())
 	relay := newWatched(smtpd.NewRelay(s, smtpd.RelayOptions{Host: "127.0.0.1", Port: port, TLS: "implicit",
@@ -260,7 +260,7 @@ func TestServer_relayWorkerStartStop(t *testing.T) {
 // holds Shutdown only until its context ends.
 func TestServer_relayWorkerBounds(t *testing.T) {
 	idle := newWatched(handRelay{})
-	srv := smtpd.NewServer(storetest.New(t), nil, smtpd.Options{Relay: idle})
+	srv := smtpd.NewServer(storetest.NewDriver(t), nil, smtpd.Options{Relay: idle})
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func (o *outage) err() error {
 }
 
 type outageStore struct {
-	*store.Store
+	store.Driver
 	o *outage
 }
 
@@ -35,14 +35,14 @@ func (s outageStore) AccountExists(ctx context.Context, address string) (bool, e
 	if err := s.o.err(); err != nil {
 		return false, err
 	}
-	return s.Store.AccountExists(ctx, address)
+	return s.Driver.AccountExists(ctx, address)
 }
 
 func (s outageStore) Accept(ctx context.Context, a store.Accepted) ([]int64, int64, error) {
 	if err := s.o.err(); err != nil {
 		return nil, 0, err
 	}
-	return s.Store.Accept(ctx, a)
+	return s.Driver.Accept(ctx, a)
 }
 
 type outageAuth struct {
@@ -62,9 +62,9 @@ func (a outageAuth) Login(ctx context.Context, req store.LoginRequest) (store.Lo
 // mail or make a client drop the password. It is logged once, not per
 // command; once the database is back the same session goes on.
 func TestOutage_temporaryReplies(t *testing.T) {
-	s := storetest.New(t)
+	s := storetest.NewDriver(t)
 	storetest.AddUser(t, s, taro, taroPW)
-	auth, err := s.NewAuthenticator(store.AuthOptions{})
+	auth, err := store.NewAuthenticator(s, store.AuthOptions{HashParams: store.TestHashParams})
 	if err != nil {
 		t.Fatal(err)
 	}

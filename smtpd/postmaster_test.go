@@ -27,11 +27,11 @@ const (
 func newPostmasterFixture(t *testing.T, fo fixtureOpts) *fixture {
 	t.Helper()
 	f := newFixture(t, fo)
-	storetest.AddUser(t, f.st.Store, desk, deskPW)
+	storetest.AddUser(t, f.st.Driver, desk, deskPW)
 	if _, err := f.st.AddDomain(t.Context(), ownDomain); err != nil {
 		t.Fatal(err)
 	}
-	storetest.AddUser(t, f.st.Store, ownPM, ownPMPW)
+	storetest.AddUser(t, f.st.Driver, ownPM, ownPMPW)
 	return f
 }
 

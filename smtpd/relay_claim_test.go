@@ -16,7 +16,7 @@ import (
 
 // queueRemote queues a message from taro for rcpt, as an accepted
 // submission does, and returns its queue id.
-func queueRemote(t *testing.T, s *store.Store, rcpt, subject string) int64 {
+func queueRemote(t *testing.T, s store.Driver, rcpt, subject string) int64 {
 	t.Helper()
 	_, qid, err := s.Accept(t.Context(), store.Accepted{Body: []byte(msg(taro, rcpt, subject, "x")), From: taro, Remote: []string{rcpt}})
 	if err != nil {
@@ -28,7 +28,7 @@ func queueRemote(t *testing.T, s *store.Store, rcpt, subject string) int64 {
 // Two relays working one queue at once (two nodes' workers) send every
 // message exactly once: a message is claimed by one of them at a time.
 func TestRelay_twoWorkersOneQueue(t *testing.T) {
-	s := storetest.New(t)
+	s := storetest.NewDriver(t)
 	storetest.AddUser(t, s, taro, taroPW)
 	cert := storetest.Certificate(t)
 	h, port := startSmarthost(t, cert.ServerTLS())
@@ -77,7 +77,7 @@ func TestRelay_twoWorkersOneQueue(t *testing.T) {
 // renewFails is a queue whose claim renewals fail (this node cannot reach
 // the database) and that counts settles.
 type renewFails struct {
-	*store.Store
+	store.Driver
 	settled atomic.Int32
 }
 
@@ -87,7 +87,7 @@ func (q *renewFails) RenewQueueClaim(context.Context, int64, string, time.Durati
 
 func (q *renewFails) QueueSettle(ctx context.Context, id int64, holder string, r store.QueueResult) error {
 	q.settled.Add(1)
-	return q.Store.QueueSettle(ctx, id, holder, r)
+	return q.Driver.QueueSettle(ctx, id, holder, r)
 }
 
 // renewLost is a queue on which every renewal finds the claim gone.
@@ -102,7 +102,7 @@ func (q *renewLost) RenewQueueClaim(context.Context, int64, string, time.Duratio
 // nothing afterwards: the new owner's result stands. A relay told its
 // claim is gone aborts the delivery and records nothing either.
 func TestRelay_lostClaimRecordsNothing(t *testing.T) {
-	s := storetest.New(t)
+	s := storetest.NewDriver(t)
 	storetest.AddUser(t, s, taro, taroPW)
 	cert := storetest.Certificate(t)
 	h, port := startSmarthostWith(t, cert.ServerTLS(), &smarthost{hold: make(chan struct{}), inData: make(chan struct{}, 4)})
@@ -116,7 +116,7 @@ func TestRelay_lostClaimRecordsNothing(t *testing.T) {
 	t.Cleanup(release)
 	opts := smtpd.RelayOptions{Host: "127.0.0.1", Port: port, TLS: "implicit", Username: "relay-user", Password: "relay-secret",
 		TLSConfig: trusting(cert), Logger: testLogger(t), Worker: "node-a", ClaimLease: 200 * time.Millisecond}
-	q := &renewFails{Store: s}
+	q := &renewFails{Driver: s}
 	qid := queueRemote(t, s, "ok@remote.example", "slow")
 	done := make(chan error, 1)
 	go func() { done <- smtpd.NewRelay(q, opts).RunOnce(t.Context()) }()
@@ -161,7 +161,7 @@ func TestRelay_lostClaimRecordsNothing(t *testing.T) {
 	h2, port2 := startSmarthostWith(t, cert.ServerTLS(), &smarthost{hold: make(chan struct{}), inData: make(chan struct{}, 4)})
 	t.Cleanup(func() { close(h2.hold) })
 	opts.Port = port2
-	lost := &renewLost{renewFails{Store: s}}
+	lost := &renewLost{renewFails{Driver: s}}
 	queueRemote(t, s, "ok@remote.example", "aborted")
 	start := time.Now()
 	if err := smtpd.NewRelay(lost, opts).RunOnce(t.Context()); err != nil {

@@ -107,7 +107,7 @@ func (h *smarthost) got() []relayed {
 
 // bounceQueue records the DSNs the relay hands to the store.
 type bounceQueue struct {
-	*store.Store
+	store.Driver
 	mu    sync.Mutex
 	dsns  []string
 	dsnTo []string
@@ -120,7 +120,7 @@ func (q *bounceQueue) QueueSettle(ctx context.Context, id int64, holder string, 
 		q.dsnTo = append(q.dsnTo, r.BounceTo)
 		q.mu.Unlock()
 	}
-	return q.Store.QueueSettle(ctx, id, holder, r)
+	return q.Driver.QueueSettle(ctx, id, holder, r)
 }
 
 type clock struct {
@@ -175,7 +175,7 @@ func TestRelay_smarthost(t *testing.T) {
 	cert := storetest.Certificate(t)
 	h, port := startSmarthost(t, cert.ServerTLS())
 	clk := &clock{t: time.Now().Add(time.Minute)} // after the submission below
-	q := &bounceQueue{Store: f.st.Store}
+	q := &bounceQueue{Driver: f.st.Driver}
 	relay := smtpd.NewRelay(q, smtpd.RelayOptions{
 		Host: "127.0.0.1", Port: port, TLS: "implicit", Username: "relay-user", Password: "relay-secret",
 		RetryPeriod: 24 * time.Hour, TLSConfig: trusting(cert), Logger: testLogger(t), Hostname: "smtp.skydesk.jp", Now: clk.now,
@@ -270,7 +270,7 @@ func TestRelay_unreachable(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()                                     // nothing listens there now
 	clk := &clock{t: time.Now().Add(time.Minute)} // after the submission below
-	q := &bounceQueue{Store: f.st.Store}
+	q := &bounceQueue{Driver: f.st.Driver}
 	relay := smtpd.NewRelay(q, smtpd.RelayOptions{Host: "127.0.0.1", Port: port, TLS: "starttls",
 		RetryPeriod: time.Hour, Now: clk.now, DialTimeout: 5 * time.Second})
 	w := f.login(t, taro, taroPW)
@@ -300,7 +300,7 @@ func TestRelay_runWakesAndStops(t *testing.T) {
 	f := newFixture(t, fixtureOpts{relay: handRelay{}})
 	cert := storetest.Certificate(t)
 	h, port := startSmarthost(t, cert.ServerTLS())
-	relay := smtpd.NewRelay(f.st.Store, smtpd.RelayOptions{Host: "127.0.0.1", Port: port, TLS: "implicit",
+	relay := smtpd.NewRelay(f.st.Driver, smtpd.RelayOptions{Host: "127.0.0.1", Port: port, TLS: "implicit",
 		Username: "relay-user", Password: "relay-secret", TLSConfig: trusting(cert), Logger: testLogger(t)})
 	ctx, cancel := context.WithCancel(t.Context())
 	stopped := make(chan struct{})

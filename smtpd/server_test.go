@@ -88,7 +88,7 @@ func TestServer_submission_STARTTLS(t *testing.T) {
 func TestServer_auth_credentials(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	ctx := t.Context()
-	storetest.AddUser(t, f.st.Store, "twostep@skydesk.jp", "twostep-password")
+	storetest.AddUser(t, f.st.Driver, "twostep@skydesk.jp", "twostep-password")
 	if err := f.st.SetTwoStep(ctx, "twostep@skydesk.jp", true); err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,7 @@ func confirmationLink(t *testing.T, env *webEnv, target string) string {
 
 func TestWeb_Forward_noRelay(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{})
-	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "taro@skydesk.jp", "correct horse")
 	c := env.client()
 	page := env.signIn(c, "taro@skydesk.jp", "correct horse")
 	if !strings.Contains(page, `id="fwd-no-relay"`) {
@@ -79,7 +79,7 @@ func TestWeb_Forward_confirm(t *testing.T) {
 	}
 	env.serving.Store(w)
 	ctx := t.Context()
-	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "taro@skydesk.jp", "correct horse")
 	c := env.client()
 	token := csrfOf(t, env.signIn(c, "taro@skydesk.jp", "correct horse"))
 	set := func(target, keep string) string {

@@ -20,7 +20,7 @@ import (
 func TestWeb_POP_sinceDay(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{})
 	ctx := context.Background()
-	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "taro@skydesk.jp", "correct horse")
 	c := env.client()
 	token := csrfOf(t, env.signIn(c, "taro@skydesk.jp", "correct horse"))
 	save := func(lang, access, day string) string {
@@ -87,7 +87,7 @@ func TestWeb_POP_sinceDay(t *testing.T) {
 // The POP section shows the last POP session.
 func TestWeb_POP_lastAccess(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{})
-	acc := storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
+	acc := storetest.AddUser(t, env.st.Driver, "taro@skydesk.jp", "correct horse")
 	c := env.client()
 	env.signIn(c, "taro@skydesk.jp", "correct horse")
 	get := func(lang string) string {

@@ -46,7 +46,7 @@ func (env *webEnv) appCount(t *testing.T, address string) int {
 // app password that logs in to POP. The session that turned it on stays.
 func TestWeb_SessionEndedByTwoStepOn(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{})
-	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "taro@skydesk.jp", "correct horse")
 	attacker, owner := env.client(), env.client()
 	attackerToken := csrfOf(t, env.signIn(attacker, "taro@skydesk.jp", "correct horse"))
 	ownerToken := csrfOf(t, env.signIn(owner, "taro@skydesk.jp", "correct horse"))
@@ -79,7 +79,7 @@ func TestWeb_SessionEndedByTwoStepOn(t *testing.T) {
 // every session at its next request.
 func TestWeb_SessionEndedByAdminChange(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{})
-	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "taro@skydesk.jp", "correct horse")
 	ctx := context.Background()
 	for _, change := range []func() error{
 		func() error { return env.st.SetPassword(ctx, "taro@skydesk.jp", "correct horse") },
@@ -102,7 +102,7 @@ func TestWeb_SessionEndedByAdminChange(t *testing.T) {
 // sign-in time that still counts for the ten-minute rule.
 func TestWeb_SessionSurvivesRestart(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{})
-	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "taro@skydesk.jp", "correct horse")
 	c := env.client()
 	token := csrfOf(t, env.signIn(c, "taro@skydesk.jp", "correct horse"))
 	env.clock.add(5 * time.Minute)
@@ -128,7 +128,7 @@ var reauthFormRE = regexp.MustCompile(`id="reauth-form"`)
 // account password.
 func TestWeb_Reauth_appPassword(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{})
-	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "taro@skydesk.jp", "correct horse")
 	c := env.client()
 	token := csrfOf(t, env.signIn(c, "taro@skydesk.jp", "correct horse"))
 	env.clock.add(10*time.Minute + time.Second)
@@ -181,7 +181,7 @@ func TestWeb_Reauth_twoStepOff(t *testing.T) {
 // most sessionLimits.PerAccount sessions; the oldest go.
 func TestWeb_SessionLimits(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{})
-	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "taro@skydesk.jp", "correct horse")
 	var clients []*http.Client
 	for range sessionLimits.PerAccount + 2 {
 		c := env.client()

@@ -73,9 +73,9 @@ func TestWeb_SignIn_twoStep(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{FreeFailures: 100, LockAfter: 1000, LockFor: time.Minute,
 		BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, Window: time.Hour})
 	ctx := context.Background()
-	storetest.AddUser(t, env.st.Store, "jiro@example.co.jp", "correct horse")
-	storetest.AddUser(t, env.st.Store, "noapp@example.co.jp", "correct horse")
-	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "jiro@example.co.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "noapp@example.co.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "taro@skydesk.jp", "correct horse")
 	key, err := env.st.EnrolTOTP(ctx, "jiro@example.co.jp")
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +153,7 @@ func TestWeb_SignIn_twoStep(t *testing.T) {
 func TestWeb_SignIn_twoStep_throttled(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{FreeFailures: 1, LockAfter: 3, LockFor: 10 * time.Minute,
 		BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, Window: time.Hour})
-	storetest.AddUser(t, env.st.Store, "jiro@example.co.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "jiro@example.co.jp", "correct horse")
 	key, err := env.st.EnrolTOTP(context.Background(), "jiro@example.co.jp")
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +181,7 @@ func TestWeb_SignIn(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{FreeFailures: 100, LockAfter: 1000, LockFor: time.Minute,
 		BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, Window: time.Hour})
 	ctx := context.Background()
-	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "taro@skydesk.jp", "correct horse")
 	app, err := env.st.CreateAppPassword(ctx, "taro@skydesk.jp", "phone")
 	if err != nil {
 		t.Fatal(err)
@@ -243,7 +243,7 @@ func TestWeb_SignIn(t *testing.T) {
 func TestWeb_SignIn_throttled(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{FreeFailures: 1, LockAfter: 3, LockFor: 10 * time.Minute,
 		BaseDelay: time.Millisecond, MaxDelay: time.Millisecond, Window: time.Hour})
-	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "taro@skydesk.jp", "correct horse")
 	c := env.client()
 	var resp *http.Response
 	var body string
@@ -268,8 +268,8 @@ func TestWeb_SignIn_throttled(t *testing.T) {
 // token change nothing.
 func TestWeb_Refused(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{})
-	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
-	storetest.AddUser(t, env.st.Store, "jiro@skydesk.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "taro@skydesk.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "jiro@skydesk.jp", "correct horse")
 	victim := env.client()
 	page := env.signIn(victim, "taro@skydesk.jp", "correct horse")
 	token := csrfOf(t, page)
@@ -327,7 +327,7 @@ func TestWeb_Refused(t *testing.T) {
 func TestWeb_POP(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{})
 	ctx := context.Background()
-	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "taro@skydesk.jp", "correct horse")
 	c := env.client()
 	token := csrfOf(t, env.signIn(c, "taro@skydesk.jp", "correct horse"))
 	save := func(form url.Values) string {
@@ -403,12 +403,12 @@ func TestWeb_POP(t *testing.T) {
 func TestWeb_AppPasswords(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{})
 	ctx := context.Background()
-	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "taro@skydesk.jp", "correct horse")
 	key, err := env.st.EnrolTOTP(ctx, "taro@skydesk.jp")
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth, err := env.st.NewAuthenticator(store.AuthOptions{})
+	auth, err := store.NewAuthenticator(env.st, store.AuthOptions{HashParams: store.TestHashParams})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,7 +462,7 @@ func TestWeb_AppPasswords(t *testing.T) {
 
 func TestWeb_Session(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{})
-	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "taro@skydesk.jp", "correct horse")
 	c := env.client()
 	token := csrfOf(t, env.signIn(c, "taro@skydesk.jp", "correct horse"))
 	env.clock.add(29 * time.Minute)
@@ -515,12 +515,12 @@ func TestWeb_Session(t *testing.T) {
 func TestWeb_MailboxUsage(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{})
 	ctx := context.Background()
-	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "taro@skydesk.jp", "correct horse")
 	body := "Subject: hello\r\n\r\n" + strings.Repeat("x", 3<<20) + "\r\n"
-	if _, err := env.st.Store.Deliver(ctx, store.Delivery{Recipients: []string{"taro@skydesk.jp"}, Body: []byte(body)}); err != nil {
+	if _, err := env.st.Driver.Deliver(ctx, store.Delivery{Recipients: []string{"taro@skydesk.jp"}, Body: []byte(body)}); err != nil {
 		t.Fatal(err)
 	}
-	if err := env.st.Store.SetQuota(ctx, "taro@skydesk.jp", 10<<20); err != nil {
+	if err := env.st.Driver.SetQuota(ctx, "taro@skydesk.jp", 10<<20); err != nil {
 		t.Fatal(err)
 	}
 	c := env.client()
@@ -529,7 +529,7 @@ func TestWeb_MailboxUsage(t *testing.T) {
 	if !strings.Contains(page, "Mailbox: 3.0 MiB of 10 MiB used (30%)") {
 		t.Fatalf("settings page lacks the mailbox usage:\n%s", page)
 	}
-	if err := env.st.Store.SetQuota(ctx, "taro@skydesk.jp", 0); err != nil {
+	if err := env.st.Driver.SetQuota(ctx, "taro@skydesk.jp", 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, page = do(t, c, "GET", env.srv.URL+"/settings?lang=en", nil, nil); !strings.Contains(page, "Mailbox: 3.0 MiB used (no limit).") {

@@ -69,7 +69,7 @@ func (env *webEnv) twoStepOn(t *testing.T, address string) bool {
 // popLogin logs in as a mail client would, through its own Authenticator
 // (its own cache: only credential_gen ties it to the settings screen).
 func popLogin(t *testing.T, env *webEnv) func(address, pw string) error {
-	auth, err := env.st.NewAuthenticator(store.AuthOptions{})
+	auth, err := store.NewAuthenticator(env.st, store.AuthOptions{HashParams: store.TestHashParams})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func popLogin(t *testing.T, env *webEnv) func(address, pw string) error {
 func pendingSetup(t *testing.T) (env *webEnv, c *http.Client, token, secret string) {
 	t.Helper()
 	env = newWebEnv(t, store.ThrottlePolicy{})
-	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "taro@skydesk.jp", "correct horse")
 	c = env.client()
 	token = csrfOf(t, env.signIn(c, "taro@skydesk.jp", "correct horse"))
 	return env, c, token, env.twoStep(c, token, "start", "").secret
@@ -95,7 +95,7 @@ func pendingSetup(t *testing.T) (env *webEnv, c *http.Client, token, secret stri
 // an authenticator registered.
 func enrolled(t *testing.T, env *webEnv, address string) store.TOTPKey {
 	t.Helper()
-	storetest.AddUser(t, env.st.Store, address, "correct horse")
+	storetest.AddUser(t, env.st.Driver, address, "correct horse")
 	key, err := env.st.EnrolTOTP(context.Background(), address)
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func enrolled(t *testing.T, env *webEnv, address string) store.TOTPKey {
 func TestWeb_TwoStep_on(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{})
 	const user = "taro@skydesk.jp"
-	storetest.AddUser(t, env.st.Store, user, "correct horse")
+	storetest.AddUser(t, env.st.Driver, user, "correct horse")
 	pop := popLogin(t, env)
 	if err := pop(user, "correct horse"); err != nil { // cached from now on
 		t.Fatal(err)
@@ -327,7 +327,7 @@ func TestWeb_TwoStep_off_throttled(t *testing.T) {
 func TestWeb_TwoStep_refused(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{})
 	const user = "taro@skydesk.jp"
-	storetest.AddUser(t, env.st.Store, user, "correct horse")
+	storetest.AddUser(t, env.st.Driver, user, "correct horse")
 	victim := env.client()
 	token := csrfOf(t, env.signIn(victim, user, "correct horse"))
 	for _, path := range []string{"start", "confirm", "cancel", "off"} {

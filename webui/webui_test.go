@@ -24,7 +24,7 @@ import (
 // recordingStore wraps the real store and records every POP update, so a
 // test can tell "access not sent" from "access sent unchanged".
 type recordingStore struct {
-	*store.Store
+	store.Driver
 	mu      sync.Mutex
 	updates []store.POPUpdate
 }
@@ -33,7 +33,7 @@ func (r *recordingStore) SetPOP(ctx context.Context, address string, u store.POP
 	r.mu.Lock()
 	r.updates = append(r.updates, u)
 	r.mu.Unlock()
-	return r.Store.SetPOP(ctx, address, u)
+	return r.Driver.SetPOP(ctx, address, u)
 }
 
 func (r *recordingStore) last(t *testing.T) store.POPUpdate {
@@ -79,8 +79,8 @@ const testWebURL = "https://setup.example.test"
 func newWebEnv(t testing.TB, policy store.ThrottlePolicy) *webEnv {
 	t.Helper()
 	dir := t.TempDir()
-	s := storetest.NewIn(t, dir)
-	auth, err := s.NewAuthenticator(store.AuthOptions{Policy: policy})
+	s := storetest.NewDriverIn(t, dir)
+	auth, err := store.NewAuthenticator(s, store.AuthOptions{Policy: policy, HashParams: store.TestHashParams})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func newWebEnv(t testing.TB, policy store.ThrottlePolicy) *webEnv {
 		POPPort: 995, SMTPHost: "smtp.skydesk.jp", SMTPImplicitTLSPort: 465, SMTPSTARTTLSPort: 587,
 	}, domains)
 	clock := &fakeClock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
-	rs := &recordingStore{Store: s}
+	rs := &recordingStore{Driver: s}
 	opts := Options{Resolver: res, Store: rs, Auth: auth, Provider: "SkyDesk Mail",
 		WebURL: testWebURL, Secret: []byte(strings.Repeat("k", 32)), Log: slog.New(slog.DiscardHandler), Now: clock.now}
 	w, err := New(opts)
@@ -124,12 +124,12 @@ func (env *webEnv) restart() {
 	if err := env.st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s := storetest.NewIn(t, env.dir)
-	auth, err := s.NewAuthenticator(store.AuthOptions{})
+	s := storetest.NewDriverIn(t, env.dir)
+	auth, err := store.NewAuthenticator(s, store.AuthOptions{HashParams: store.TestHashParams})
 	if err != nil {
 		t.Fatal(err)
 	}
-	env.st = &recordingStore{Store: s}
+	env.st = &recordingStore{Driver: s}
 	env.opts.Store, env.opts.Auth = env.st, auth
 	w, err := New(env.opts)
 	if err != nil {
@@ -205,7 +205,7 @@ func (env *webEnv) signIn(c *http.Client, address, password string) string {
 
 func TestWeb_Setup(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{})
-	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "taro@skydesk.jp", "correct horse")
 	c := env.client()
 	for _, tc := range []struct {
 		name, email string
@@ -253,7 +253,7 @@ func TestWeb_Setup(t *testing.T) {
 // get the same page, byte for byte, once the local part is swapped.
 func TestWeb_Setup_noEnumeration(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{})
-	storetest.AddUser(t, env.st.Store, "kenta@skydesk.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "kenta@skydesk.jp", "correct horse")
 	c := env.client()
 	qr := regexp.MustCompile(`<svg class="qr".*?</svg>`)
 	page := func(local string) string {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
+
+	"github.com/skydesk/skydeskd/store/storetest"
 )
 
 // cli runs one command in-process against dir, like the real binary.
@@ -76,7 +78,7 @@ func TestAdminCommandsSurviveRestart(t *testing.T) {
 	if out := mustCLI(t, dir, "", "app-password", "list", "taro@skydesk.jp"); strings.Contains(out, "iPhone") {
 		t.Errorf("revoked password still listed: %q", out)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "skydeskd.db")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "skydeskd.db")); err != nil && !storetest.Postgres() {
 		t.Errorf("database file: %v", err)
 	}
 }

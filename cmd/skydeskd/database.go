@@ -46,18 +46,34 @@ func (d postgresDriver) WatchDomains(ctx context.Context, _ time.Duration, onErr
 	d.Store.WatchDomains(ctx, postgres.SafetyPollInterval, onErr)
 }
 
+// testDatabase is a test seam, nil in the binary: only this package's
+// TestMain sets it (under storetest.DatabaseEnv=postgres), to the URL of a
+// PostgreSQL database unique to a data_dir. A configuration with the
+// default driver then opens that database instead of the SQLite file, so
+// the whole suite runs on either driver; the same data_dir gives the same
+// database, as it gives the same file.
+var testDatabase func(dataDir string) (string, error)
+
 // openStore opens the store of the configuration: the SQLite file in
 // data_dir, or the PostgreSQL database at database.url. Either applies
 // pending migrations first.
 func openStore(ctx context.Context, cfg *config.Config, hp store.HashParams) (storeDriver, error) {
+	db := cfg.Database
+	if testDatabase != nil && db.Driver != config.DriverPostgres {
+		url, err := testDatabase(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		db = config.Database{Driver: config.DriverPostgres, URL: url}
+	}
 	pd, err := profiles.ParseDomain(cfg.Provider.PersonalDomain)
 	if err != nil {
 		return nil, fmt.Errorf("provider.personal_domain: %w", err)
 	}
 	opts := store.Options{PersonalDomain: pd, HashParams: hp, TOTPIssuer: cfg.Provider.Name,
 		DefaultQuota: configSize(cfg.SMTP.DefaultQuota)}
-	if cfg.Database.Driver == config.DriverPostgres {
-		s, err := postgres.Open(ctx, cfg.Database.URL, opts)
+	if db.Driver == config.DriverPostgres {
+		s, err := postgres.Open(ctx, db.URL, opts)
 		if err != nil {
 			return nil, err
 		}

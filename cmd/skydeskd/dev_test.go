@@ -25,12 +25,12 @@ func TestSeedDemo_twoStep(t *testing.T) {
 	ctx := context.Background()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
-	s, err := store.Open(ctx, cfg.DataDir, store.Options{PersonalDomain: "skydesk.jp", HashParams: store.TestHashParams})
+	s, err := openStore(ctx, cfg, store.TestHashParams)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	a := &app{cfg: cfg, store: sqliteDriver{s}, log: slog.New(slog.DiscardHandler), cert: &config.Certificate{CertFile: "cert.pem"}}
+	a := &app{cfg: cfg, store: s, log: slog.New(slog.DiscardHandler), cert: &config.Certificate{CertFile: "cert.pem"}}
 	var out bytes.Buffer
 	if err := a.seedDemo(ctx, env{stdout: &out}); err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func TestSeedDemo_twoStep(t *testing.T) {
 	if secret == nil || app == nil || !strings.Contains(string(raw), "otpauth://totp/") {
 		t.Fatalf("two-step details missing:\n%s", raw)
 	}
-	auth, err := s.NewAuthenticator(store.AuthOptions{})
+	auth, err := store.NewAuthenticator(s, store.AuthOptions{HashParams: store.TestHashParams})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -280,6 +280,7 @@ func TestJourney(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the real binary on the fixed --dev ports")
 	}
+	storetest.SkipOnPostgres(t, "serve --dev is the SQLite quick start of make run (--data only, no database section)")
 	if inNetns(t) {
 		return
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/skydesk/skydeskd/store"
 	"github.com/skydesk/skydeskd/store/postgres/pgtest"
+	"github.com/skydesk/skydeskd/store/storetest"
 )
 
 // runCLI runs one command line in-process (no --data appended).
@@ -25,6 +26,7 @@ func runCLI(args ...string) (code int, stdout, stderr string) {
 // mailbox: POP3 UIDs and bodies as before, the same password. A second
 // run is refused with exit 2; bad flags are usage errors (exit 1).
 func TestMigrate_sqliteNodeToPostgresNode(t *testing.T) {
+	storetest.SkipOnPostgres(t, "migrates from a SQLite node's file")
 	src, dst := t.TempDir(), t.TempDir()
 	srcFile := writeSMTPConfig(t, src, "")
 	admin := func(stdin string, args ...string) {

@@ -43,7 +43,7 @@ func onboardingCount(t *testing.T, reg *prometheus.Registry, format, outcome str
 // settings sign-in is no mail login; without a login, the settling after
 // the hour counts no_login; the write rate is bounded.
 func TestOnboardingRecorder(t *testing.T) {
-	s := storetest.New(t)
+	s := storetest.NewDriver(t)
 	reg := prometheus.NewRegistry()
 	r, err := newOnboardingRecorder(s, slog.New(slog.DiscardHandler), reg)
 	if err != nil {
@@ -100,7 +100,7 @@ func TestOnboardingRecorder(t *testing.T) {
 // BenchmarkOnboarding_repeat is what every cached autoconfig answer pays
 // once the address was seen: a lock-free lookup.
 func BenchmarkOnboarding_repeat(b *testing.B) {
-	s := storetest.New(b)
+	s := storetest.NewDriver(b)
 	r, err := newOnboardingRecorder(s, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)

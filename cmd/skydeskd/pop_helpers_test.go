@@ -44,7 +44,7 @@ func deliverCLI(t *testing.T, bin, dir, addr string, spam bool, body string) str
 	if spam {
 		args = append(args, "--spam")
 	}
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(bin, procArgs(t, args)...)
 	cmd.Stdin = strings.NewReader(body)
 	cmd.Env = append(os.Environ(), "SKYDESKD_TEST_FAST_HASH=1")
 	out, err := cmd.CombinedOutput()

@@ -72,7 +72,7 @@ func (p *proc) logged() string {
 // addresses. The process is killed when the test ends.
 func startProc(t *testing.T, bin string, want []string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(bin, procArgs(t, args)...)
 	cmd.Env = append(os.Environ(), "SKYDESKD_TEST_FAST_HASH=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -20,7 +20,7 @@ const (
 	HostedDomain   = "example.co.jp"
 )
 
-// New opens a store in t.TempDir() with the personal domain skydesk.jp and
+// New opens a SQLite store (NewDriver: either driver) in t.TempDir() with the personal domain skydesk.jp and
 // the hosted domain example.co.jp, closed when the test ends.
 func New(t testing.TB) *store.Store {
 	t.Helper()
@@ -48,13 +48,8 @@ func openIn(t testing.TB, dir string) *store.Store {
 // NewIn is New with a chosen data directory.
 func NewIn(t testing.TB, dir string) *store.Store {
 	t.Helper()
-	ctx := context.Background()
 	s := openIn(t, dir)
-	if d := s.Domains(); !d.Has(HostedDomain) {
-		if _, err := s.AddDomain(ctx, HostedDomain); err != nil {
-			t.Fatalf("adding domain: %v", err)
-		}
-	}
+	addHosted(t, s)
 	return s
 }
 

@@ -69,6 +69,22 @@ func Start(t testing.TB) *Cluster {
 	return c
 }
 
+// StartProcess initialises and starts a cluster that lives until the
+// caller's Close: one cluster shared by a whole test process, stopped by its
+// TestMain (storetest.Main). Unlike Start it never skips: the caller asked
+// for PostgreSQL.
+func StartProcess() (*Cluster, error) {
+	bin, err := findBin()
+	if err != nil {
+		return nil, err
+	}
+	return start(bin)
+}
+
+// Close shuts a cluster of StartProcess down at once (its data is thrown
+// away) and removes its directory.
+func (c *Cluster) Close() error { return c.stop() }
+
 // URL starts a cluster and returns the URL of a new, empty database in it.
 func URL(t testing.TB) string {
 	t.Helper()
@@ -78,18 +94,27 @@ func URL(t testing.TB) string {
 // NewDatabase creates an empty database and returns its URL.
 func (c *Cluster) NewDatabase(t testing.TB) string {
 	t.Helper()
+	url, err := c.CreateDatabase(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return url
+}
+
+// CreateDatabase creates an empty database and returns its URL.
+func (c *Cluster) CreateDatabase(ctx context.Context) (string, error) {
 	name := fmt.Sprintf("t%d", c.n.Add(1))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, c.url("postgres"))
 	if err != nil {
-		t.Fatalf("connecting to PostgreSQL: %v", err)
+		return "", fmt.Errorf("connecting to PostgreSQL: %w", err)
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("creating database %s: %v", name, err)
+		return "", fmt.Errorf("creating database %s: %w", name, err)
 	}
-	return c.url(name)
+	return c.url(name), nil
 }
 
 func (c *Cluster) url(db string) string {
