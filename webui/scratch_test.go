@@ -55,7 +55,7 @@ func (env *webEnv) sessionOf(c *http.Client) signedIn {
 func TestScratch_otherNode(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{})
 	const user = "taro@skydesk.jp"
-	storetest.AddUser(t, env.st.Store, user, "correct horse")
+	storetest.AddUser(t, env.st.Driver, user, "correct horse")
 	on := env.nodes()
 	c := env.client()
 	token := csrfOf(t, env.signIn(c, user, "correct horse"))
@@ -107,7 +107,7 @@ func TestScratch_otherNode(t *testing.T) {
 // a copy of the database, which holds the web secret too, is not enough.
 func TestScratch_sealed(t *testing.T) {
 	env := newWebEnv(t, store.ThrottlePolicy{})
-	storetest.AddUser(t, env.st.Store, "taro@skydesk.jp", "correct horse")
+	storetest.AddUser(t, env.st.Driver, "taro@skydesk.jp", "correct horse")
 	c := env.client()
 	token := csrfOf(t, env.signIn(c, "taro@skydesk.jp", "correct horse"))
 	if resp, _ := env.createApp(c, token, "phone", nil); resp.StatusCode != http.StatusSeeOther {
