@@ -244,17 +244,18 @@ func (h *Handler) lookup(m *dns.Msg, q dns.Question) {
 		// RFC 8482 §4.1: one RRset is enough.
 		qtype = 0
 		for _, t := range anyOrder {
-			if len(n.rrsets[t]) > 0 {
+			if n.rrset(t) != nil {
 				qtype = t
 				break
 			}
 		}
 	}
-	set := n.rrsets[qtype]
-	if len(set) == 0 {
+	rs := n.rrset(qtype)
+	if rs == nil {
 		m.Ns = []dns.RR{negativeSOA(z, owner(z.apex), zs.serial)} // NODATA (RFC 2308 §2.2)
 		return
 	}
+	set := rs.rrs
 	if qtype == dns.TypeSOA {
 		set = []dns.RR{withSerial(z.soa, zs.serial)}
 	}
@@ -265,7 +266,7 @@ func (h *Handler) lookup(m *dns.Msg, q dns.Question) {
 	} else {
 		m.Answer = append(m.Answer, set...)
 	}
-	if ex := n.extra[qtype]; len(ex) > 0 {
+	if ex := rs.extra; len(ex) > 0 {
 		opt := m.IsEdns0()
 		m.Extra = append([]dns.RR(nil), ex...)
 		if opt != nil {

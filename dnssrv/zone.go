@@ -9,13 +9,32 @@ import (
 	"github.com/skydesk/skydeskd/profiles"
 )
 
-// node is one owner name. An empty rrsets map is an empty non-terminal.
+// node is one owner name; one without RRsets or CNAME is an empty
+// non-terminal. A node has one to three RRsets, so they are a slice
+// searched in order, not a map: with 10,000 zones of a dozen nodes each,
+// two small maps per node were most of the server's memory.
 type node struct {
-	rrsets map[uint16][]dns.RR
-	// extra holds, per type, the A/AAAA of SRV/MX/NS/CNAME targets we know
-	// (the additional section), computed when the zone is built.
-	extra map[uint16][]dns.RR
+	sets  []rrset
 	cname *dns.CNAME
+}
+
+// rrset is the records of one type at a node (never none).
+type rrset struct {
+	rrs []dns.RR
+	// extra holds the A/AAAA of the SRV/MX/NS targets we know (the
+	// additional section), computed when the zone is built.
+	extra []dns.RR
+	t     uint16
+}
+
+// rrset returns the RRset of type t at n, or nil.
+func (n *node) rrset(t uint16) *rrset {
+	for i := range n.sets {
+		if n.sets[i].t == t {
+			return &n.sets[i]
+		}
+	}
+	return nil
 }
 
 // zone is one apex and the names below it. It is immutable once built and
@@ -104,7 +123,11 @@ func (z *zone) add(rr dns.RR) {
 		return
 	}
 	t := rr.Header().Rrtype
-	n.rrsets[t] = append(n.rrsets[t], rr)
+	if s := n.rrset(t); s != nil {
+		s.rrs = append(s.rrs, rr)
+		return
+	}
+	n.sets = append(n.sets, rrset{rrs: []dns.RR{rr}, t: t})
 }
 
 // node returns the node of name, creating it and any empty non-terminals
@@ -114,7 +137,7 @@ func (z *zone) node(name string) *node {
 	if n != nil {
 		return n
 	}
-	n = &node{rrsets: map[uint16][]dns.RR{}, extra: map[uint16][]dns.RR{}}
+	n = &node{}
 	z.nodes[name] = n
 	if name != z.apex {
 		if off, end := dns.NextLabel(name, 0); !end {
@@ -258,8 +281,9 @@ func (z *zone) build(o *Options, a *addrIndex, hosts []string) {
 	// The additional section: addresses of the targets we know, so a
 	// client needs no second query (RFC 2782 "Usage rules", RFC 1035 §3.3.9).
 	for _, n := range z.nodes {
-		for t, set := range n.rrsets {
-			for _, rr := range set {
+		for i := range n.sets {
+			set := &n.sets[i]
+			for _, rr := range set.rrs {
 				var name string
 				switch r := rr.(type) {
 				case *dns.SRV:
@@ -269,7 +293,7 @@ func (z *zone) build(o *Options, a *addrIndex, hosts []string) {
 				case *dns.NS:
 					name = r.Ns
 				}
-				n.extra[t] = append(n.extra[t], a.rrs[name]...)
+				set.extra = appendShared(set.extra, a.rrs[name])
 				if name != "" && name != "." && a.rrs[name] == nil {
 					z.addTarget(target{name: name})
 				}
@@ -279,6 +303,16 @@ func (z *zone) build(o *Options, a *addrIndex, hosts []string) {
 			z.addTarget(target{name: n.cname.Target, cname: true})
 		}
 	}
+}
+
+// appendShared is append(s, add...), except that an empty s takes add
+// itself: extras are read only, and most RRsets have a single target
+// whose addresses every zone can share.
+func appendShared(s, add []dns.RR) []dns.RR {
+	if len(s) == 0 {
+		return add
+	}
+	return append(s[:len(s):len(s)], add...)
 }
 
 func (z *zone) addTarget(t target) {

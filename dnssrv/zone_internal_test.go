@@ -63,7 +63,7 @@ func TestReload_buildsOnlyChanged(t *testing.T) {
 		t.Fatalf("adding smtp.skydesk.jp built %q, want it and skydesk.jp.", built)
 	}
 	if n := h.zones.Load().byApex["skydesk.jp."].nodes["smtp.skydesk.jp."]; n != nil {
-		t.Fatalf("skydesk.jp. still has smtp.skydesk.jp.: %v", n.rrsets)
+		t.Fatalf("skydesk.jp. still has smtp.skydesk.jp.: %v", n.sets)
 	}
 	if built := reload(hosted); fmt.Sprint(built) != "[skydesk.jp.]" {
 		t.Fatalf("removing smtp.skydesk.jp built %q, want skydesk.jp. again", built)
