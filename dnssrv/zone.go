@@ -177,18 +177,22 @@ func buildZones(o *Options, a *addrIndex, prev *zones, serial uint32, hosted []s
 	// The apexes, each with its zone from prev or nil until built.
 	var build []*zone // zones to build, apex and domain set
 	var kb [256]byte
-	for _, d := range append([]string{o.PersonalDomain}, hosted...) {
+	add := func(d string) {
 		key := appendFqdn(kb[:0], d)
 		if _, dup := zs.byApex[string(key)]; dup {
-			continue // the provider zone, hosted too: it stays personal
+			return // the provider zone, hosted too: it stays personal
 		}
 		if z := prev.byApex[string(key)]; z != nil {
 			zs.byApex[z.apex] = z
-			continue
+			return
 		}
 		z := &zone{apex: fqdn(d), domain: d}
 		zs.byApex[z.apex] = nil
 		build = append(build, z)
+	}
+	add(o.PersonalDomain)
+	for _, d := range hosted {
+		add(d)
 	}
 	// Each service host is served in the zone of the longest apex it falls
 	// under; a zone kept whose hosts changed (an apex added below or above
@@ -219,12 +223,19 @@ func buildZones(o *Options, a *addrIndex, prev *zones, serial uint32, hosted []s
 		z.build(o, a, hosts[z.apex])
 		zs.byApex[z.apex] = z
 	}
-	for _, z := range append(prev.withHosts, build...) {
+	for _, z := range slices.Concat(prev.withHosts, build) {
 		if zs.byApex[z.apex] == z && len(z.hosts) > 0 {
 			zs.withHosts = append(zs.withHosts, z)
 		}
 	}
-	// The target counts: prev's, less the zones gone, plus the zones built.
+	zs.countTargets(prev, build)
+	zs.warn(o)
+	return zs, len(build)
+}
+
+// countTargets sets zs.targets: prev's counts, less those of the zones of
+// prev gone, plus those of the zones built.
+func (zs *zones) countTargets(prev *zones, build []*zone) {
 	count := func(z *zone, n int) {
 		for _, t := range z.targets {
 			if zs.targets[t] += n; zs.targets[t] == 0 {
@@ -245,8 +256,6 @@ func buildZones(o *Options, a *addrIndex, prev *zones, serial uint32, hosted []s
 	for _, z := range build {
 		count(z, 1)
 	}
-	zs.warn(o)
-	return zs, len(build)
 }
 
 // build renders zone z (apex and domain set) with the service hosts that
