@@ -3,7 +3,11 @@
 //
 // It is authoritative for the provider zone and for every hosted domain,
 // and answers from in-memory zones rebuilt when the domain list changes
-// (Handler.Reload), never with a database query per packet.
+// (Handler.Reload), never with a database query per packet. A zone is
+// kept from one rebuild to the next while its domain stays hosted (the
+// SOA serial, the one thing every change touches, is applied as answers
+// are made), so a domain added to 10,000 builds one zone, in
+// milliseconds, on every node (issue 14).
 //
 // Specifications implemented:
 //   - RFC 1034/1035: authoritative answers (AA), NXDOMAIN vs NODATA with the

@@ -18,6 +18,7 @@ type Snapshot func() (serial uint32, hosted []string)
 type Handler struct {
 	opts  Options
 	snap  Snapshot
+	addrs *addrIndex
 	zones atomic.Pointer[zones]
 	mu    sync.Mutex // serialises Reload
 	// counts holds an *atomic.Uint64 per countKey (QueryCounts).
@@ -36,7 +37,7 @@ func NewHandler(o Options, snap Snapshot) (*Handler, error) {
 	if snap == nil {
 		return nil, fmt.Errorf("dnssrv: a domain snapshot is required")
 	}
-	h := &Handler{opts: o, snap: snap}
+	h := &Handler{opts: o, snap: snap, addrs: newAddrIndex(&o)}
 	if o.RRL.ResponsesPerSecond > 0 {
 		h.rrl = newLimiter(o.RRL, o.Logger)
 	}
@@ -46,17 +47,20 @@ func NewHandler(o Options, snap Snapshot) (*Handler, error) {
 
 // Reload rebuilds the zones from the snapshot; queries in flight keep the
 // old set. Call it when the domain list changes (store.OnDomainsChanged).
+// Only the zones of domains added (and of those whose service hosts moved
+// to or from a new apex) are built; the others are kept from the previous
+// set, as Options.Profile must give a domain the same Profile every time.
 func (h *Handler) Reload() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	serial, hosted := h.snap()
-	zs := buildZones(&h.opts, serial, hosted)
+	zs, built := buildZones(&h.opts, h.addrs, h.zones.Load(), serial, hosted)
 	h.zones.Store(zs)
-	h.opts.Logger.Info("dns zones rebuilt", "serial", serial, "zones", len(zs.apexes))
+	h.opts.Logger.Info("dns zones rebuilt", "serial", serial, "zones", len(zs.byApex), "built", built)
 }
 
 // Zones lists the apexes served, sorted (absolute, lower case).
-func (h *Handler) Zones() []string { return append([]string(nil), h.zones.Load().apexes...) }
+func (h *Handler) Zones() []string { return h.zones.Load().apexes() }
 
 // ServeDNS answers one query. A panic is answered SERVFAIL and logged, as
 // CoreDNS does, so one bad packet cannot stop the server.
@@ -229,7 +233,7 @@ func (h *Handler) lookup(m *dns.Msg, q dns.Question) {
 	}
 	if n == nil {
 		m.Rcode = dns.RcodeNameError
-		m.Ns = []dns.RR{negativeSOA(z, owner(z.apex))}
+		m.Ns = []dns.RR{negativeSOA(z, owner(z.apex), zs.serial)}
 		return
 	}
 	if qtype == dns.TypeCNAME && n.cname != nil {
@@ -240,16 +244,20 @@ func (h *Handler) lookup(m *dns.Msg, q dns.Question) {
 		// RFC 8482 §4.1: one RRset is enough.
 		qtype = 0
 		for _, t := range anyOrder {
-			if len(n.rrsets[t]) > 0 {
+			if n.rrset(t) != nil {
 				qtype = t
 				break
 			}
 		}
 	}
-	set := n.rrsets[qtype]
-	if len(set) == 0 {
-		m.Ns = []dns.RR{negativeSOA(z, owner(z.apex))} // NODATA (RFC 2308 §2.2)
+	rs := n.rrset(qtype)
+	if rs == nil {
+		m.Ns = []dns.RR{negativeSOA(z, owner(z.apex), zs.serial)} // NODATA (RFC 2308 §2.2)
 		return
+	}
+	set := rs.rrs
+	if qtype == dns.TypeSOA {
+		set = []dns.RR{withSerial(z.soa, zs.serial)}
 	}
 	if o := owner(name); o != name {
 		for _, rr := range set {
@@ -258,7 +266,7 @@ func (h *Handler) lookup(m *dns.Msg, q dns.Question) {
 	} else {
 		m.Answer = append(m.Answer, set...)
 	}
-	if ex := n.extra[qtype]; len(ex) > 0 {
+	if ex := rs.extra; len(ex) > 0 {
 		opt := m.IsEdns0()
 		m.Extra = append([]dns.RR(nil), ex...)
 		if opt != nil {
@@ -267,13 +275,21 @@ func (h *Handler) lookup(m *dns.Msg, q dns.Question) {
 	}
 }
 
+// withSerial is the SOA of zone data (serial 0, see zone) as answered:
+// with the serial of the domain list.
+func withSerial(soa *dns.SOA, serial uint32) *dns.SOA {
+	c := *soa
+	c.Serial = serial
+	return &c
+}
+
 // negativeSOA is the SOA for the authority section of NXDOMAIN and NODATA
 // answers, with TTL min(TTL, MINIMUM) (RFC 2308 §3).
-func negativeSOA(z *zone, owner string) dns.RR {
-	soa := *z.soa
+func negativeSOA(z *zone, owner string, serial uint32) dns.RR {
+	soa := withSerial(z.soa, serial)
 	soa.Hdr.Name = owner
 	soa.Hdr.Ttl = min(soa.Hdr.Ttl, soa.Minttl)
-	return &soa
+	return soa
 }
 
 func withOwner(rr dns.RR, owner string) dns.RR {
