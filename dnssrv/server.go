@@ -183,34 +183,21 @@ func (s *Server) ServeTCP() error {
 	if s.l == nil {
 		return nil
 	}
-	var backoff acceptretry.Backoff
-	for {
-		c, err := s.l.Accept()
-		if err != nil {
-			if s.isClosed() || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			if acceptretry.Temporary(err) {
-				d := backoff.Next()
-				s.h.opts.Logger.Warn("dns: accept", "err", err, "retry_in", d)
-				time.Sleep(d)
-				continue
-			}
-			return err
-		}
-		backoff.Reset()
+	closing := func() bool { return s.isClosed() }
+	return acceptretry.Loop(s.l, closing, nil, s.h.opts.Logger, "dns: accept", func(c net.Conn) error {
 		release, _, ok := s.caps.Admit(c)
 		if !ok {
 			c.Close()
-			continue
+			return nil
 		}
 		if !s.track(c) {
 			c.Close()
 			release()
-			continue
+			return nil
 		}
 		go s.serveConn(c, release)
-	}
+		return nil
+	})
 }
 
 func (s *Server) track(c net.Conn) bool {
