@@ -17,12 +17,19 @@ import (
 	"github.com/skydesk/skydeskd/store"
 )
 
+// countUsage is the common table expression of insertBody's statements
+// that adds the message's size ($3) to its account's ($1) usage: a
+// data-modifying WITH runs to completion though nothing reads it.
+const countUsage = `u AS (UPDATE accounts SET usage = usage + $3 WHERE id = $1)`
+
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, store.ChunkSize); return &b }}
 
 // insertBody adds one message row for account id with the octets of body
-// (CRLF already), chunked when longer than store.ChunkSize; a read error
-// aborts the caller's transaction, so nothing partial is kept. New mail
-// enters the POP queue (access and spam filtering apply at listing).
+// (CRLF already), chunked when longer than store.ChunkSize, and counts its
+// size in the account's usage in the same statement (one round trip); a
+// read error aborts the caller's transaction, so nothing partial is kept.
+// New mail enters the POP queue (access and spam filtering apply at
+// listing).
 func insertBody(ctx context.Context, tx pgx.Tx, id int64, body store.Body, spam bool, now int64) (int64, error) {
 	size := body.Size()
 	bufp := chunkPool.Get().(*[]byte)
@@ -34,14 +41,14 @@ func insertBody(ctx context.Context, tx pgx.Tx, id int64, body store.Body, spam 
 		if n, err := body.ReadAt(b, 0); n < len(b) {
 			return 0, fmt.Errorf("reading message: %w", err)
 		}
-		if err := tx.QueryRow(ctx, `INSERT INTO messages (account_id, received, size, spam, in_pop, body)
-			VALUES ($1, $2, $3, $4, true, $5) RETURNING id`, id, now, size, spam, b).Scan(&uid); err != nil {
+		if err := tx.QueryRow(ctx, `WITH m AS (INSERT INTO messages (account_id, received, size, spam, in_pop, body)
+			VALUES ($1, $2, $3, $4, true, $5) RETURNING id), `+countUsage+` SELECT id FROM m`, id, now, size, spam, b).Scan(&uid); err != nil {
 			return 0, fmt.Errorf("storing message: %w", err)
 		}
 		return uid, nil
 	}
-	if err := tx.QueryRow(ctx, `INSERT INTO messages (account_id, received, size, spam, in_pop, body, chunked)
-		VALUES ($1, $2, $3, $4, true, '', true) RETURNING id`, id, now, size, spam).Scan(&uid); err != nil {
+	if err := tx.QueryRow(ctx, `WITH m AS (INSERT INTO messages (account_id, received, size, spam, in_pop, body, chunked)
+		VALUES ($1, $2, $3, $4, true, '', true) RETURNING id), `+countUsage+` SELECT id FROM m`, id, now, size, spam).Scan(&uid); err != nil {
 		return 0, fmt.Errorf("storing message: %w", err)
 	}
 	for seq, off := int64(0), int64(0); off < size; seq, off = seq+1, off+store.ChunkSize {

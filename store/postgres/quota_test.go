@@ -74,3 +74,39 @@ func TestQuota_concurrentNodes(t *testing.T) {
 		}
 	}
 }
+
+// A batch to one mailbox, its address spelled two ways, one message more
+// than its quota holds: the usage remembered within the transaction
+// (lockedUsage) is the account's, whatever the spelling, so exactly the
+// last message is refused and the others are stored.
+func TestQuota_batchToOneMailbox(t *testing.T) {
+	s := open(t, pgtest.URL(t))
+	ctx := t.Context()
+	if _, err := s.AddAccount(ctx, store.NewAccount{Address: "taro@skydesk.jp", Password: "password-taro"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetQuota(ctx, "taro@skydesk.jp", 1000); err != nil {
+		t.Fatal(err)
+	}
+	const fit = 10
+	batch := make([]store.Accepted, fit+1)
+	for i := range batch {
+		rcpt := "taro@skydesk.jp"
+		if i%2 == 1 {
+			rcpt = "Taro@SKYDESK.jp"
+		}
+		batch[i] = store.Accepted{Body: bytes.Repeat([]byte("x"), 1000/fit), Local: []string{rcpt}}
+	}
+	res, err := s.AcceptBatch(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if want := i == fit; errors.Is(r.Err, store.ErrOverQuota) != want || (!want && (r.Err != nil || len(r.UIDs) != 1)) {
+			t.Errorf("message %d: %+v, want over quota: %v", i, r, want)
+		}
+	}
+	if u, err := s.MailboxUsage(ctx, "taro@skydesk.jp"); err != nil || u != (store.Usage{Used: 1000, Quota: 1000}) {
+		t.Errorf("MailboxUsage = %+v, %v; want 1000 of 1000", u, err)
+	}
+}
