@@ -83,6 +83,29 @@ func (s *Store) AppendBody(ctx context.Context, accountID, id, off, n int64, dst
 	return s.appendChunks(ctx, id, off, n, dst)
 }
 
+// ReadBodies reads the bodies of several messages of an account in one
+// round trip, for a POP3 download read ahead (popstore): the messages
+// found that are one bytea (not chunked), by id; the caller bounds their
+// total size by the sizes it listed.
+func (s *Store) ReadBodies(ctx context.Context, accountID int64, ids []int64) (map[int64][]byte, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, body FROM messages WHERE account_id = $1 AND id = ANY($2) AND NOT chunked`, accountID, ids)
+	if err != nil {
+		return nil, fmt.Errorf("reading messages: %w", err)
+	}
+	out := make(map[int64][]byte, len(ids))
+	var id int64
+	var body []byte
+	_, err = pgx.ForEachRow(rows, []any{&id, &body}, func() error {
+		out[id] = body
+		body = nil // the next row scans into a slice of its own
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading messages: %w", err)
+	}
+	return out, nil
+}
+
 // appendChunks appends octets [off, off+n) of chunked message id to dst,
 // reading only the chunks the window covers, one row at a time.
 func (s *Store) appendChunks(ctx context.Context, id, off, n int64, dst []byte) ([]byte, error) {
