@@ -22,6 +22,11 @@ import (
 // data-modifying WITH runs to completion though nothing reads it.
 const countUsage = `u AS (UPDATE accounts SET usage = usage + $3 WHERE id = $1)`
 
+// insertSmall stores a message of one bytea: $1 account, $2 received,
+// $3 size, $4 spam, $5 body; it returns the message id.
+const insertSmall = `WITH m AS (INSERT INTO messages (account_id, received, size, spam, in_pop, body)
+	VALUES ($1, $2, $3, $4, true, $5) RETURNING id), ` + countUsage + ` SELECT id FROM m`
+
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, store.ChunkSize); return &b }}
 
 // insertBody adds one message row for account id with the octets of body
@@ -41,8 +46,7 @@ func insertBody(ctx context.Context, tx pgx.Tx, id int64, body store.Body, spam 
 		if n, err := body.ReadAt(b, 0); n < len(b) {
 			return 0, fmt.Errorf("reading message: %w", err)
 		}
-		if err := tx.QueryRow(ctx, `WITH m AS (INSERT INTO messages (account_id, received, size, spam, in_pop, body)
-			VALUES ($1, $2, $3, $4, true, $5) RETURNING id), `+countUsage+` SELECT id FROM m`, id, now, size, spam, b).Scan(&uid); err != nil {
+		if err := tx.QueryRow(ctx, insertSmall, id, now, size, spam, b).Scan(&uid); err != nil {
 			return 0, fmt.Errorf("storing message: %w", err)
 		}
 		return uid, nil

@@ -67,6 +67,9 @@ func (s *Store) AcceptBatch(ctx context.Context, batch []store.Accepted) ([]stor
 		local = append(local, a.Local...)
 	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if ok, err := s.acceptPipelined(ctx, tx, batch, out, now); ok || err != nil {
+			return err
+		}
 		if err := lockAccounts(ctx, tx, local); err != nil {
 			return err
 		}

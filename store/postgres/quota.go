@@ -41,13 +41,19 @@ func (s *Store) usageOf(ctx context.Context, q querier, address string, lock boo
 	if err != nil {
 		return 0, store.Usage{}, fmt.Errorf("reading quota: %w", err)
 	}
-	u.Default = own == nil
+	return id, s.usage(own, u.Used), nil
+}
+
+// usage is the store.Usage of an account row: its own quota (nil: the
+// configured default) and the octets it holds.
+func (s *Store) usage(own *int64, used int64) store.Usage {
+	u := store.Usage{Used: used, Default: own == nil}
 	if u.Default {
 		u.Quota = max(s.opts.DefaultQuota, 0)
 	} else {
 		u.Quota = *own
 	}
-	return id, u, nil
+	return u
 }
 
 // lockAccounts locks the account rows of addresses in id order, so that
