@@ -83,7 +83,7 @@ func (s *Store) AcceptBatch(ctx context.Context, batch []store.Accepted) ([]stor
 		}
 		return nil
 	})
-	if errors.Is(err, errRetrySaved) {
+	if errors.Is(err, errRetrySaved) && !store.IsUnavailable(err) { // the database away: no second try now
 		clear(out)
 		err = s.inTx(ctx, func(tx pgx.Tx) error {
 			if err := lockAccounts(ctx, tx, local); err != nil {
