@@ -118,11 +118,7 @@ func (c *Conn) serve() {
 			c.reply(ErrInternal)
 			_ = c.flush()
 		}
-		if c.sess != nil {
-			if err := c.sess.Logout(); err != nil {
-				c.log.Warn("logout", "err", err)
-			}
-		}
+		c.logout()
 		if c.state == stateTransaction {
 			c.log.Info("logged out", "retrieved", c.retrieved, "octets_sent", c.sent,
 				"marked", c.nDeleted, "expunged", c.expunged, "duration", time.Since(c.start).Round(time.Millisecond))
@@ -152,6 +148,18 @@ func (c *Conn) serve() {
 	c.ok(host + "POP3 server ready")
 	for c.step() {
 	}
+}
+
+// logout ends the backend session once (Session.Logout is called exactly
+// once): at QUIT before the answer, otherwise as the connection closes.
+func (c *Conn) logout() {
+	if c.sess == nil {
+		return
+	}
+	if err := c.sess.Logout(); err != nil {
+		c.log.Warn("logout", "err", err)
+	}
+	c.sess = nil
 }
 
 func (c *Conn) handshake(tc *tls.Conn) error {

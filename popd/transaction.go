@@ -168,12 +168,28 @@ func (c *Conn) retr(arg string, lines int) bool {
 }
 
 // quit enters UPDATE (RFC 1939 §6): the marks are applied in one call,
-// all or nothing.
+// all or nothing; then the session's resources are released (the
+// backend's Logout: the maildrop lock) before the answer goes out, so a
+// client that reconnects the moment it reads +OK finds the maildrop free.
 func (c *Conn) quit() {
+	var answer error
+	if c.nDeleted > 0 {
+		answer = c.expunge()
+	}
+	c.logout()
+	if answer != nil {
+		c.reply(answer)
+		return
+	}
 	if c.nDeleted == 0 {
 		c.ok("bye")
 		return
 	}
+	c.ok(fmt.Sprintf("bye, %d messages deleted", c.expunged))
+}
+
+// expunge applies the DELE marks; the error is the answer to QUIT.
+func (c *Conn) expunge() error {
 	nums := make([]int, 0, c.nDeleted)
 	for i, d := range c.deleted {
 		if d {
@@ -185,9 +201,8 @@ func (c *Conn) quit() {
 			c.log.Error("expunge", "err", err)
 			err = &Error{Code: "SYS/TEMP", Text: "deleted messages could not be removed; none were, try again"}
 		}
-		c.reply(err)
-		return
+		return err
 	}
 	c.expunged = len(nums)
-	c.ok(fmt.Sprintf("bye, %d messages deleted", len(nums)))
+	return nil
 }

@@ -135,8 +135,12 @@ type session struct {
 	// into ids); downloaded counts each once, however often it is sent.
 	retrieved  []bool
 	downloaded int
-	holder     string // lease holder id: this process and session
-	lease      *renewer
+	// opened is the message Open read last; ahead holds the bodies read
+	// ahead of RETR (body.go), by message number.
+	opened int
+	ahead  map[int][]byte
+	holder string // lease holder id: this process and session
+	lease  *renewer
 }
 
 var (
@@ -255,7 +259,7 @@ func (p *session) Logout() error {
 	} else if err != nil {
 		err = fmt.Errorf("recording the POP session: %w", err)
 	}
-	p.account, p.lease = 0, nil
+	p.account, p.lease, p.ahead = 0, nil, nil
 	return err
 }
 

@@ -421,6 +421,33 @@ func TestMaildrop_inUse(t *testing.T) {
 	b.login("taro@skydesk.jp", "right-password")
 }
 
+// RFC 1939 §6: QUIT releases the maildrop before its +OK, so a client
+// that reconnects the moment it reads the answer (as mailload does, and
+// clients that poll often) is never refused IN-USE: with marks applied
+// and without.
+func TestMaildrop_reconnectAfterQuit(t *testing.T) {
+	f := newPOPFixture(t)
+	storetest.AddUser(t, f.s, "taro@skydesk.jp", "right-password")
+	setPOP(t, f.s, "taro@skydesk.jp", "", false, store.DeleteOnServer)
+	const rounds = 20
+	for range rounds / 2 {
+		deliver(t, f.s, "taro@skydesk.jp", false, "Subject: x\r\n\r\nx\r\n")
+	}
+	c := f.dial(t)
+	for i := range rounds {
+		c.login("taro@skydesk.jp", "right-password")
+		if i%2 == 0 {
+			c.cmd("DELE 1", "+OK")
+			c.quit("+OK bye, 1 messages deleted")
+		} else {
+			c.quit("+OK bye")
+		}
+		c = f.dial(t) // the old connection is not closed by the client
+	}
+	c.login("taro@skydesk.jp", "right-password")
+	c.cmd("STAT", "+OK 0 0")
+}
+
 func waitUnlocked(t *testing.T, md *popstore.Backend, id int64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)

@@ -17,12 +17,24 @@ import (
 	"github.com/skydesk/skydeskd/store"
 )
 
+// countUsage is the common table expression of insertBody's statements
+// that adds the message's size ($3) to its account's ($1) usage: a
+// data-modifying WITH runs to completion though nothing reads it.
+const countUsage = `u AS (UPDATE accounts SET usage = usage + $3 WHERE id = $1)`
+
+// insertSmall stores a message of one bytea: $1 account, $2 received,
+// $3 size, $4 spam, $5 body; it returns the message id.
+const insertSmall = `WITH m AS (INSERT INTO messages (account_id, received, size, spam, in_pop, body)
+	VALUES ($1, $2, $3, $4, true, $5) RETURNING id), ` + countUsage + ` SELECT id FROM m`
+
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, store.ChunkSize); return &b }}
 
 // insertBody adds one message row for account id with the octets of body
-// (CRLF already), chunked when longer than store.ChunkSize; a read error
-// aborts the caller's transaction, so nothing partial is kept. New mail
-// enters the POP queue (access and spam filtering apply at listing).
+// (CRLF already), chunked when longer than store.ChunkSize, and counts its
+// size in the account's usage in the same statement (one round trip); a
+// read error aborts the caller's transaction, so nothing partial is kept.
+// New mail enters the POP queue (access and spam filtering apply at
+// listing).
 func insertBody(ctx context.Context, tx pgx.Tx, id int64, body store.Body, spam bool, now int64) (int64, error) {
 	size := body.Size()
 	bufp := chunkPool.Get().(*[]byte)
@@ -34,14 +46,13 @@ func insertBody(ctx context.Context, tx pgx.Tx, id int64, body store.Body, spam 
 		if n, err := body.ReadAt(b, 0); n < len(b) {
 			return 0, fmt.Errorf("reading message: %w", err)
 		}
-		if err := tx.QueryRow(ctx, `INSERT INTO messages (account_id, received, size, spam, in_pop, body)
-			VALUES ($1, $2, $3, $4, true, $5) RETURNING id`, id, now, size, spam, b).Scan(&uid); err != nil {
+		if err := tx.QueryRow(ctx, insertSmall, id, now, size, spam, b).Scan(&uid); err != nil {
 			return 0, fmt.Errorf("storing message: %w", err)
 		}
 		return uid, nil
 	}
-	if err := tx.QueryRow(ctx, `INSERT INTO messages (account_id, received, size, spam, in_pop, body, chunked)
-		VALUES ($1, $2, $3, $4, true, '', true) RETURNING id`, id, now, size, spam).Scan(&uid); err != nil {
+	if err := tx.QueryRow(ctx, `WITH m AS (INSERT INTO messages (account_id, received, size, spam, in_pop, body, chunked)
+		VALUES ($1, $2, $3, $4, true, '', true) RETURNING id), `+countUsage+` SELECT id FROM m`, id, now, size, spam).Scan(&uid); err != nil {
 		return 0, fmt.Errorf("storing message: %w", err)
 	}
 	for seq, off := int64(0), int64(0); off < size; seq, off = seq+1, off+store.ChunkSize {
@@ -74,6 +85,29 @@ func (s *Store) AppendBody(ctx context.Context, accountID, id, off, n int64, dst
 		return append(dst, part...), nil
 	}
 	return s.appendChunks(ctx, id, off, n, dst)
+}
+
+// ReadBodies reads the bodies of several messages of an account in one
+// round trip, for a POP3 download read ahead (popstore): the messages
+// found that are one bytea (not chunked), by id; the caller bounds their
+// total size by the sizes it listed.
+func (s *Store) ReadBodies(ctx context.Context, accountID int64, ids []int64) (map[int64][]byte, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, body FROM messages WHERE account_id = $1 AND id = ANY($2) AND NOT chunked`, accountID, ids)
+	if err != nil {
+		return nil, fmt.Errorf("reading messages: %w", err)
+	}
+	out := make(map[int64][]byte, len(ids))
+	var id int64
+	var body []byte
+	_, err = pgx.ForEachRow(rows, []any{&id, &body}, func() error {
+		out[id] = body
+		body = nil // the next row scans into a slice of its own
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading messages: %w", err)
+	}
+	return out, nil
 }
 
 // appendChunks appends octets [off, off+n) of chunked message id to dst,

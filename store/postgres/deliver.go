@@ -39,7 +39,7 @@ func (s *Store) accept(ctx context.Context, a store.Accepted, now int64) (uids [
 		if err := lockAccounts(ctx, tx, a.Local); err != nil {
 			return err
 		}
-		uids, queueID, err = s.acceptTx(ctx, tx, a, now)
+		uids, queueID, err = s.acceptTx(ctx, tx, nil, a, now)
 		return err
 	})
 	if err != nil {
@@ -49,9 +49,16 @@ func (s *Store) accept(ctx context.Context, a store.Accepted, now int64) (uids [
 }
 
 // AcceptBatch stores several messages in one transaction (one commit for
-// all), each under its own savepoint, so one message's failure leaves the
-// others in. The accounts of every local recipient are locked first, in
-// id order, so concurrent batches never deadlock on each other.
+// all), so one message's failure leaves the others in. The accounts of
+// every local recipient are locked first, in id order, so concurrent
+// batches never deadlock on each other.
+//
+// A batch is first tried without savepoints, each locked account's usage
+// read once (lockedUsage): a statement per message, since every round
+// trip to the database is spent while the account rows are locked. Should
+// any message fail, that transaction is rolled back whole and the batch
+// stored again with a savepoint around each message, which keeps the
+// others.
 func (s *Store) AcceptBatch(ctx context.Context, batch []store.Accepted) ([]store.AcceptResult, error) {
 	now := s.now().UnixNano()
 	out := make([]store.AcceptResult, len(batch))
@@ -60,35 +67,65 @@ func (s *Store) AcceptBatch(ctx context.Context, batch []store.Accepted) ([]stor
 		local = append(local, a.Local...)
 	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if ok, err := s.acceptPipelined(ctx, tx, batch, out, now); ok || err != nil {
+			return err
+		}
 		if err := lockAccounts(ctx, tx, local); err != nil {
 			return err
 		}
+		locked := lockedUsage{}
 		for i, a := range batch {
-			if _, err := tx.Exec(ctx, `SAVEPOINT accept`); err != nil {
-				return err
-			}
-			uids, qid, err := s.acceptTx(ctx, tx, a, now)
+			uids, qid, err := s.acceptTx(ctx, tx, locked, a, now)
 			if err != nil {
-				if _, rerr := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT accept`); rerr != nil {
-					return errors.Join(err, rerr)
-				}
+				return errRetrySaved
 			}
-			if _, err := tx.Exec(ctx, `RELEASE SAVEPOINT accept`); err != nil {
-				return err
-			}
-			out[i] = store.AcceptResult{UIDs: uids, QueueID: qid, Err: err}
+			out[i] = store.AcceptResult{UIDs: uids, QueueID: qid}
 		}
 		return nil
 	})
+	if errors.Is(err, errRetrySaved) && !store.IsUnavailable(err) { // the database away: no second try now
+		clear(out)
+		err = s.inTx(ctx, func(tx pgx.Tx) error {
+			if err := lockAccounts(ctx, tx, local); err != nil {
+				return err
+			}
+			return s.acceptSaved(ctx, tx, batch, out, now)
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
+// errRetrySaved rolls back a batch tried without savepoints.
+var errRetrySaved = errors.New("a message of the batch failed: storing it again under savepoints")
+
+// acceptSaved stores each message of batch under its own savepoint,
+// recording its result in out.
+func (s *Store) acceptSaved(ctx context.Context, tx pgx.Tx, batch []store.Accepted, out []store.AcceptResult, now int64) error {
+	for i, a := range batch {
+		if _, err := tx.Exec(ctx, `SAVEPOINT accept`); err != nil {
+			return err
+		}
+		uids, qid, err := s.acceptTx(ctx, tx, nil, a, now)
+		if err != nil {
+			if _, rerr := tx.Exec(ctx, `ROLLBACK TO SAVEPOINT accept`); rerr != nil {
+				return errors.Join(err, rerr)
+			}
+		}
+		if _, err := tx.Exec(ctx, `RELEASE SAVEPOINT accept`); err != nil {
+			return err
+		}
+		out[i] = store.AcceptResult{UIDs: uids, QueueID: qid, Err: err}
+	}
+	return nil
+}
+
 // acceptTx stores a inside tx (its accounts locked by the caller when
-// there are several); a mailbox over its quota is store.ErrOverQuota.
-func (s *Store) acceptTx(ctx context.Context, tx pgx.Tx, a store.Accepted, now int64) (uids []int64, queueID int64, err error) {
+// there are several; locked as for insertMessage); a mailbox over its
+// quota is store.ErrOverQuota.
+func (s *Store) acceptTx(ctx context.Context, tx pgx.Tx, locked lockedUsage, a store.Accepted, now int64) (uids []int64, queueID int64, err error) {
 	if len(a.Local)+len(a.Remote)+len(a.Forwards) == 0 {
 		return nil, 0, errors.New("accepted message without recipients")
 	}
@@ -97,7 +134,7 @@ func (s *Store) acceptTx(ctx context.Context, tx pgx.Tx, a store.Accepted, now i
 		body = store.BytesBody(a.Body)
 	}
 	for _, rcpt := range a.Local {
-		uid, err := s.insertMessage(ctx, tx, rcpt, body, a.Spam, true, now)
+		uid, err := s.insertMessage(ctx, tx, locked, rcpt, body, a.Spam, true, now)
 		if err != nil {
 			return nil, 0, err
 		}

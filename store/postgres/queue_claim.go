@@ -95,7 +95,7 @@ func (s *Store) QueueSettle(ctx context.Context, id int64, holder string, r stor
 		if len(r.Bounced) == 0 || r.DSN == nil || r.BounceTo == "" {
 			return nil
 		}
-		_, err = s.insertMessage(ctx, tx, r.BounceTo, store.BytesBody(r.DSN), false, false, s.now().UnixNano())
+		_, err = s.insertMessage(ctx, tx, nil, r.BounceTo, store.BytesBody(r.DSN), false, false, s.now().UnixNano())
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}

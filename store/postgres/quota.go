@@ -41,13 +41,19 @@ func (s *Store) usageOf(ctx context.Context, q querier, address string, lock boo
 	if err != nil {
 		return 0, store.Usage{}, fmt.Errorf("reading quota: %w", err)
 	}
-	u.Default = own == nil
+	return id, s.usage(own, u.Used), nil
+}
+
+// usage is the store.Usage of an account row: its own quota (nil: the
+// configured default) and the octets it holds.
+func (s *Store) usage(own *int64, used int64) store.Usage {
+	u := store.Usage{Used: used, Default: own == nil}
 	if u.Default {
 		u.Quota = max(s.opts.DefaultQuota, 0)
 	} else {
 		u.Quota = *own
 	}
-	return id, u, nil
+	return u
 }
 
 // lockAccounts locks the account rows of addresses in id order, so that
@@ -102,25 +108,49 @@ func (s *Store) SetQuota(ctx context.Context, address string, quota int64) error
 	return nil
 }
 
+// lockedUsage remembers, within one transaction, the accounts whose rows
+// it has locked and their usage as the transaction left it: the row lock
+// keeps every other writer of usage and quota out until the transaction
+// ends, so the figure stays exact and a further message to the same
+// mailbox in that transaction needs no read. Only for a transaction that
+// is rolled back whole on any error (a savepoint rolled back would leave
+// the figure too high); nil remembers nothing.
+type lockedUsage map[string]*lockedAccount // by normalized address
+
+type lockedAccount struct {
+	id int64
+	u  store.Usage
+}
+
 // insertMessage adds body to rcpt's mailbox inside tx and counts it in
 // the account's usage, holding the account row's lock; with enforce, a
 // message that would take the mailbox over its quota is
-// store.ErrOverQuota.
-func (s *Store) insertMessage(ctx context.Context, tx pgx.Tx, rcpt string, body store.Body, spam, enforce bool, now int64) (int64, error) {
-	id, u, err := s.usageOf(ctx, tx, rcpt, true)
-	if err != nil {
-		return 0, err
+// store.ErrOverQuota. locked (may be nil) spares the read of an account
+// this transaction has already locked.
+func (s *Store) insertMessage(ctx context.Context, tx pgx.Tx, locked lockedUsage, rcpt string, body store.Body, spam, enforce bool, now int64) (int64, error) {
+	key := rcpt // locked's key: the normalized address, one per account
+	if a, err := profiles.NormalizeAddress(rcpt); err == nil {
+		key = a.String()
+	}
+	la := locked[key]
+	if la == nil {
+		id, u, err := s.usageOf(ctx, tx, rcpt, true)
+		if err != nil {
+			return 0, err
+		}
+		la = &lockedAccount{id: id, u: u}
 	}
 	size := body.Size()
-	if enforce && !u.Fits(size) {
-		return 0, fmt.Errorf("%w: %s holds %d of %d octets, message is %d", store.ErrOverQuota, rcpt, u.Used, u.Quota, size)
+	if enforce && !la.u.Fits(size) {
+		return 0, fmt.Errorf("%w: %s holds %d of %d octets, message is %d", store.ErrOverQuota, rcpt, la.u.Used, la.u.Quota, size)
 	}
-	uid, err := insertBody(ctx, tx, id, body, spam, now)
+	uid, err := insertBody(ctx, tx, la.id, body, spam, now)
 	if err != nil {
 		return 0, err
 	}
-	if _, err := tx.Exec(ctx, `UPDATE accounts SET usage = usage + $1 WHERE id = $2`, size, id); err != nil {
-		return 0, fmt.Errorf("counting usage: %w", err)
+	if locked != nil {
+		la.u.Used += size
+		locked[key] = la
 	}
 	return uid, nil
 }

@@ -74,3 +74,52 @@ func TestQuota_concurrentNodes(t *testing.T) {
 		}
 	}
 }
+
+// Batches to one mailbox, its address spelled two ways: one that fits
+// (stored in one pipeline), then one a message more than the quota holds
+// (tried so, then under savepoints). The usage remembered within the
+// transaction is the account's, whatever the spelling, so exactly the
+// last message is refused and the others are stored.
+func TestQuota_batchToOneMailbox(t *testing.T) {
+	s := open(t, pgtest.URL(t))
+	ctx := t.Context()
+	if _, err := s.AddAccount(ctx, store.NewAccount{Address: "taro@skydesk.jp", Password: "password-taro"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetQuota(ctx, "taro@skydesk.jp", 1000); err != nil {
+		t.Fatal(err)
+	}
+	const fit = 10
+	batch := func(n int) []store.Accepted {
+		b := make([]store.Accepted, n)
+		for i := range b {
+			rcpt := "taro@skydesk.jp"
+			if i%2 == 1 {
+				rcpt = "Taro@SKYDESK.jp"
+			}
+			b[i] = store.Accepted{Body: bytes.Repeat([]byte("x"), 1000/fit), Local: []string{rcpt}}
+		}
+		return b
+	}
+	for _, n := range []int{fit / 2, fit/2 + 1} {
+		res, err := s.AcceptBatch(ctx, batch(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range res {
+			if want := i == fit/2; errors.Is(r.Err, store.ErrOverQuota) != want || (!want && (r.Err != nil || len(r.UIDs) != 1 || r.UIDs[0] == 0)) {
+				t.Errorf("batch of %d, message %d: %+v, want over quota: %v", n, i, r, want)
+			}
+		}
+	}
+	if u, err := s.MailboxUsage(ctx, "taro@skydesk.jp"); err != nil || u != (store.Usage{Used: 1000, Quota: 1000}) {
+		t.Errorf("MailboxUsage = %+v, %v; want 1000 of 1000", u, err)
+	}
+	acc, err := s.GetAccount(ctx, "taro@skydesk.jp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := s.ListMaildrop(ctx, acc.ID, store.POPSettings{Access: store.POPAll}); err != nil || len(l) != fit {
+		t.Errorf("%d messages stored (%v), want %d", len(l), err, fit)
+	}
+}
