@@ -97,8 +97,9 @@ func (s *Store) AcceptBatch(ctx context.Context, batch []Accepted) ([]AcceptResu
 	return out, nil
 }
 
-// body is the message as a Body.
-func (a Accepted) body() Body {
+// Message is the accepted message as a Body: Stream, or Body with CRLF
+// line endings.
+func (a Accepted) Message() Body {
 	if a.Stream != nil {
 		return a.Stream
 	}
@@ -110,7 +111,7 @@ func (s *Store) acceptTx(ctx context.Context, tx *sql.Tx, a Accepted, now int64)
 	if len(a.Local)+len(a.Remote)+len(a.Forwards) == 0 {
 		return nil, 0, errors.New("accepted message without recipients")
 	}
-	body := a.body()
+	body := a.Message()
 	for _, rcpt := range a.Local {
 		uid, err := s.insertMessage(ctx, tx, rcpt, body, a.Spam, true, now)
 		if err != nil {

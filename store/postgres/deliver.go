@@ -129,10 +129,7 @@ func (s *Store) acceptTx(ctx context.Context, tx pgx.Tx, locked lockedUsage, a s
 	if len(a.Local)+len(a.Remote)+len(a.Forwards) == 0 {
 		return nil, 0, errors.New("accepted message without recipients")
 	}
-	body := a.Stream
-	if body == nil {
-		body = store.BytesBody(a.Body)
-	}
+	body := a.Message()
 	for _, rcpt := range a.Local {
 		uid, err := s.insertMessage(ctx, tx, locked, rcpt, body, a.Spam, true, now)
 		if err != nil {

@@ -23,10 +23,7 @@ func (s *Store) acceptPipelined(ctx context.Context, tx pgx.Tx, batch []store.Ac
 	bodies := make([]store.Body, len(batch))
 	var addrs []string
 	for i, a := range batch {
-		bodies[i] = a.Stream
-		if bodies[i] == nil {
-			bodies[i] = store.BytesBody(a.Body)
-		}
+		bodies[i] = a.Message()
 		if len(a.Local) == 0 || len(a.Remote)+len(a.Forwards) > 0 || bodies[i].Size() > store.ChunkSize {
 			return false, nil
 		}
@@ -52,6 +49,14 @@ func (s *Store) acceptPipelined(ctx context.Context, tx pgx.Tx, batch []store.Ac
 	k := 0 // index into addrs
 	for i, a := range batch {
 		size := bodies[i].Size()
+		// One read per message: its recipients' inserts share the octets
+		// (the pipeline sends them before the buffers go back).
+		p := chunkPool.Get().(*[]byte)
+		bufs = append(bufs, p)
+		body := (*p)[:size]
+		if n, err := bodies[i].ReadAt(body, 0); n < len(body) {
+			return true, fmt.Errorf("%w: reading message: %w", errRetrySaved, err)
+		}
 		out[i].UIDs = make([]int64, len(a.Local))
 		for j := range a.Local {
 			la := locked[addrs[k]]
@@ -60,12 +65,6 @@ func (s *Store) acceptPipelined(ctx context.Context, tx pgx.Tx, batch []store.Ac
 				return true, errRetrySaved // unknown or full: the savepoint path says which
 			}
 			la.u.Used += size
-			p := chunkPool.Get().(*[]byte)
-			bufs = append(bufs, p)
-			body := (*p)[:size]
-			if n, err := bodies[i].ReadAt(body, 0); n < len(body) {
-				return true, fmt.Errorf("%w: reading message: %w", errRetrySaved, err)
-			}
 			uid := &out[i].UIDs[j]
 			b.Queue(insertSmall, la.id, now, size, a.Spam, body).QueryRow(func(row pgx.Row) error { return row.Scan(uid) })
 		}
