@@ -41,18 +41,14 @@ func (p *session) Open(ctx context.Context, n int) (io.ReadCloser, error) {
 	id, size := p.ids[n-1], p.sizes[n-1]
 	sequential := n == p.opened+1
 	p.opened = n
-	if b, ok := p.ahead[n]; ok {
-		delete(p.ahead, n)
-		return &pooledBody{Reader: bytes.NewReader(b)}, nil
-	}
-	if sequential && n > 1 {
+	if _, ok := p.ahead[n]; !ok && sequential && n > 1 {
 		if err := p.readAhead(ctx, n); err != nil {
 			return nil, p.b.temp("reading messages", err)
 		}
-		if b, ok := p.ahead[n]; ok {
-			delete(p.ahead, n)
-			return &pooledBody{Reader: bytes.NewReader(b)}, nil
-		}
+	}
+	if b, ok := p.ahead[n]; ok {
+		delete(p.ahead, n)
+		return &pooledBody{Reader: bytes.NewReader(b)}, nil
 	}
 	if size > bodyChunk {
 		return &chunkReader{ctx: ctx, st: p.st, account: p.account, id: id, size: size}, nil
