@@ -35,14 +35,14 @@ type ConnLimits struct {
 
 // POPLimits are ConnLimits plus the time allowed to log in.
 type POPLimits struct {
-	ConnectionsPerNetwork int `yaml:"connections_per_network"`
+	ConnLimits `yaml:",inline"`
 	// LoginTimeout bounds the whole AUTHORIZATION state (Go duration).
 	LoginTimeout string `yaml:"login_timeout"`
 }
 
 // SMTPLimits are ConnLimits plus the wait for a client's first command.
 type SMTPLimits struct {
-	ConnectionsPerNetwork int `yaml:"connections_per_network"`
+	ConnLimits `yaml:",inline"`
 	// FirstCommandTimeout bounds the wait for the first command after the
 	// greeting on plaintext connections (25, 587) and after the TLS
 	// handshake on 465 (Go duration). RFC 5321 §4.5.3.2.7 asks a server
@@ -54,8 +54,8 @@ type SMTPLimits struct {
 // DNSTCPLimits are ConnLimits plus the wait for a TCP client's first
 // query (RFC 7766 §6.2.3: servers may close idle connections quickly).
 type DNSTCPLimits struct {
-	ConnectionsPerNetwork int    `yaml:"connections_per_network"`
-	FirstQueryTimeout     string `yaml:"first_query_timeout"`
+	ConnLimits        `yaml:",inline"`
+	FirstQueryTimeout string `yaml:"first_query_timeout"`
 }
 
 // defaultLimits keep one network to a small share of each listener's
@@ -68,10 +68,10 @@ func defaultLimits() Limits {
 	return Limits{
 		IPv4Prefix: 32, IPv6Prefix: 64,
 		TLSHandshakeTimeout: "10s",
-		POP:                 POPLimits{ConnectionsPerNetwork: 50, LoginTimeout: "1m"},
-		SMTP:                SMTPLimits{ConnectionsPerNetwork: 20, FirstCommandTimeout: "1m"},
+		POP:                 POPLimits{ConnLimits: ConnLimits{ConnectionsPerNetwork: 50}, LoginTimeout: "1m"},
+		SMTP:                SMTPLimits{ConnLimits: ConnLimits{ConnectionsPerNetwork: 20}, FirstCommandTimeout: "1m"},
 		HTTP:                ConnLimits{ConnectionsPerNetwork: 64},
-		DNSTCP:              DNSTCPLimits{ConnectionsPerNetwork: 16, FirstQueryTimeout: "5s"},
+		DNSTCP:              DNSTCPLimits{ConnLimits: ConnLimits{ConnectionsPerNetwork: 16}, FirstQueryTimeout: "5s"},
 	}
 }
 
